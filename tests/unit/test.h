@@ -42,8 +42,8 @@ typedef struct test_case { const char *name; void (*fn)(void); } test_case;
 #define TEST_MAIN() \
 jmp_buf test_jmp; int test_failed; \
 int main(int argc, char **argv) { \
-	int failed = 0, passed = 0; \
-	for (size_t i = 0; i < sizeof(test_cases) / sizeof(test_cases[0]); i++) { \
+	volatile int failed = 0, passed = 0; \
+	for (volatile size_t i = 0; i < sizeof(test_cases) / sizeof(test_cases[0]); i++) { \
 		if (argc > 1 && strcmp(argv[1], test_cases[i].name) != 0) { continue; } \
 		test_failed = 0; \
 		if (setjmp(test_jmp) == 0) { test_cases[i].fn(); } \

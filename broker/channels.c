@@ -1,0 +1,402 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The two channel modules of the contract: `comments:<video_id>` (history,
+ * durable new comments, live broadcast, presence by user) and
+ * `presence:<user_id>` (one user's devices, with the device limit). */
+#include "broker/channels.h"
+
+#include "broker/conn.h"
+#include "broker/node.h"
+#include "broker/presence.h"
+#include "broker/ratelimit.h"
+#include "broker/router.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "storage/comments.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define COMMENTS_PREFIX "comments:"
+#define PRESENCE_PREFIX "presence:"
+#define DEFAULT_LIMIT 50
+#define MAX_LIMIT 200
+#define MAX_ID_BYTES 128
+
+/* ---- shared helpers ---- */
+
+static char *
+dumps(json_t *v)
+{
+	char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+
+	json_decref(v);
+	return s;
+}
+
+static char *
+online_meta(void)
+{
+	return dumps(json_pack("{s:I}", "online_at", (json_int_t)time(NULL)));
+}
+
+static json_t *
+comment_json(const sto_comment *c)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", c->id,
+	    "video_id", c->video_id, "user_id", c->user_id,
+	    "content", c->content, "inserted_at", (json_int_t)c->inserted_at);
+}
+
+static char *
+list_json(const sto_comment_list *l)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	for (i = 0; arr && i < l->count; i++) {
+		json_array_append_new(arr, comment_json(&l->items[i]));
+	}
+	return dumps(json_pack("{s:o, s:b}", "comments", arr,
+	    "has_more", l->has_more));
+}
+
+static const char *
+video_of(brk_channel *ch)
+{
+	return brk_channel_topic(ch) + strlen(COMMENTS_PREFIX);
+}
+
+/* Reads `limit`: absent → default; an integer is clamped to [1, MAX]. */
+static int
+read_limit(json_t *params, size_t *limit)
+{
+	json_t *v = json_object_get(params, "limit");
+	json_int_t n;
+
+	*limit = DEFAULT_LIMIT;
+	if (v == NULL || json_is_null(v)) {
+		return 0;
+	}
+	if (!json_is_integer(v)) {
+		return -1;
+	}
+	n = json_integer_value(v);
+	*limit = n < 1 ? 1 : n > MAX_LIMIT ? MAX_LIMIT : (size_t)n;
+	return 0;
+}
+
+/* Reads an optional comment-id parameter (`since`, `before`). */
+static int
+read_id(json_t *params, const char *name, const char **id)
+{
+	json_t *v = json_object_get(params, name);
+
+	*id = NULL;
+	if (v == NULL || json_is_null(v)) {
+		return 0;
+	}
+	if (!json_is_string(v) || json_string_length(v) == 0 ||
+	    json_string_length(v) > MAX_ID_BYTES) {
+		return -1;
+	}
+	*id = json_string_value(v);
+	return 0;
+}
+
+/* ---- comments:<video_id> ---- */
+
+static int
+comments_join(brk_channel *ch, json_t *params, char **reply,
+    const char **reason)
+{
+	sto_comments *st = brk_node_comments(brk_channel_node(ch));
+	const char *video = video_of(ch), *since;
+	sto_comment_list *l = NULL;
+	size_t limit;
+	int rc;
+
+	if (strlen(video) > STO_VIDEO_ID_MAX) {
+		*reason = "invalid_topic";
+		return -1;
+	}
+	if (read_limit(params, &limit) || read_id(params, "since", &since)) {
+		*reason = "invalid_params";
+		return -1;
+	}
+	rc = since ? sto_comments_after(st, video, since, limit, &l)
+	    : sto_comments_latest(st, video, limit, &l);
+	if (rc != PL_OK) {
+		LOG_ERR("BRK-HISTORY", "history of %s failed: %s", video,
+		    pl_strerror(rc));
+		*reason = "internal_error";
+		return -1;
+	}
+	*reply = list_json(l);
+	sto_comment_list_free(l);
+	return 0;
+}
+
+static void
+comments_after_join(brk_channel *ch)
+{
+	brk_presence *p = brk_node_presence(brk_channel_node(ch));
+	char *meta = online_meta();
+
+	if (meta) {
+		brk_presence_track(p, ch, brk_channel_user(ch), meta);
+	}
+	free(meta);
+	brk_presence_push_state(p, ch);
+}
+
+typedef struct post_ctx {
+	brk_node *node;
+	brk_reply *reply;
+	char *topic;
+} post_ctx;
+
+static void
+on_durable(void *arg, int status, const sto_comment *c)
+{
+	post_ctx *pc = arg;
+	brk_node_stats *stats = brk_node_stats_of(pc->node);
+	char *body, *resp;
+
+	if (status != PL_OK) {
+		LOG_ERR("BRK-STORE", "comment on %s not stored: %s", pc->topic,
+		    pl_strerror(status));
+		stats->comments_refused++;
+		brk_reply_error(pc->reply, "internal_error");
+		goto out;
+	}
+	stats->comments_ok++;
+	resp = dumps(json_pack("{s:s}", "id", c->id));
+	brk_reply_ok(pc->reply, resp ? resp : "{}");
+	free(resp);
+	body = dumps(comment_json(c));
+	if (body) {
+		brk_router_broadcast(brk_node_router(pc->node), pc->topic,
+		    "new_comment", body, strlen(body));
+	}
+	free(body);
+out:
+	free(pc->topic);
+	free(pc);
+}
+
+/* A comment must be a non-empty string (after trimming white space) with no
+ * NUL; jansson has already refused invalid UTF-8 in the frame's JSON. */
+static const char *
+check_content(json_t *payload, long max_bytes, const char **text)
+{
+	json_t *v = json_is_object(payload) ? json_object_get(payload,
+	    "content") : NULL;
+	const char *s;
+	size_t len, i;
+
+	if (!json_is_string(v)) {
+		return "invalid_content";
+	}
+	s = json_string_value(v);
+	len = json_string_length(v);
+	if (strlen(s) != len) {
+		return "invalid_content";
+	}
+	for (i = 0; i < len && strchr(" \t\r\n", s[i]); i++) {
+	}
+	if (i == len) {
+		return "invalid_content";
+	}
+	if (len > (size_t)max_bytes) {
+		return "content_too_long";
+	}
+	*text = s;
+	return NULL;
+}
+
+static void
+new_comment(brk_channel *ch, json_t *payload, brk_reply *r)
+{
+	brk_node *n = brk_channel_node(ch);
+	const char *why, *text = NULL;
+	sto_comment_in in;
+	post_ctx *pc;
+	int rc;
+
+	why = check_content(payload, brk_node_config(n)->max_comment_bytes,
+	    &text);
+	if (why == NULL && brk_ratelimit_check(brk_node_ratelimit(n),
+	    "new_comment", brk_channel_user(ch),
+	    (uint64_t)time(NULL) * 1000) != PL_OK) {
+		why = "rate_limit_exceeded";
+	}
+	if (why) {
+		brk_node_stats_of(n)->comments_refused++;
+		brk_reply_error(r, why);
+		return;
+	}
+	pc = calloc(1, sizeof(*pc));
+	if (pc == NULL || (pc->topic = strdup(brk_channel_topic(ch))) == NULL) {
+		free(pc);
+		brk_reply_error(r, "internal_error");
+		return;
+	}
+	pc->node = n;
+	pc->reply = r;
+	in.video_id = video_of(ch);
+	in.user_id = brk_channel_user(ch);
+	in.content = text;
+	rc = sto_comments_append(brk_node_comments(n), &in, on_durable, pc, NULL);
+	if (rc != PL_OK) {
+		LOG_WARN("BRK-STORE", "comment on %s refused by storage: %s",
+		    pc->topic, pl_strerror(rc));
+		brk_reply_error(r, rc == PL_EFULL ? "overloaded" : "internal_error");
+		free(pc->topic);
+		free(pc);
+	}
+}
+
+static void
+list_comments(brk_channel *ch, json_t *payload, brk_reply *r)
+{
+	sto_comments *st = brk_node_comments(brk_channel_node(ch));
+	sto_comment_list *l = NULL;
+	const char *before;
+	size_t limit;
+	char *body;
+	int rc;
+
+	if (!json_is_object(payload) || read_limit(payload, &limit) ||
+	    read_id(payload, "before", &before)) {
+		brk_reply_error(r, "invalid_params");
+		return;
+	}
+	rc = before ? sto_comments_before(st, video_of(ch), before, limit, &l)
+	    : sto_comments_latest(st, video_of(ch), limit, &l);
+	if (rc != PL_OK) {
+		brk_reply_error(r, "internal_error");
+		return;
+	}
+	body = list_json(l);
+	sto_comment_list_free(l);
+	if (body == NULL) {
+		brk_reply_error(r, "internal_error");
+		return;
+	}
+	brk_reply_ok(r, body);
+	free(body);
+}
+
+static void
+comments_in(brk_channel *ch, const char *event, json_t *payload,
+    brk_reply *r)
+{
+	if (strcmp(event, "new_comment") == 0) {
+		new_comment(ch, payload, r);
+	} else if (strcmp(event, "list_comments") == 0) {
+		list_comments(ch, payload, r);
+	} else {
+		brk_reply_error(r, "unknown_event");
+	}
+}
+
+static void
+untrack(brk_channel *ch)
+{
+	brk_presence_untrack(brk_node_presence(brk_channel_node(ch)), ch);
+}
+
+static const brk_channel_ops comments_ops = {
+	.prefix = COMMENTS_PREFIX,
+	.join = comments_join,
+	.after_join = comments_after_join,
+	.handle_in = comments_in,
+	.terminate = untrack,
+};
+
+/* ---- presence:<user_id> ---- */
+
+static int
+presence_join(brk_channel *ch, json_t *params, char **reply,
+    const char **reason)
+{
+	brk_node *n = brk_channel_node(ch);
+	brk_presence *p = brk_node_presence(n);
+	const char *topic = brk_channel_topic(ch);
+	const char *owner = topic + strlen(PRESENCE_PREFIX);
+	json_t *dev = json_object_get(params, "device_id");
+	const char *device;
+
+	(void)reply;
+	if (strcmp(owner, brk_channel_user(ch)) != 0) {
+		*reason = "unauthorized";
+		return -1;
+	}
+	if (!json_is_string(dev) || json_string_length(dev) == 0 ||
+	    json_string_length(dev) > MAX_ID_BYTES ||
+	    strlen(json_string_value(dev)) != json_string_length(dev)) {
+		*reason = "invalid_params";
+		return -1;
+	}
+	device = json_string_value(dev);
+	if (!brk_presence_has_key(p, topic, device) &&
+	    brk_presence_key_count(p, topic) >=
+	    (size_t)brk_node_config(n)->max_devices) {
+		*reason = "device_limit_reached";
+		return -1;
+	}
+	brk_channel_set_state(ch, strdup(device));
+	return brk_channel_state(ch) ? 0 : -1;
+}
+
+static void
+presence_after_join(brk_channel *ch)
+{
+	brk_presence *p = brk_node_presence(brk_channel_node(ch));
+	const char *device = brk_channel_state(ch);
+	char *meta = online_meta();
+
+	/* A reconnecting device replaces its older sessions, here and, once
+	 * the state merges, on other nodes. */
+	brk_presence_replace_key(p, ch, device);
+	if (meta) {
+		brk_presence_track(p, ch, device, meta);
+	}
+	free(meta);
+	brk_presence_push_state(p, ch);
+}
+
+static void
+presence_in(brk_channel *ch, const char *event, json_t *payload,
+    brk_reply *r)
+{
+	(void)ch;
+	(void)event;
+	(void)payload;
+	brk_reply_error(r, "unknown_event");
+}
+
+static void
+presence_terminate(brk_channel *ch)
+{
+	untrack(ch);
+	free(brk_channel_state(ch));
+	brk_channel_set_state(ch, NULL);
+}
+
+static const brk_channel_ops presence_ops = {
+	.prefix = PRESENCE_PREFIX,
+	.join = presence_join,
+	.after_join = presence_after_join,
+	.handle_in = presence_in,
+	.terminate = presence_terminate,
+};
+
+void
+brk_channels_register(brk_router *r)
+{
+	brk_router_register(r, &comments_ops);
+	brk_router_register(r, &presence_ops);
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* One client socket: the HTTP upgrade (or a plain /healthz request), RFC 6455
+ * framing, Phoenix message decoding, and output with a per-socket cap. A conn
+ * is refcounted so that work finishing later (a durable comment's reply) can
+ * hold it; once closed, sends to it are dropped. */
+#ifndef PARLEY_BROKER_CONN_H
+#define PARLEY_BROKER_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef struct brk_node brk_node;
+typedef struct brk_conn brk_conn;
+typedef struct brk_channel brk_channel;
+
+/* A prebuilt WebSocket frame shared by every subscriber of a broadcast. */
+typedef struct brk_frame {
+	unsigned refs;
+	size_t len;
+	char data[];
+} brk_frame;
+
+/* Builds a text frame around payload; refs = 1. NULL on allocation failure. */
+brk_frame *brk_frame_text(const char *payload, size_t len);
+void brk_frame_unref(brk_frame *f);
+
+/* The node's socket lists: every socket, oldest activity first (the sweep
+ * walks it), and the sockets waiting for a flush. Links live in the conns. */
+typedef struct brk_conn_list {
+	brk_conn *head, *tail;
+	brk_conn *flush_head;
+	size_t count;
+} brk_conn_list;
+
+/* Flushes every socket queued since the last pass. */
+void brk_conn_flush_all(brk_conn_list *l);
+/* Closes every socket (node shutdown): close frames are queued first. */
+void brk_conn_close_all(brk_conn_list *l, uint16_t code, const char *reason);
+/* Frees every socket at once (final teardown, after the loop stopped). */
+void brk_conn_free_all(brk_conn_list *l);
+
+/* Takes ownership of fd: on failure the fd is closed. */
+int brk_conn_accept(brk_node *n, int fd, const struct sockaddr *sa,
+    socklen_t salen);
+
+/* Queues a text message. The bytes are copied. */
+void brk_conn_send_text(brk_conn *c, const char *data, size_t len);
+/* Queues a shared frame (takes a reference of its own). */
+void brk_conn_send_frame(brk_conn *c, brk_frame *f);
+/* Writes what is queued; called by the node's flush pass. */
+void brk_conn_flush(brk_conn *c);
+
+/* Starts the close handshake with code and reason (clients reconnect unless
+ * code is 1000). Channels are terminated at once. Idempotent. */
+void brk_conn_close(brk_conn *c, uint16_t code, const char *reason);
+/* Closes idle, stuck-handshake and lingering sockets; called once a second. */
+void brk_conn_sweep(brk_conn_list *l, uint64_t now_ms);
+
+void brk_conn_ref(brk_conn *c);
+void brk_conn_unref(brk_conn *c);
+
+int brk_conn_is_open(const brk_conn *c);
+int brk_conn_vsn(const brk_conn *c);
+const char *brk_conn_user(const brk_conn *c);
+const char *brk_conn_peer(const brk_conn *c);
+uint64_t brk_conn_id(const brk_conn *c);
+brk_node *brk_conn_node(brk_conn *c);
+
+/* The socket's channel list head (owned by the router). */
+brk_channel **brk_conn_channels(brk_conn *c);
+
+#endif

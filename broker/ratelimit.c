@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Fixed-window rate limiter behind a small chained hash table keyed by
+ * action and user. Each check also sweeps a couple of slots, so counters of
+ * ended windows disappear without a full scan; brk_ratelimit_sweep does the
+ * full scan (and shrinks) for a periodic timer. */
+#include "broker/ratelimit.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/err.h"
+
+#define MIN_SLOTS 64
+/* Slots swept per check: above 1 so a full pass completes within one
+ * window even when every user acts only once per window (the table holds
+ * at most 2 slots per counter). */
+#define SWEEP_STEP 2
+
+struct entry {
+	struct entry *next;
+	uint64_t hash;
+	uint64_t window;  /* now_ms / window_ms when counting started */
+	unsigned count;
+	size_t keylen;    /* action, '\0', user */
+	char key[];
+};
+
+struct brk_ratelimit {
+	unsigned limit;
+	unsigned window_ms;
+	struct entry **slots;
+	size_t nslots;    /* power of two */
+	size_t count;
+	size_t cursor;    /* next slot for the amortised sweep */
+	uint64_t seed;
+};
+
+static uint64_t
+mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+/* Seeded FNV-1a with a final mix; the seed keeps the bucket layout
+ * unpredictable to whoever picks user ids. */
+static uint64_t
+hash_key(uint64_t seed, const char *a, size_t alen, const char *u,
+    size_t ulen)
+{
+	uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+
+	for (size_t i = 0; i < alen; i++) {
+		h = (h ^ (unsigned char)a[i]) * 0x100000001b3ULL;
+	}
+	h = (h ^ 0xff) * 0x100000001b3ULL;
+	for (size_t i = 0; i < ulen; i++) {
+		h = (h ^ (unsigned char)u[i]) * 0x100000001b3ULL;
+	}
+	return mix64(h);
+}
+
+static bool
+key_eq(const struct entry *e, uint64_t h, const char *a, size_t alen,
+    const char *u, size_t ulen)
+{
+	return e->hash == h && e->keylen == alen + 1 + ulen &&
+	    memcmp(e->key, a, alen) == 0 && e->key[alen] == '\0' &&
+	    memcmp(e->key + alen + 1, u, ulen) == 0;
+}
+
+/* Moves every entry into a table of `n` slots; on allocation failure the
+ * old table stays (chains just get longer). */
+static void
+resize(brk_ratelimit *rl, size_t n)
+{
+	struct entry **slots = calloc(n, sizeof(*slots));
+
+	if (slots == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < rl->nslots; i++) {
+		struct entry *e = rl->slots[i];
+		while (e != NULL) {
+			struct entry *next = e->next;
+			size_t j = (size_t)(e->hash & (n - 1));
+			e->next = slots[j];
+			slots[j] = e;
+			e = next;
+		}
+	}
+	free(rl->slots);
+	rl->slots = slots;
+	rl->nslots = n;
+	rl->cursor = 0;
+}
+
+/* Frees the entries of slot i whose window ended before `window`. */
+static size_t
+sweep_slot(brk_ratelimit *rl, size_t i, uint64_t window)
+{
+	struct entry **pp = &rl->slots[i];
+	size_t purged = 0;
+
+	while (*pp != NULL) {
+		struct entry *e = *pp;
+		if (e->window < window) {
+			*pp = e->next;
+			free(e);
+			purged++;
+		} else {
+			pp = &e->next;
+		}
+	}
+	rl->count -= purged;
+	return purged;
+}
+
+int
+brk_ratelimit_parse(const char *spec, unsigned *limit, unsigned *window_ms)
+{
+	unsigned long long v[2] = { 0, 0 };
+	const char *p = spec;
+
+	if (spec == NULL || limit == NULL || window_ms == NULL) {
+		return PL_EINVAL;
+	}
+	for (int part = 0; part < 2; part++) {
+		const char *start = p;
+		while (*p >= '0' && *p <= '9') {
+			v[part] = v[part] * 10 + (unsigned long long)(*p - '0');
+			if (v[part] > UINT_MAX) {
+				return PL_EINVAL;
+			}
+			p++;
+		}
+		if (p == start || v[part] == 0) {
+			return PL_EINVAL;
+		}
+		if (*p != (part == 0 ? '/' : '\0')) {
+			return PL_EINVAL;
+		}
+		p++;
+	}
+	if (v[1] > UINT_MAX / 1000) {
+		return PL_EINVAL;
+	}
+	*limit = (unsigned)v[0];
+	*window_ms = (unsigned)(v[1] * 1000);
+	return PL_OK;
+}
+
+int
+brk_ratelimit_create(brk_ratelimit **out, unsigned limit, unsigned window_ms)
+{
+	brk_ratelimit *rl;
+
+	if (out == NULL) {
+		return PL_EINVAL;
+	}
+	*out = NULL;
+	if (limit == 0 || window_ms == 0) {
+		return PL_EINVAL;
+	}
+	rl = calloc(1, sizeof(*rl));
+	if (rl == NULL) {
+		return PL_ENOMEM;
+	}
+	rl->slots = calloc(MIN_SLOTS, sizeof(*rl->slots));
+	if (rl->slots == NULL) {
+		free(rl);
+		return PL_ENOMEM;
+	}
+	rl->nslots = MIN_SLOTS;
+	rl->limit = limit;
+	rl->window_ms = window_ms;
+	if (getrandom(&rl->seed, sizeof(rl->seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(rl->seed)) {
+		rl->seed = mix64((uint64_t)(uintptr_t)rl ^ (uint64_t)time(NULL));
+	}
+	*out = rl;
+	return PL_OK;
+}
+
+void
+brk_ratelimit_destroy(brk_ratelimit *rl)
+{
+	if (rl == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < rl->nslots; i++) {
+		struct entry *e = rl->slots[i];
+		while (e != NULL) {
+			struct entry *next = e->next;
+			free(e);
+			e = next;
+		}
+	}
+	free(rl->slots);
+	free(rl);
+}
+
+int
+brk_ratelimit_check(brk_ratelimit *rl, const char *action, const char *user,
+    uint64_t now_ms)
+{
+	size_t alen, ulen, slot;
+	uint64_t h, window;
+	struct entry *e;
+
+	if (rl == NULL || action == NULL || user == NULL) {
+		return PL_EINVAL;
+	}
+	window = now_ms / rl->window_ms;
+	for (int i = 0; i < SWEEP_STEP; i++) {
+		sweep_slot(rl, rl->cursor, window);
+		rl->cursor = (rl->cursor + 1) & (rl->nslots - 1);
+	}
+
+	alen = strlen(action);
+	ulen = strlen(user);
+	h = hash_key(rl->seed, action, alen, user, ulen);
+	slot = (size_t)(h & (rl->nslots - 1));
+	for (e = rl->slots[slot]; e != NULL; e = e->next) {
+		if (key_eq(e, h, action, alen, user, ulen)) {
+			break;
+		}
+	}
+	if (e != NULL) {
+		if (e->window != window) {
+			e->window = window;
+			e->count = 0;
+		}
+		if (e->count >= rl->limit) {
+			return PL_ELIMIT;
+		}
+		e->count++;
+		return PL_OK;
+	}
+
+	e = malloc(sizeof(*e) + alen + 1 + ulen);
+	if (e == NULL) {
+		return PL_ENOMEM;
+	}
+	e->hash = h;
+	e->window = window;
+	e->count = 1;
+	e->keylen = alen + 1 + ulen;
+	memcpy(e->key, action, alen);
+	e->key[alen] = '\0';
+	memcpy(e->key + alen + 1, user, ulen);
+	if (rl->count >= rl->nslots && rl->nslots <= SIZE_MAX / 2 / sizeof(e)) {
+		resize(rl, rl->nslots * 2);
+		slot = (size_t)(h & (rl->nslots - 1));
+	}
+	e->next = rl->slots[slot];
+	rl->slots[slot] = e;
+	rl->count++;
+	return PL_OK;
+}
+
+size_t
+brk_ratelimit_sweep(brk_ratelimit *rl, uint64_t now_ms)
+{
+	uint64_t window;
+	size_t purged = 0, n;
+
+	if (rl == NULL) {
+		return 0;
+	}
+	window = now_ms / rl->window_ms;
+	for (size_t i = 0; i < rl->nslots; i++) {
+		purged += sweep_slot(rl, i, window);
+	}
+	/* Shrink to a load of at least 1/8 so a past spike does not pin
+	 * memory. */
+	n = rl->nslots;
+	while (n > MIN_SLOTS && rl->count < n / 8) {
+		n /= 2;
+	}
+	if (n != rl->nslots) {
+		resize(rl, n);
+	}
+	return purged;
+}
+
+size_t
+brk_ratelimit_count(const brk_ratelimit *rl)
+{
+	return rl == NULL ? 0 : rl->count;
+}

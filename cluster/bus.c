@@ -1,0 +1,694 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* NNG bus0 transport for the cluster (see bus.h): socket, dialer table,
+ * receive queue handed from NNG's threads to the loop through an eventfd,
+ * and the background DNS resolver for seeds. */
+#include "cluster/bus.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <nng/nng.h>
+#include <nng/protocol/bus0/bus.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "common/err.h"
+#include "common/log.h"
+
+/* Per-pipe send queue and socket receive queue depths inside NNG. Bus0
+ * drops a message for a peer whose queue is full, so deep queues let a burst
+ * of broadcasts through; 8192 is NNG's maximum. */
+#define NNG_SENDBUF 4096
+#define NNG_RECVBUF 4096
+
+typedef struct dialer {
+	char *url;
+	nng_dialer d;
+	bool ok;      /* NNG accepted the URL and the dialer is running */
+	bool marked;
+} dialer;
+
+/* Shared between the bus and its detached resolver thread; freed by the last
+ * of the two to let go, so destroy never waits for a slow getaddrinfo. */
+typedef struct resolver {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int refs;
+	bool closed;
+	char **job;         /* "NAME:PORT" strings of the pending lookup */
+	size_t n_job;
+	bool busy;          /* a job is queued or running */
+	char **result;
+	size_t n_result;
+	bool have_result;
+	int wake_fd;        /* the thread's own dup of the eventfd */
+} resolver;
+
+struct clu_bus {
+	nng_socket sock;
+	nng_listener listener;
+	nng_aio *aio;
+	int efd;
+	int port;
+	uint32_t reconn_min, reconn_max;
+
+	pthread_mutex_t mu;     /* guards the ring */
+	nng_msg **ring;
+	size_t cap, head, len;
+	atomic_uint_fast64_t dropped;
+
+	dialer *dialers;
+	size_t n_dialers, cap_dialers;
+
+	resolver *res;
+};
+
+static int
+from_nng(int rv)
+{
+	switch (rv) {
+	case 0: return PL_OK;
+	case NNG_ENOMEM: return PL_ENOMEM;
+	case NNG_EINVAL: case NNG_EADDRINVAL: case NNG_ENOTSUP: return PL_EINVAL;
+	case NNG_ECLOSED: return PL_ECLOSED;
+	case NNG_EAGAIN: return PL_EAGAIN;
+	case NNG_EMSGSIZE: return PL_ETOOBIG;
+	default: return PL_EIO;
+	}
+}
+
+static void
+wake(int fd)
+{
+	uint64_t one = 1;
+
+	/* EAGAIN means the counter is already non-zero: the loop will wake. */
+	if (write(fd, &one, sizeof(one)) < 0) {
+		return;
+	}
+}
+
+/* ---- receive path (NNG threads) ---- */
+
+static void
+recv_cb(void *arg)
+{
+	clu_bus *b = arg;
+	int rv = nng_aio_result(b->aio);
+	bool was_empty = false, queued = false;
+
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+		return;
+	}
+	if (rv == 0) {
+		nng_msg *m = nng_aio_get_msg(b->aio);
+
+		pthread_mutex_lock(&b->mu);
+		if (b->len < b->cap) {
+			b->ring[(b->head + b->len) % b->cap] = m;
+			was_empty = b->len == 0;
+			b->len++;
+			queued = true;
+		}
+		pthread_mutex_unlock(&b->mu);
+		if (!queued) {
+			nng_msg_free(m);
+			atomic_fetch_add(&b->dropped, 1);
+		} else if (was_empty) {
+			wake(b->efd);
+		}
+	}
+	nng_recv_aio(b->sock, b->aio);
+}
+
+clu_bus_msg *
+clu_bus_recv(clu_bus *b)
+{
+	nng_msg *m = NULL;
+
+	pthread_mutex_lock(&b->mu);
+	if (b->len > 0) {
+		m = b->ring[b->head];
+		b->head = (b->head + 1) % b->cap;
+		b->len--;
+	}
+	pthread_mutex_unlock(&b->mu);
+	return (clu_bus_msg *)m;
+}
+
+const void *
+clu_bus_msg_data(const clu_bus_msg *m)
+{
+	return nng_msg_body((nng_msg *)m);
+}
+
+size_t
+clu_bus_msg_len(const clu_bus_msg *m)
+{
+	return nng_msg_len((const nng_msg *)m);
+}
+
+uint32_t
+clu_bus_msg_pipe(const clu_bus_msg *m)
+{
+	return nng_msg_get_pipe((const nng_msg *)m).id;
+}
+
+void
+clu_bus_msg_free(clu_bus_msg *m)
+{
+	if (m != NULL) {
+		nng_msg_free((nng_msg *)m);
+	}
+}
+
+int
+clu_bus_fd(const clu_bus *b)
+{
+	return b->efd;
+}
+
+void
+clu_bus_clear_fd(clu_bus *b)
+{
+	uint64_t v;
+
+	if (read(b->efd, &v, sizeof(v)) < 0) {
+		return; /* EAGAIN: nothing was pending */
+	}
+}
+
+uint64_t
+clu_bus_queue_dropped(const clu_bus *b)
+{
+	return atomic_load(&((clu_bus *)b)->dropped);
+}
+
+/* ---- lifecycle ---- */
+
+int
+clu_bus_create(clu_bus **out, const clu_bus_opts *o)
+{
+	clu_bus *b;
+	int rv, rc = PL_ENOMEM;
+
+	*out = NULL;
+	if (o == NULL || o->listen_url == NULL || o->queue_max == 0) {
+		return PL_EINVAL;
+	}
+	if ((b = calloc(1, sizeof(*b))) == NULL) {
+		return PL_ENOMEM;
+	}
+	b->efd = -1;
+	b->reconn_min = o->reconnect_min_ms;
+	b->reconn_max = o->reconnect_max_ms;
+	b->cap = o->queue_max;
+	atomic_init(&b->dropped, 0);
+	if (pthread_mutex_init(&b->mu, NULL) != 0) {
+		free(b);
+		return PL_ENOMEM;
+	}
+	if ((b->ring = calloc(b->cap, sizeof(*b->ring))) == NULL) {
+		goto fail_mu;
+	}
+	if ((b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		rc = PL_EIO;
+		goto fail_ring;
+	}
+	if ((rv = nng_bus0_open(&b->sock)) != 0) {
+		rc = from_nng(rv);
+		goto fail_efd;
+	}
+	if ((rv = nng_socket_set_size(b->sock, NNG_OPT_RECVMAXSZ, o->recv_max)) != 0 ||
+	    (rv = nng_socket_set_int(b->sock, NNG_OPT_SENDBUF, NNG_SENDBUF)) != 0 ||
+	    (rv = nng_socket_set_int(b->sock, NNG_OPT_RECVBUF, NNG_RECVBUF)) != 0 ||
+	    (rv = nng_socket_set_ms(b->sock, NNG_OPT_RECONNMINT,
+		(nng_duration)o->reconnect_min_ms)) != 0 ||
+	    (rv = nng_socket_set_ms(b->sock, NNG_OPT_RECONNMAXT,
+		(nng_duration)o->reconnect_max_ms)) != 0) {
+		rc = from_nng(rv);
+		goto fail_sock;
+	}
+	if ((rv = nng_listener_create(&b->listener, b->sock, o->listen_url)) != 0) {
+		LOG_ERR("CLU-LISTEN", "bad cluster listen URL %s: %s",
+		    o->listen_url, nng_strerror(rv));
+		rc = from_nng(rv) == PL_EIO ? PL_EINVAL : from_nng(rv);
+		goto fail_sock;
+	}
+	if ((rv = nng_listener_start(b->listener, 0)) != 0) {
+		LOG_ERR("CLU-LISTEN", "cannot listen on %s: %s", o->listen_url,
+		    nng_strerror(rv));
+		rc = from_nng(rv) == PL_EINVAL ? PL_EINVAL : PL_EIO;
+		goto fail_sock;
+	}
+	if (nng_listener_get_int(b->listener, NNG_OPT_TCP_BOUND_PORT, &b->port) != 0) {
+		b->port = 0;
+	}
+	if ((rv = nng_aio_alloc(&b->aio, recv_cb, b)) != 0) {
+		rc = from_nng(rv);
+		goto fail_sock;
+	}
+	nng_recv_aio(b->sock, b->aio);
+	*out = b;
+	return PL_OK;
+
+fail_sock:
+	nng_close(b->sock);
+fail_efd:
+	close(b->efd);
+fail_ring:
+	free(b->ring);
+fail_mu:
+	pthread_mutex_destroy(&b->mu);
+	free(b);
+	return rc;
+}
+
+static void resolver_release(resolver *r);
+
+void
+clu_bus_destroy(clu_bus *b)
+{
+	if (b == NULL) {
+		return;
+	}
+	nng_close(b->sock);
+	/* Frees only after the receive callback has finished. */
+	nng_aio_free(b->aio);
+	while (b->len > 0) {
+		nng_msg_free(b->ring[b->head]);
+		b->head = (b->head + 1) % b->cap;
+		b->len--;
+	}
+	for (size_t i = 0; i < b->n_dialers; i++) {
+		free(b->dialers[i].url);
+	}
+	free(b->dialers);
+	if (b->res != NULL) {
+		resolver_release(b->res);
+	}
+	close(b->efd);
+	free(b->ring);
+	pthread_mutex_destroy(&b->mu);
+	free(b);
+}
+
+int
+clu_bus_port(const clu_bus *b)
+{
+	return b->port;
+}
+
+/* ---- sending ---- */
+
+int
+clu_bus_send(clu_bus *b, const void *data, size_t len)
+{
+	int rv = nng_send(b->sock, (void *)data, len, NNG_FLAG_NONBLOCK);
+
+	return from_nng(rv);
+}
+
+/* ---- dialers ---- */
+
+static dialer *
+find_dialer(const clu_bus *b, const char *url)
+{
+	for (size_t i = 0; i < b->n_dialers; i++) {
+		if (strcmp(b->dialers[i].url, url) == 0) {
+			return &b->dialers[i];
+		}
+	}
+	return NULL;
+}
+
+void
+clu_bus_dial_begin(clu_bus *b)
+{
+	for (size_t i = 0; i < b->n_dialers; i++) {
+		b->dialers[i].marked = false;
+	}
+}
+
+static int
+start_dialer(clu_bus *b, dialer *d)
+{
+	int rv;
+
+	if ((rv = nng_dialer_create(&d->d, b->sock, d->url)) != 0) {
+		return rv;
+	}
+	nng_dialer_set_ms(d->d, NNG_OPT_RECONNMINT, (nng_duration)b->reconn_min);
+	nng_dialer_set_ms(d->d, NNG_OPT_RECONNMAXT, (nng_duration)b->reconn_max);
+	nng_dialer_set_bool(d->d, NNG_OPT_TCP_KEEPALIVE, true);
+	/* Non-blocking: a peer that is down is redialled in the background. */
+	if ((rv = nng_dialer_start(d->d, NNG_FLAG_NONBLOCK)) != 0) {
+		nng_dialer_close(d->d);
+		return rv;
+	}
+	return 0;
+}
+
+int
+clu_bus_dial(clu_bus *b, const char *url)
+{
+	dialer *d;
+	int rv;
+
+	if (url == NULL || url[0] == '\0') {
+		return PL_EINVAL;
+	}
+	if ((d = find_dialer(b, url)) != NULL) {
+		d->marked = true;
+		return d->ok ? PL_OK : PL_EINVAL;
+	}
+	if (b->n_dialers == b->cap_dialers) {
+		size_t cap = b->cap_dialers ? b->cap_dialers * 2 : 8;
+		dialer *p = realloc(b->dialers, cap * sizeof(*p));
+		if (p == NULL) {
+			return PL_ENOMEM;
+		}
+		b->dialers = p;
+		b->cap_dialers = cap;
+	}
+	d = &b->dialers[b->n_dialers];
+	memset(d, 0, sizeof(*d));
+	if ((d->url = strdup(url)) == NULL) {
+		return PL_ENOMEM;
+	}
+	d->marked = true;
+	b->n_dialers++;
+	if ((rv = start_dialer(b, d)) != 0) {
+		LOG_WARN("CLU-DIAL", "cannot dial %s: %s", url, nng_strerror(rv));
+		return from_nng(rv) == PL_ENOMEM ? PL_ENOMEM : PL_EINVAL;
+	}
+	d->ok = true;
+	LOG_DEBUG("CLU-DIAL", "dialing %s", url);
+	return PL_OK;
+}
+
+void
+clu_bus_dial_end(clu_bus *b)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < b->n_dialers; i++) {
+		dialer *d = &b->dialers[i];
+
+		if (d->marked) {
+			b->dialers[j++] = *d;
+			continue;
+		}
+		if (d->ok) {
+			LOG_DEBUG("CLU-DIAL", "no longer dialing %s", d->url);
+			nng_dialer_close(d->d);
+		}
+		free(d->url);
+	}
+	b->n_dialers = j;
+}
+
+size_t
+clu_bus_dialer_count(const clu_bus *b)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < b->n_dialers; i++) {
+		n += b->dialers[i].ok;
+	}
+	return n;
+}
+
+bool
+clu_bus_dialing(const clu_bus *b, const char *url)
+{
+	const dialer *d = find_dialer(b, url);
+
+	return d != NULL && d->ok;
+}
+
+const char *
+clu_bus_pipe_dial_url(clu_bus *b, uint32_t pipe)
+{
+	nng_pipe p = NNG_PIPE_INITIALIZER;
+	nng_dialer d;
+	int id;
+
+	p.id = pipe;
+	d = nng_pipe_dialer(p);
+	if ((id = nng_dialer_id(d)) <= 0) {
+		return NULL;
+	}
+	for (size_t i = 0; i < b->n_dialers; i++) {
+		if (b->dialers[i].ok && nng_dialer_id(b->dialers[i].d) == id) {
+			return b->dialers[i].url;
+		}
+	}
+	return NULL;
+}
+
+void
+clu_bus_pipe_close(clu_bus *b, uint32_t pipe)
+{
+	nng_pipe p = NNG_PIPE_INITIALIZER;
+
+	(void)b;
+	p.id = pipe;
+	nng_pipe_close(p);
+}
+
+/* ---- DNS resolver ---- */
+
+static void
+free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i]);
+	}
+	free(v);
+}
+
+static void
+resolver_release(resolver *r)
+{
+	bool last;
+
+	pthread_mutex_lock(&r->mu);
+	r->closed = true;
+	last = --r->refs == 0;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	if (!last) {
+		return;
+	}
+	free_strv(r->job, r->n_job);
+	free_strv(r->result, r->n_result);
+	if (r->wake_fd >= 0) {
+		close(r->wake_fd);
+	}
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+static int
+add_url(char ***v, size_t *n, size_t *cap, const char *url)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (strcmp((*v)[i], url) == 0) {
+			return 0;
+		}
+	}
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 8;
+		char **p = realloc(*v, c * sizeof(*p));
+		if (p == NULL) {
+			return -1;
+		}
+		*v = p;
+		*cap = c;
+	}
+	if (((*v)[*n] = strdup(url)) == NULL) {
+		return -1;
+	}
+	(*n)++;
+	return 0;
+}
+
+/* Resolves one "NAME:PORT" and appends tcp:// URLs. */
+static void
+resolve_one(const char *hostport, char ***v, size_t *n, size_t *cap)
+{
+	char host[256], url[320], addr[INET6_ADDRSTRLEN];
+	const char *colon = strrchr(hostport, ':');
+	struct addrinfo hints, *res = NULL, *ai;
+	size_t hl;
+	int rv;
+
+	if (colon == NULL || (hl = (size_t)(colon - hostport)) == 0 ||
+	    hl >= sizeof(host) || colon[1] == '\0') {
+		return;
+	}
+	memcpy(host, hostport, hl);
+	host[hl] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	if ((rv = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
+		LOG_DEBUG("CLU-DNS", "cannot resolve %s: %s", host, gai_strerror(rv));
+		return;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET) {
+			struct sockaddr_in *sa = (struct sockaddr_in *)ai->ai_addr;
+			inet_ntop(AF_INET, &sa->sin_addr, addr, sizeof(addr));
+			snprintf(url, sizeof(url), "tcp://%s:%u", addr,
+			    (unsigned)ntohs(sa->sin_port));
+		} else if (ai->ai_family == AF_INET6) {
+			struct sockaddr_in6 *sa = (struct sockaddr_in6 *)ai->ai_addr;
+			inet_ntop(AF_INET6, &sa->sin6_addr, addr, sizeof(addr));
+			snprintf(url, sizeof(url), "tcp://[%s]:%u", addr,
+			    (unsigned)ntohs(sa->sin6_port));
+		} else {
+			continue;
+		}
+		if (add_url(v, n, cap, url) != 0) {
+			break;
+		}
+	}
+	freeaddrinfo(res);
+}
+
+static void *
+resolver_main(void *arg)
+{
+	resolver *r = arg;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		char **job, **out = NULL;
+		size_t n_job, n_out = 0, cap = 0;
+
+		while (!r->closed && r->job == NULL) {
+			pthread_cond_wait(&r->cv, &r->mu);
+		}
+		if (r->closed) {
+			break;
+		}
+		job = r->job;
+		n_job = r->n_job;
+		r->job = NULL;
+		r->n_job = 0;
+		pthread_mutex_unlock(&r->mu);
+
+		for (size_t i = 0; i < n_job; i++) {
+			resolve_one(job[i], &out, &n_out, &cap);
+		}
+		free_strv(job, n_job);
+
+		pthread_mutex_lock(&r->mu);
+		free_strv(r->result, r->n_result);
+		r->result = out;
+		r->n_result = n_out;
+		r->have_result = true;
+		r->busy = false;
+		if (!r->closed) {
+			wake(r->wake_fd);
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	resolver_release(r);
+	return NULL;
+}
+
+static int
+resolver_start(clu_bus *b)
+{
+	resolver *r;
+	pthread_attr_t attr;
+	pthread_t th;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		return PL_ENOMEM;
+	}
+	r->refs = 2;
+	if ((r->wake_fd = dup(b->efd)) < 0) {
+		free(r);
+		return PL_EIO;
+	}
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, resolver_main, r) != 0) {
+		pthread_attr_destroy(&attr);
+		r->refs = 1;
+		resolver_release(r);
+		return PL_EIO;
+	}
+	pthread_attr_destroy(&attr);
+	b->res = r;
+	return PL_OK;
+}
+
+int
+clu_bus_resolve(clu_bus *b, const char *const *hostports, size_t n)
+{
+	char **job;
+	int rc;
+
+	if (n == 0) {
+		return PL_OK;
+	}
+	if (b->res == NULL && (rc = resolver_start(b)) != PL_OK) {
+		return rc;
+	}
+	if ((job = calloc(n, sizeof(*job))) == NULL) {
+		return PL_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if ((job[i] = strdup(hostports[i])) == NULL) {
+			free_strv(job, i);
+			return PL_ENOMEM;
+		}
+	}
+	pthread_mutex_lock(&b->res->mu);
+	if (b->res->busy) {
+		pthread_mutex_unlock(&b->res->mu);
+		free_strv(job, n);
+		return PL_EAGAIN;
+	}
+	b->res->job = job;
+	b->res->n_job = n;
+	b->res->busy = true;
+	pthread_cond_signal(&b->res->cv);
+	pthread_mutex_unlock(&b->res->mu);
+	return PL_OK;
+}
+
+bool
+clu_bus_resolved(clu_bus *b, char ***urls, size_t *n)
+{
+	bool got = false;
+
+	if (b->res == NULL) {
+		return false;
+	}
+	pthread_mutex_lock(&b->res->mu);
+	if (b->res->have_result) {
+		*urls = b->res->result;
+		*n = b->res->n_result;
+		b->res->result = NULL;
+		b->res->n_result = 0;
+		b->res->have_result = false;
+		got = true;
+	}
+	pthread_mutex_unlock(&b->res->mu);
+	return got;
+}

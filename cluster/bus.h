@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The cluster transport: one NNG bus0 socket that listens on this node's bus
+ * URL and keeps one background-redialling dialer per wanted peer URL. NNG
+ * threads queue received messages and wake the owner's loop through an
+ * eventfd; everything else is called from that one loop thread. Also hosts
+ * the DNS resolver thread used for `dns:NAME:PORT` seeds, so no lookup ever
+ * blocks the loop. */
+#ifndef PARLEY_CLUSTER_BUS_H
+#define PARLEY_CLUSTER_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct clu_bus clu_bus;
+/* A received message (an nng_msg underneath). */
+typedef struct clu_bus_msg clu_bus_msg;
+
+typedef struct clu_bus_opts {
+	const char *listen_url;     /* tcp://host:port; port 0 picks one */
+	size_t recv_max;            /* largest accepted message, bytes */
+	uint32_t reconnect_min_ms;  /* NNG redial backoff bounds */
+	uint32_t reconnect_max_ms;
+	size_t queue_max;           /* received messages waiting for the loop */
+} clu_bus_opts;
+
+/* Opens the socket and starts listening and receiving.
+ * Returns PL_OK and *out; PL_EINVAL (bad URL), PL_EIO (listen failed, e.g.
+ * address in use), PL_ENOMEM. Caller destroys. */
+int clu_bus_create(clu_bus **out, const clu_bus_opts *o);
+
+/* Closes the socket (queued outgoing messages may be lost), stops NNG's
+ * callbacks, frees queued messages. The resolver thread, if any, finishes its
+ * lookup on its own and then exits. NULL is ignored. */
+void clu_bus_destroy(clu_bus *b);
+
+/* An fd that turns readable when messages or DNS results are waiting. Owned
+ * by the bus; valid until destroy. */
+int clu_bus_fd(const clu_bus *b);
+
+/* Resets the fd's readiness. Call before draining with clu_bus_recv() so that
+ * no wake-up is lost. */
+void clu_bus_clear_fd(clu_bus *b);
+
+/* Pops the oldest received message, or NULL when none. Caller frees with
+ * clu_bus_msg_free(). */
+clu_bus_msg *clu_bus_recv(clu_bus *b);
+const void *clu_bus_msg_data(const clu_bus_msg *m);
+size_t clu_bus_msg_len(const clu_bus_msg *m);
+/* NNG id of the pipe (connection) the message arrived on. */
+uint32_t clu_bus_msg_pipe(const clu_bus_msg *m);
+void clu_bus_msg_free(clu_bus_msg *m);
+
+/* Sends a copy of data to every connected peer without blocking; a peer
+ * whose queue is full silently misses it (bus0 semantics). Returns PL_OK,
+ * PL_EAGAIN (not sent at all), PL_ENOMEM, PL_ECLOSED. */
+int clu_bus_send(clu_bus *b, const void *data, size_t len);
+
+/* Dialer reconciliation: clu_bus_dial_begin() unmarks every dialer,
+ * clu_bus_dial() marks (creating if needed) the dialer for url, and
+ * clu_bus_dial_end() closes the unmarked ones. clu_bus_dial() may also be
+ * used alone. A URL NNG rejects is logged once and remembered (not retried)
+ * while it stays wanted. Returns PL_OK, PL_EINVAL (bad URL), PL_ENOMEM. */
+void clu_bus_dial_begin(clu_bus *b);
+int clu_bus_dial(clu_bus *b, const char *url);
+void clu_bus_dial_end(clu_bus *b);
+/* Number of dialers currently open. */
+size_t clu_bus_dialer_count(const clu_bus *b);
+/* True when a working dialer for url exists. */
+bool clu_bus_dialing(const clu_bus *b, const char *url);
+
+/* The URL of our own dialer that created pipe, or NULL when the pipe was
+ * accepted by the listener or is gone. Borrowed; valid until the next
+ * dial_end/destroy. */
+const char *clu_bus_pipe_dial_url(clu_bus *b, uint32_t pipe);
+
+/* Closes one connection (e.g. a misbehaving peer). A dialer-owned pipe is
+ * redialled by NNG after its backoff. */
+void clu_bus_pipe_close(clu_bus *b, uint32_t pipe);
+
+/* The TCP port the listener is bound to (useful after port 0). */
+int clu_bus_port(const clu_bus *b);
+
+/* Messages NNG delivered that were dropped because the loop's queue was full. */
+uint64_t clu_bus_queue_dropped(const clu_bus *b);
+
+/* Starts resolving each "NAME:PORT" in the background (getaddrinfo on a
+ * helper thread); a request while one is running is ignored (returns
+ * PL_EAGAIN). Strings are copied. Results arrive through the fd.
+ * Returns PL_OK, PL_EAGAIN, PL_ENOMEM, PL_EIO (thread not started). */
+int clu_bus_resolve(clu_bus *b, const char *const *hostports, size_t n);
+
+/* Takes the finished lookup's result, if any: a deduplicated array of
+ * tcp:// URLs (every address every name resolved to; names that failed
+ * contribute nothing). Returns true and sets *urls (caller frees each
+ * string and the array) and *n; false when nothing new. */
+bool clu_bus_resolved(clu_bus *b, char ***urls, size_t *n);
+
+#endif

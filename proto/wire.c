@@ -1,0 +1,619 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* msgpack encode/decode pairs for the cluster envelope (see wire.h). Input is
+ * first scanned byte by byte so that no container count can make msgpack-c
+ * allocate more than the message could possibly hold, then unpacked into a
+ * zone and checked field by field. */
+#include "proto/wire.h"
+
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+
+/* Bounds for the pre-scan: far above any legitimate message (a full digest
+ * is about 6,200 objects, 3 levels deep). */
+#define SCAN_MAX_OBJECTS 16384
+#define SCAN_MAX_DEPTH 6
+
+/* Header fields before the body. */
+#define HDR_FIELDS 8
+
+/* ---- output buffer ---- */
+
+void
+pro_wire_buf_init(pro_wire_buf *b)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+}
+
+void
+pro_wire_buf_free(pro_wire_buf *b)
+{
+	free(b->data);
+	pro_wire_buf_init(b);
+}
+
+pro_wire_str
+pro_wire_cstr(const char *s)
+{
+	pro_wire_str r = { s, s ? strlen(s) : 0 };
+	return r;
+}
+
+static int
+buf_write(void *data, const char *src, size_t len)
+{
+	pro_wire_buf *b = data;
+
+	if (len > b->cap - b->len) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *p;
+
+		while (cap - b->len < len) {
+			if (cap > SIZE_MAX / 2) {
+				return -1;
+			}
+			cap *= 2;
+		}
+		if ((p = realloc(b->data, cap)) == NULL) {
+			return -1;
+		}
+		b->data = p;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, src, len);
+	b->len += len;
+	return 0;
+}
+
+/* ---- field checks shared by encoder and decoder ---- */
+
+static bool
+name_ok(pro_wire_str s)
+{
+	if (s.ptr == NULL || s.len == 0 || s.len > PRO_WIRE_NAME_MAX) {
+		return false;
+	}
+	for (size_t i = 0; i < s.len; i++) {
+		unsigned char ch = (unsigned char)s.ptr[i];
+		if (ch < 0x21 || ch > 0x7e) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool
+addr_ok(pro_wire_str s)
+{
+	if (s.len > PRO_WIRE_ADDR_MAX || (s.len > 0 && s.ptr == NULL)) {
+		return false;
+	}
+	for (size_t i = 0; i < s.len; i++) {
+		unsigned char ch = (unsigned char)s.ptr[i];
+		if (ch < 0x21 || ch > 0x7e) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Text that will be handed out NUL-terminated: no embedded NUL. */
+static bool
+text_ok(pro_wire_str s, size_t max)
+{
+	return s.ptr != NULL && s.len <= max && memchr(s.ptr, 0, s.len) == NULL;
+}
+
+static bool
+hdr_ok(const pro_wire_hdr *h)
+{
+	if (!name_ok(h->sender) || (h->dest.ptr != NULL && !name_ok(h->dest))) {
+		return false;
+	}
+	if (h->n_skip > PRO_WIRE_SKIP_MAX || (h->n_skip > 0 && h->skip == NULL)) {
+		return false;
+	}
+	for (size_t i = 0; i < h->n_skip; i++) {
+		if (!name_ok(h->skip[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- encoders ---- */
+
+static void
+pack_str(msgpack_packer *pk, pro_wire_str s)
+{
+	msgpack_pack_str(pk, s.len);
+	msgpack_pack_str_body(pk, s.ptr, s.len);
+}
+
+static void
+pack_bin(msgpack_packer *pk, const void *p, size_t len)
+{
+	msgpack_pack_bin(pk, len);
+	msgpack_pack_bin_body(pk, p, len);
+}
+
+/* Packing state: msgpack-c's pack calls return the write callback's result,
+ * which we would have to check after every field; instead the first failed
+ * write sets `fail` and later writes are refused. */
+typedef struct enc {
+	msgpack_packer pk;
+	pro_wire_buf *out;
+	int fail;
+} enc;
+
+static int
+enc_write(void *data, const char *src, size_t len)
+{
+	enc *e = data;
+
+	if (e->fail) {
+		return -1;
+	}
+	if (buf_write(e->out, src, len) != 0) {
+		e->fail = 1;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+enc_begin(enc *e, pro_wire_buf *out, uint64_t kind, const pro_wire_hdr *h,
+    size_t body_fields)
+{
+	e->out = out;
+	e->fail = 0;
+	out->len = 0;
+	msgpack_packer_init(&e->pk, e, enc_write);
+	msgpack_pack_array(&e->pk, HDR_FIELDS + body_fields);
+	msgpack_pack_uint64(&e->pk, PRO_WIRE_VERSION);
+	msgpack_pack_uint64(&e->pk, kind);
+	pack_str(&e->pk, h->sender);
+	msgpack_pack_uint64(&e->pk, h->incarnation);
+	msgpack_pack_uint64(&e->pk, h->start_id);
+	msgpack_pack_uint64(&e->pk, h->seq);
+	if (h->dest.ptr == NULL) {
+		msgpack_pack_nil(&e->pk);
+	} else {
+		pack_str(&e->pk, h->dest);
+	}
+	msgpack_pack_array(&e->pk, h->n_skip);
+	for (size_t i = 0; i < h->n_skip; i++) {
+		pack_str(&e->pk, h->skip[i]);
+	}
+}
+
+static int
+enc_end(enc *e)
+{
+	if (e->fail) {
+		e->out->len = 0;
+		return PL_ENOMEM;
+	}
+	return PL_OK;
+}
+
+int
+pro_wire_encode_digest(pro_wire_buf *out, pro_wire_kind kind,
+    const pro_wire_hdr *h, const pro_wire_member *members, size_t n)
+{
+	enc e;
+
+	if ((kind != PRO_WIRE_PING && kind != PRO_WIRE_PING_ACK) || !hdr_ok(h) ||
+	    n > PRO_WIRE_DIGEST_MAX || (n > 0 && members == NULL)) {
+		return PL_EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!name_ok(members[i].name) || !addr_ok(members[i].addr) ||
+		    members[i].status > PRO_WIRE_LEFT) {
+			return PL_EINVAL;
+		}
+	}
+	enc_begin(&e, out, kind, h, 1);
+	msgpack_pack_array(&e.pk, n);
+	for (size_t i = 0; i < n; i++) {
+		msgpack_pack_array(&e.pk, 5);
+		pack_str(&e.pk, members[i].name);
+		pack_str(&e.pk, members[i].addr);
+		msgpack_pack_uint8(&e.pk, members[i].status);
+		msgpack_pack_uint64(&e.pk, members[i].incarnation);
+		msgpack_pack_uint64(&e.pk, members[i].start_id);
+	}
+	return enc_end(&e);
+}
+
+int
+pro_wire_encode_leave(pro_wire_buf *out, const pro_wire_hdr *h)
+{
+	enc e;
+
+	if (!hdr_ok(h)) {
+		return PL_EINVAL;
+	}
+	enc_begin(&e, out, PRO_WIRE_LEAVE, h, 0);
+	return enc_end(&e);
+}
+
+int
+pro_wire_encode_broadcast(pro_wire_buf *out, const pro_wire_hdr *h,
+    pro_wire_str topic, pro_wire_str event, const void *payload, size_t len,
+    pro_wire_str publisher, uint64_t seq)
+{
+	enc e;
+
+	if (!hdr_ok(h) || !text_ok(topic, PRO_WIRE_TOPIC_MAX) ||
+	    !text_ok(event, PRO_WIRE_EVENT_MAX) || !name_ok(publisher) ||
+	    (len > 0 && payload == NULL)) {
+		return PL_EINVAL;
+	}
+	enc_begin(&e, out, PRO_WIRE_BROADCAST, h, 5);
+	pack_str(&e.pk, topic);
+	pack_str(&e.pk, event);
+	pack_bin(&e.pk, payload, len);
+	pack_str(&e.pk, publisher);
+	msgpack_pack_uint64(&e.pk, seq);
+	return enc_end(&e);
+}
+
+int
+pro_wire_encode_app(pro_wire_buf *out, const pro_wire_hdr *h,
+    uint32_t app_kind, const void *bytes, size_t len)
+{
+	enc e;
+
+	if (!hdr_ok(h) || (len > 0 && bytes == NULL)) {
+		return PL_EINVAL;
+	}
+	enc_begin(&e, out, PRO_WIRE_APP, h, 2);
+	msgpack_pack_uint32(&e.pk, app_kind);
+	pack_bin(&e.pk, bytes, len);
+	return enc_end(&e);
+}
+
+/* ---- pre-scan ---- */
+
+static uint64_t
+be(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		v = (v << 8) | p[i];
+	}
+	return v;
+}
+
+/* Walks the msgpack bytes without allocating: exactly one top-level object
+ * filling the buffer, depth and object count bounded, and every container
+ * count no larger than the bytes left (each element takes at least one). */
+static bool
+scan(const uint8_t *p, size_t len)
+{
+	uint64_t left[SCAN_MAX_DEPTH];
+	int depth = 0;
+	size_t pos = 0, objects = 0;
+
+	left[0] = 1;
+	while (depth >= 0) {
+		uint64_t items = 0, skip = 0;
+		size_t lenbytes = 0;
+		uint8_t b;
+
+		if (left[depth] == 0) {
+			depth--;
+			continue;
+		}
+		left[depth]--;
+		if (pos >= len || ++objects > SCAN_MAX_OBJECTS) {
+			return false;
+		}
+		b = p[pos++];
+		if (b <= 0x7f || b >= 0xe0) {
+			/* fixint */
+		} else if (b <= 0x8f) {
+			items = (uint64_t)(b & 0x0f) * 2;
+		} else if (b <= 0x9f) {
+			items = b & 0x0f;
+		} else if (b <= 0xbf) {
+			skip = b & 0x1f;
+		} else {
+			switch (b) {
+			case 0xc0: case 0xc2: case 0xc3:
+				break;
+			case 0xc4: case 0xd9: lenbytes = 1; break;
+			case 0xc5: case 0xda: lenbytes = 2; break;
+			case 0xc6: case 0xdb: lenbytes = 4; break;
+			case 0xc7: lenbytes = 1; skip = 1; break;
+			case 0xc8: lenbytes = 2; skip = 1; break;
+			case 0xc9: lenbytes = 4; skip = 1; break;
+			case 0xcc: case 0xd0: skip = 1; break;
+			case 0xcd: case 0xd1: skip = 2; break;
+			case 0xca: case 0xce: case 0xd2: skip = 4; break;
+			case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+			case 0xd4: skip = 2; break;
+			case 0xd5: skip = 3; break;
+			case 0xd6: skip = 5; break;
+			case 0xd7: skip = 9; break;
+			case 0xd8: skip = 17; break;
+			case 0xdc: case 0xde:
+			case 0xdd: case 0xdf: {
+				size_t n = (b == 0xdc || b == 0xde) ? 2 : 4;
+				if (n > len - pos) {
+					return false;
+				}
+				items = be(p + pos, n);
+				if (b == 0xde || b == 0xdf) {
+					items *= 2;
+				}
+				pos += n;
+				break;
+			}
+			default: /* 0xc1 is never used */
+				return false;
+			}
+		}
+		if (lenbytes > 0) {
+			if (lenbytes > len - pos) {
+				return false;
+			}
+			skip += be(p + pos, lenbytes);
+			pos += lenbytes;
+		}
+		if (skip > len - pos) {
+			return false;
+		}
+		pos += (size_t)skip;
+		if (items > 0) {
+			uint64_t pending = items;
+			for (int i = 0; i <= depth; i++) {
+				pending += left[i];
+			}
+			if (pending > len - pos || depth + 1 >= SCAN_MAX_DEPTH) {
+				return false;
+			}
+			left[++depth] = items;
+		}
+	}
+	return pos == len;
+}
+
+/* ---- decoder ---- */
+
+static bool
+get_uint(const msgpack_object *o, uint64_t max, uint64_t *out)
+{
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max) {
+		return false;
+	}
+	*out = o->via.u64;
+	return true;
+}
+
+static bool
+get_str(const msgpack_object *o, pro_wire_str *out)
+{
+	if (o->type != MSGPACK_OBJECT_STR) {
+		return false;
+	}
+	out->ptr = o->via.str.size ? o->via.str.ptr : "";
+	out->len = o->via.str.size;
+	return true;
+}
+
+/* Payloads are written as bin; str is accepted too. */
+static bool
+get_bytes(const msgpack_object *o, pro_wire_str *out)
+{
+	if (o->type == MSGPACK_OBJECT_BIN) {
+		out->ptr = o->via.bin.size ? o->via.bin.ptr : "";
+		out->len = o->via.bin.size;
+		return true;
+	}
+	return get_str(o, out);
+}
+
+static bool
+get_name(const msgpack_object *o, pro_wire_str *out)
+{
+	return get_str(o, out) && name_ok(*out);
+}
+
+static int
+decode_hdr(const msgpack_object *f, pro_wire_msg *m, msgpack_zone *z)
+{
+	pro_wire_hdr *h = &m->hdr;
+	pro_wire_str *skip = NULL;
+	uint32_t n;
+
+	if (!get_name(&f[2], &h->sender) ||
+	    !get_uint(&f[3], UINT64_MAX, &h->incarnation) ||
+	    !get_uint(&f[4], UINT64_MAX, &h->start_id) ||
+	    !get_uint(&f[5], UINT64_MAX, &h->seq)) {
+		return PL_EPROTO;
+	}
+	if (f[6].type == MSGPACK_OBJECT_NIL) {
+		h->dest.ptr = NULL;
+		h->dest.len = 0;
+	} else if (!get_name(&f[6], &h->dest)) {
+		return PL_EPROTO;
+	}
+	if (f[7].type != MSGPACK_OBJECT_ARRAY ||
+	    f[7].via.array.size > PRO_WIRE_SKIP_MAX) {
+		return PL_EPROTO;
+	}
+	n = f[7].via.array.size;
+	if (n > 0) {
+		skip = msgpack_zone_malloc(z, n * sizeof(*skip));
+		if (skip == NULL) {
+			return PL_ENOMEM;
+		}
+		for (uint32_t i = 0; i < n; i++) {
+			if (!get_name(&f[7].via.array.ptr[i], &skip[i])) {
+				return PL_EPROTO;
+			}
+		}
+	}
+	h->skip = skip;
+	h->n_skip = n;
+	return PL_OK;
+}
+
+static int
+decode_digest(const msgpack_object *body, uint32_t nbody, pro_wire_msg *m,
+    msgpack_zone *z)
+{
+	const msgpack_object *arr;
+	pro_wire_member *mem = NULL;
+	uint32_t n;
+
+	if (nbody < 1 || body[0].type != MSGPACK_OBJECT_ARRAY ||
+	    body[0].via.array.size > PRO_WIRE_DIGEST_MAX) {
+		return PL_EPROTO;
+	}
+	n = body[0].via.array.size;
+	arr = body[0].via.array.ptr;
+	if (n > 0 && (mem = msgpack_zone_malloc(z, n * sizeof(*mem))) == NULL) {
+		return PL_ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const msgpack_object *e;
+		uint64_t st;
+
+		if (arr[i].type != MSGPACK_OBJECT_ARRAY ||
+		    arr[i].via.array.size < 5) {
+			return PL_EPROTO;
+		}
+		e = arr[i].via.array.ptr;
+		if (!get_name(&e[0], &mem[i].name) || !get_str(&e[1], &mem[i].addr) ||
+		    !addr_ok(mem[i].addr) || !get_uint(&e[2], PRO_WIRE_LEFT, &st) ||
+		    !get_uint(&e[3], UINT64_MAX, &mem[i].incarnation) ||
+		    !get_uint(&e[4], UINT64_MAX, &mem[i].start_id)) {
+			return PL_EPROTO;
+		}
+		mem[i].status = (uint8_t)st;
+	}
+	m->u.digest.members = mem;
+	m->u.digest.n = n;
+	return PL_OK;
+}
+
+static int
+decode_body(const msgpack_object *body, uint32_t nbody, pro_wire_msg *m,
+    msgpack_zone *z)
+{
+	uint64_t v;
+
+	switch (m->kind) {
+	case PRO_WIRE_PING:
+	case PRO_WIRE_PING_ACK:
+		return decode_digest(body, nbody, m, z);
+	case PRO_WIRE_LEAVE:
+		return PL_OK;
+	case PRO_WIRE_BROADCAST:
+		if (nbody < 5 || !get_str(&body[0], &m->u.broadcast.topic) ||
+		    !text_ok(m->u.broadcast.topic, PRO_WIRE_TOPIC_MAX) ||
+		    !get_str(&body[1], &m->u.broadcast.event) ||
+		    !text_ok(m->u.broadcast.event, PRO_WIRE_EVENT_MAX) ||
+		    !get_bytes(&body[2], &m->u.broadcast.payload) ||
+		    !get_name(&body[3], &m->u.broadcast.publisher) ||
+		    !get_uint(&body[4], UINT64_MAX, &m->u.broadcast.seq)) {
+			return PL_EPROTO;
+		}
+		return PL_OK;
+	case PRO_WIRE_APP:
+		if (nbody < 2 || !get_uint(&body[0], UINT32_MAX, &v) ||
+		    !get_bytes(&body[1], &m->u.app.bytes)) {
+			return PL_EPROTO;
+		}
+		m->u.app.app_kind = (uint32_t)v;
+		return PL_OK;
+	default:
+		m->skip = PRO_WIRE_SKIP_KIND;
+		return PL_OK;
+	}
+}
+
+int
+pro_wire_decode(const void *buf, size_t len, pro_wire_msg *out)
+{
+	msgpack_zone *z = NULL;
+	msgpack_object root;
+	const msgpack_object *f;
+	size_t off = 0;
+	uint32_t n;
+	int rc = PL_EPROTO;
+
+	memset(out, 0, sizeof(*out));
+	if (buf == NULL || len == 0 || !scan(buf, len)) {
+		return PL_EPROTO;
+	}
+	if ((z = msgpack_zone_new(1024)) == NULL) {
+		return PL_ENOMEM;
+	}
+	switch (msgpack_unpack(buf, len, &off, z, &root)) {
+	case MSGPACK_UNPACK_SUCCESS:
+		break;
+	case MSGPACK_UNPACK_NOMEM_ERROR:
+		rc = PL_ENOMEM;
+		goto fail;
+	default:
+		goto fail;
+	}
+	if (off != len || root.type != MSGPACK_OBJECT_ARRAY ||
+	    root.via.array.size < 2) {
+		goto fail;
+	}
+	f = root.via.array.ptr;
+	n = root.via.array.size;
+	if (!get_uint(&f[0], UINT64_MAX, &out->version) || out->version == 0 ||
+	    !get_uint(&f[1], UINT64_MAX, &out->kind)) {
+		goto fail;
+	}
+	out->zone_ = z;
+	if (out->version > PRO_WIRE_VERSION) {
+		/* A newer node may have changed everything after the version. */
+		out->skip = PRO_WIRE_SKIP_VERSION;
+		return PL_OK;
+	}
+	if (n < HDR_FIELDS || (rc = decode_hdr(f, out, z)) != PL_OK ||
+	    (rc = decode_body(f + HDR_FIELDS, n - HDR_FIELDS, out, z)) != PL_OK) {
+		rc = rc == PL_OK ? PL_EPROTO : rc;
+		goto fail;
+	}
+	return PL_OK;
+
+fail:
+	msgpack_zone_free(z);
+	memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+void
+pro_wire_msg_release(pro_wire_msg *m)
+{
+	if (m->zone_ != NULL) {
+		msgpack_zone_free(m->zone_);
+	}
+	memset(m, 0, sizeof(*m));
+}
+
+const char *
+pro_wire_kind_name(uint64_t kind)
+{
+	switch (kind) {
+	case PRO_WIRE_PING: return "ping";
+	case PRO_WIRE_PING_ACK: return "ping-ack";
+	case PRO_WIRE_LEAVE: return "leave";
+	case PRO_WIRE_BROADCAST: return "broadcast";
+	case PRO_WIRE_APP: return "app";
+	default: return "unknown";
+	}
+}
