@@ -1,16 +1,377 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* TEMPORARY single-node mesh until cluster/ lands. */
+/* Cluster glue on the loop thread. cluster/ knows nothing of libevent: we
+ * watch its fd and call its tick. Presence replication rides on its app
+ * messages, in the manner of Phoenix.Tracker: deltas every tick that has
+ * any, clocks every second, and a full-state transfer to whoever is behind
+ * or new. Membership drives presence replicas: dead hides a node's
+ * presences (they come back if it does), left removes them for good. */
 #include "broker/mesh.h"
+
 #include "broker/node.h"
+#include "broker/presence.h"
+#include "broker/router.h"
+#include "cluster/cluster.h"
+#include "cluster/presence.h"
 #include "common/err.h"
+#include "common/log.h"
+
+#include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
-struct brk_mesh { brk_node *n; };
-int brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
-{ (void)err; (void)errlen; *out = calloc(1, sizeof(**out)); if (!*out) return PL_ENOMEM; (*out)->n = n; return 0; }
-void brk_mesh_destroy(brk_mesh *m) { free(m); }
-void brk_mesh_leave(brk_mesh *m) { (void)m; }
-int brk_mesh_joined(const brk_mesh *m) { (void)m; return 1; }
-json_t *brk_mesh_members_json(brk_mesh *m) { return json_pack("{s:s,s:[]}", "self", brk_node_name(m->n), "members"); }
-json_t *brk_mesh_leader_json(brk_mesh *m) { return json_pack("{s:s,s:s}", "self", brk_node_name(m->n), "leader", brk_node_name(m->n)); }
-json_t *brk_mesh_stats_json(brk_mesh *m) { (void)m; return json_object(); }
-int brk_mesh_block(brk_mesh *m, const char *peer, int on) { (void)m; (void)peer; (void)on; return 0; }
+#include <string.h>
+#include <time.h>
+
+enum {
+	APP_PRES_DELTA = 1,
+	APP_PRES_CLOCKS = 2,
+	APP_PRES_STATE_REQ = 3,
+	APP_PRES_STATE = 4,
+};
+
+#define CLOCKS_EVERY_TICKS 10
+
+struct brk_mesh {
+	brk_node *node;
+	clu_cluster *clu;
+	struct event *fd_ev, *tick_ev;
+	unsigned ticks;
+	int left;
+};
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static clu_presence *
+crdt(brk_mesh *m)
+{
+	return brk_presence_crdt(brk_node_presence(m->node));
+}
+
+/* ---- presence replication ---- */
+
+static void
+send_msg(brk_mesh *m, const char *to, uint32_t kind, pro_presence_msg *pm)
+{
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (pm == NULL) {
+		return;
+	}
+	if (pro_presence_encode(pm, &buf, &len) == PL_OK) {
+		clu_cluster_send_app(m->clu, to, kind, buf, len);
+	}
+	free(buf);
+	pro_presence_msg_destroy(pm);
+}
+
+static void
+send_state(brk_mesh *m, const char *to)
+{
+	pro_presence_msg *pm = NULL;
+
+	if (clu_presence_export(crdt(m), to, &pm) == PL_OK) {
+		send_msg(m, to, APP_PRES_STATE, pm);
+	}
+}
+
+static void
+ship_presence(brk_mesh *m)
+{
+	pro_presence_msg *pm = NULL;
+
+	if (clu_presence_has_delta(crdt(m)) &&
+	    clu_presence_take_delta(crdt(m), &pm) == PL_OK) {
+		send_msg(m, NULL, APP_PRES_DELTA, pm);
+	}
+	if (++m->ticks % CLOCKS_EVERY_TICKS == 0 &&
+	    clu_presence_clocks(crdt(m), &pm) == PL_OK) {
+		send_msg(m, NULL, APP_PRES_CLOCKS, pm);
+	}
+}
+
+/* The sender's replica must be known (and up) before its entries merge. */
+static int
+sender_up(brk_mesh *m, const char *from, const pro_presence_msg *pm)
+{
+	const pro_presence_replica *r;
+
+	if (pm->sender >= pm->nreplicas) {
+		return PL_EINVAL;
+	}
+	r = &pm->replicas[pm->sender];
+	if (strcmp(r->name, from) != 0) {
+		LOG_WARN("BRK-PRESFROM", "presence message from %s claims to be "
+		    "from %s; dropped", from, r->name);
+		return PL_EINVAL;
+	}
+	if (clu_cluster_member_status(m->clu, from) != CLU_ALIVE &&
+	    clu_cluster_member_status(m->clu, from) != CLU_SUSPECT) {
+		return PL_EAGAIN;
+	}
+	return clu_presence_replica_up(crdt(m), r->name, r->vsn);
+}
+
+static void
+on_app(void *arg, const char *from, uint32_t kind, const void *bytes,
+    size_t len)
+{
+	brk_mesh *m = arg;
+	pro_presence_msg *pm = NULL;
+	int rc;
+
+	if (kind == APP_PRES_STATE_REQ) {
+		send_state(m, from);
+		return;
+	}
+	if (kind < APP_PRES_DELTA || kind > APP_PRES_STATE) {
+		return;
+	}
+	rc = pro_presence_decode(bytes, len, &pm);
+	if (rc != PL_OK) {
+		LOG_WARN("BRK-PRESDECODE", "undecodable presence message from "
+		    "%s: %s", from, pl_strerror(rc));
+		return;
+	}
+	if (sender_up(m, from, pm) != PL_OK) {
+		goto out;
+	}
+	if (kind == APP_PRES_CLOCKS) {
+		if (clu_presence_behind(crdt(m), pm)) {
+			clu_cluster_send_app(m->clu, from, APP_PRES_STATE_REQ, "", 0);
+		}
+		goto out;
+	}
+	rc = clu_presence_merge(crdt(m), pm);
+	if (rc != PL_OK) {
+		LOG_WARN("BRK-PRESMERGE", "presence %s from %s not merged: %s",
+		    kind == APP_PRES_DELTA ? "delta" : "state", from,
+		    pl_strerror(rc));
+	}
+	brk_presence_after_merge(brk_node_presence(m->node));
+out:
+	pro_presence_msg_destroy(pm);
+}
+
+/* ---- membership ---- */
+
+static void
+on_member_change(void *arg, const char *name, clu_status old, clu_status st)
+{
+	brk_mesh *m = arg;
+
+	if (strcmp(name, clu_cluster_self_name(m->clu)) == 0) {
+		return;
+	}
+	LOG_INFO("BRK-MEMBER", "member %s: %s -> %s", name,
+	    clu_status_name(old), clu_status_name(st));
+	switch (st) {
+	case CLU_ALIVE:
+		/* A new or returning node gets our state at once rather than
+		 * after the next clocks exchange. */
+		send_state(m, name);
+		break;
+	case CLU_DEAD:
+		clu_presence_replica_down(crdt(m), name);
+		break;
+	case CLU_LEFT:
+		clu_presence_replica_permdown(crdt(m), name);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+on_leader_change(void *arg, const char *leader, uint64_t since_ms)
+{
+	(void)arg;
+	(void)leader;
+	(void)since_ms;
+	/* cluster/ logs the change (CLU-LEADER); nothing here runs only on
+	 * the leader yet. */
+}
+
+static void
+on_broadcast(void *arg, const char *publisher, uint64_t seq,
+    const char *topic, const char *event, const char *payload, size_t len)
+{
+	brk_mesh *m = arg;
+
+	(void)publisher;
+	(void)seq;
+	brk_router_local_broadcast(brk_node_router(m->node), topic, event,
+	    payload, len);
+}
+
+static void
+forward(void *arg, const char *topic, const char *event, const char *payload,
+    size_t len)
+{
+	brk_mesh *m = arg;
+
+	clu_cluster_broadcast(m->clu, topic, event, payload, len);
+}
+
+/* ---- loop integration ---- */
+
+static void
+on_fd(evutil_socket_t fd, short what, void *arg)
+{
+	brk_mesh *m = arg;
+
+	(void)fd;
+	(void)what;
+	clu_cluster_poll(m->clu, mono_ms());
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	brk_mesh *m = arg;
+
+	(void)fd;
+	(void)what;
+	clu_cluster_tick(m->clu, mono_ms());
+	ship_presence(m);
+}
+
+int
+brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
+{
+	const brk_config *cfg = brk_node_config(n);
+	struct timeval tv = { 0, CLU_CLUSTER_TICK_MS * 1000 };
+	clu_cluster_opts o;
+	brk_mesh *m = calloc(1, sizeof(*m));
+	int rc;
+
+	*out = m;
+	if (m == NULL) {
+		return PL_ENOMEM;
+	}
+	m->node = n;
+	clu_cluster_opts_init(&o);
+	o.node_name = brk_node_name(n);
+	o.listen_url = cfg->cluster_listen;
+	o.advertise_url = cfg->advertise;
+	o.join = cfg->join;
+	o.cb.on_member_change = on_member_change;
+	o.cb.on_leader_change = on_leader_change;
+	o.cb.on_broadcast = on_broadcast;
+	o.cb.on_app = on_app;
+	o.cb.arg = m;
+	rc = clu_cluster_create(&m->clu, &o);
+	if (rc != PL_OK) {
+		snprintf(err, errlen, "cannot start the cluster bus on %s: %s",
+		    cfg->cluster_listen, pl_strerror(rc));
+		return rc;
+	}
+	m->fd_ev = event_new(brk_node_base(n), clu_cluster_fd(m->clu),
+	    EV_READ | EV_PERSIST, on_fd, m);
+	m->tick_ev = event_new(brk_node_base(n), -1, EV_PERSIST, on_tick, m);
+	if (m->fd_ev == NULL || m->tick_ev == NULL ||
+	    event_add(m->fd_ev, NULL) != 0 || event_add(m->tick_ev, &tv) != 0) {
+		snprintf(err, errlen, "cannot watch the cluster fd");
+		return PL_EIO;
+	}
+	brk_router_set_forward(brk_node_router(n), forward, m);
+	LOG_NOTICE("BRK-CLUSTER", "cluster bus on %s, advertised as %s%s%s",
+	    cfg->cluster_listen, clu_cluster_self_address(m->clu),
+	    cfg->join ? ", joining " : "", cfg->join ? cfg->join : "");
+	return PL_OK;
+}
+
+void
+brk_mesh_destroy(brk_mesh *m)
+{
+	if (m == NULL) {
+		return;
+	}
+	if (m->fd_ev) {
+		event_free(m->fd_ev);
+	}
+	if (m->tick_ev) {
+		event_free(m->tick_ev);
+	}
+	clu_cluster_destroy(m->clu, false);
+	free(m);
+}
+
+void
+brk_mesh_leave(brk_mesh *m)
+{
+	if (m && m->clu && !m->left) {
+		m->left = 1;
+		clu_cluster_leave(m->clu);
+	}
+}
+
+int
+brk_mesh_joined(const brk_mesh *m)
+{
+	return m && m->clu && clu_cluster_joined(m->clu);
+}
+
+static void
+member_json(void *arg, const clu_member_info *mi)
+{
+	json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:I}",
+	    "name", mi->name, "address", mi->address,
+	    "status", clu_status_name(mi->status),
+	    "incarnation", (json_int_t)mi->incarnation));
+}
+
+json_t *
+brk_mesh_members_json(brk_mesh *m)
+{
+	json_t *arr = json_array();
+
+	clu_cluster_members(m->clu, member_json, arr);
+	return json_pack("{s:s, s:o}", "self", clu_cluster_self_name(m->clu),
+	    "members", arr);
+}
+
+json_t *
+brk_mesh_leader_json(brk_mesh *m)
+{
+	uint64_t since = 0;
+	const char *l = clu_cluster_leader(m->clu, &since);
+
+	return json_pack("{s:s, s:o, s:I}", "self", clu_cluster_self_name(m->clu),
+	    "leader", l ? json_string(l) : json_null(), "since",
+	    (json_int_t)since);
+}
+
+json_t *
+brk_mesh_stats_json(brk_mesh *m)
+{
+	clu_cluster_stats s;
+
+	clu_cluster_stats_get(m->clu, &s);
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+	    "s:I, s:I, s:I, s:I}",
+	    "sent", (json_int_t)s.sent, "received", (json_int_t)s.received,
+	    "malformed", (json_int_t)s.malformed,
+	    "unknown", (json_int_t)s.unknown, "dropped", (json_int_t)s.dropped,
+	    "gaps", (json_int_t)s.gaps, "cut_off_peers",
+	    (json_int_t)s.cut_off_peers, "name_conflicts",
+	    (json_int_t)s.name_conflicts, "broadcasts_sent",
+	    (json_int_t)s.broadcasts_sent, "broadcasts_delivered",
+	    (json_int_t)s.broadcasts_delivered, "members_alive",
+	    (json_int_t)s.members_alive, "members_suspect",
+	    (json_int_t)s.members_suspect, "members_dead",
+	    (json_int_t)s.members_dead, "members_left",
+	    (json_int_t)s.members_left);
+}
+
+int
+brk_mesh_block(brk_mesh *m, const char *peer, int on)
+{
+	return clu_cluster_set_blocked(m->clu, peer, on != 0);
+}

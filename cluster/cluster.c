@@ -781,7 +781,7 @@ parse_join(clu_cluster *c, const char *join)
 static char *
 derive_advertise(const char *listen, int bound_port)
 {
-	char host[256], out[PRO_WIRE_ADDR_MAX + 1];
+	char host[256], out[400];
 	const char *h, *colon;
 	size_t hl;
 

@@ -48,6 +48,9 @@ buf_write(void *data, const char *src, size_t len)
 {
 	pro_wire_buf *b = data;
 
+	if (len == 0) {
+		return 0;
+	}
 	if (len > b->cap - b->len) {
 		size_t cap = b->cap ? b->cap : 256;
 		char *p;

@@ -360,7 +360,7 @@ pro_http_query_get(const char *query, const char *name)
 {
 	const char *p = query;
 
-	if (query == NULL || name == NULL) {
+	if (query == NULL || name == NULL || name[0] == '\0') {
 		return NULL;
 	}
 	for (;;) {

@@ -57,8 +57,9 @@ bool pro_http_list_has(const char *list, const char *token);
 
 /* Value of the first `name` parameter of a raw query string ("a=1&b=x%20y"),
  * percent-decoded ('+' as space); a name without '=' has value "". Returns a
- * malloc'ed string the caller frees, or NULL when absent, when query is NULL,
- * when the value decodes to a NUL byte, or when allocation fails. */
+ * malloc'ed string the caller frees, or NULL when absent, when query is NULL
+ * or name empty, when the value decodes to a NUL byte, or when allocation
+ * fails. */
 char *pro_http_query_get(const char *query, const char *name);
 
 /* Standard reason phrase for an HTTP status; never NULL. */

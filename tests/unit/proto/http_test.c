@@ -386,6 +386,7 @@ test_query_decoding(void)
 	ASSERT_TRUE(pro_http_query_get(q, "") == NULL);
 	ASSERT_TRUE(pro_http_query_get(NULL, "vsn") == NULL);
 	ASSERT_TRUE(pro_http_query_get("", "vsn") == NULL);
+	ASSERT_TRUE(pro_http_query_get("=x", "") == NULL);
 	v = pro_http_query_get("x=%C3%A9t%c3%a9", "x");
 	ASSERT_STREQ(v, "\xc3\xa9t\xc3\xa9");
 	free(v);
