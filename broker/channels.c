@@ -127,6 +127,10 @@ comments_join(brk_channel *ch, json_t *params, char **reply,
 	}
 	rc = since ? sto_comments_after(st, video, since, limit, &l)
 	    : sto_comments_latest(st, video, limit, &l);
+	if (rc == PL_EINVAL) {
+		*reason = "invalid_params";
+		return -1;
+	}
 	if (rc != PL_OK) {
 		LOG_ERR("BRK-HISTORY", "history of %s failed: %s", video,
 		    pl_strerror(rc));
@@ -252,7 +256,7 @@ new_comment(brk_channel *ch, json_t *payload, brk_reply *r)
 	if (rc != PL_OK) {
 		LOG_WARN("BRK-STORE", "comment on %s refused by storage: %s",
 		    pc->topic, pl_strerror(rc));
-		brk_reply_error(r, rc == PL_EFULL ? "overloaded" : "internal_error");
+		brk_reply_error(r, rc == PL_EAGAIN ? "overloaded" : "internal_error");
 		free(pc->topic);
 		free(pc);
 	}
@@ -275,6 +279,10 @@ list_comments(brk_channel *ch, json_t *payload, brk_reply *r)
 	}
 	rc = before ? sto_comments_before(st, video_of(ch), before, limit, &l)
 	    : sto_comments_latest(st, video_of(ch), limit, &l);
+	if (rc == PL_EINVAL) {
+		brk_reply_error(r, "invalid_params");
+		return;
+	}
 	if (rc != PL_OK) {
 		brk_reply_error(r, "internal_error");
 		return;

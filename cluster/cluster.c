@@ -844,7 +844,7 @@ clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o)
 	c->o = *o;
 	c->o.node_name = c->o.listen_url = c->o.advertise_url = c->o.join = NULL;
 	c->cb = o->cb;
-	snprintf(c->name, sizeof(c->name), "%s", name);
+	memcpy(c->name, name, strlen(name) + 1); /* name_valid() bounded it */
 	pro_wire_buf_init(&c->buf);
 	if ((c->peers = calloc(MAX_PEERS, sizeof(*c->peers))) == NULL ||
 	    (c->digest = calloc(PRO_WIRE_DIGEST_MAX, sizeof(*c->digest))) == NULL) {

@@ -213,8 +213,8 @@ conflict(clu_membership *m, member *r, uint64_t other_start)
 		    "give each node a unique --node-name", r->name,
 		    (unsigned long long)other_start, (unsigned long long)r->start);
 	} else {
-		LOG_ERR("CLU-DUPNAME", "two live nodes named %s (start ids %llu "
-		    "and %llu); refusing the newer", r->name,
+		LOG_ERR("CLU-DUPNAME", "two live nodes named %s: keeping start "
+		    "id %llu, refusing start id %llu", r->name,
 		    (unsigned long long)r->start, (unsigned long long)other_start);
 	}
 }

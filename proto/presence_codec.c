@@ -17,6 +17,7 @@
 #define REPLICA_FIELDS 5
 #define ENTRY_FIELDS 8
 #define BLK_MIN 16384
+#define MAX_DEPTH 8 /* the format nests 4 deep */
 
 struct pro_presence_blk {
 	struct pro_presence_blk *next;
@@ -300,21 +301,30 @@ pro_presence_encode(const pro_presence_msg *m, char **out, size_t *len)
 
 /* Walks raw msgpack without allocating and checks that every declared
  * container count fits in the bytes that remain (each item needs at least
- * one byte). This bounds what msgpack_unpack may allocate to a small
- * multiple of the input size, however large the counts claim to be. */
+ * one byte) and that nesting stays within MAX_DEPTH. This bounds what
+ * msgpack_unpack may allocate to a small multiple of the input size,
+ * however large the counts claim to be. */
 static int
 prescan(const uint8_t *p, size_t len)
 {
+	uint64_t left[MAX_DEPTH + 1]; /* items still to read per level */
+	uint64_t pending = 1;         /* sum of left[] */
 	size_t pos = 0;
-	uint64_t pending = 1;
+	int d = 0;
+	left[0] = 1;
 	while (pending > 0) {
+		if (left[d] == 0) {
+			d--;
+			continue;
+		}
 		if (pos >= len) {
 			return -1;
 		}
 		uint8_t b = p[pos++];
 		uint64_t n = 0, skip = 0;
 		size_t w = 0; /* width of a length field that follows */
-		int kind = 0; /* 0 scalar, 1 payload, 2 array, 3 map, 4 ext */
+		int kind = 0; /* 1 payload, 2 array, 3 map, 4 ext */
+		left[d]--;
 		pending--;
 		if (b <= 0x7f || b >= 0xe0) {
 			/* fixint */
@@ -363,19 +373,23 @@ prescan(const uint8_t *p, size_t len)
 				skip = v;
 			} else if (kind == 4) {
 				skip = v + 1;
-			} else if (kind == 2) {
-				n = v;
 			} else {
-				n = 2 * v;
+				n = kind == 2 ? v : 2 * v;
 			}
 		}
 		if (skip > len - pos) {
 			return -1;
 		}
 		pos += (size_t)skip;
-		pending += n;
 		if (pending > len - pos) {
 			return -1;
+		}
+		if (n > 0) {
+			if (d == MAX_DEPTH || n > len - pos - pending) {
+				return -1;
+			}
+			left[++d] = n;
+			pending += n;
 		}
 	}
 	return pos == len ? 0 : -1;

@@ -108,7 +108,7 @@ static void
 sv_dump(const char *label, const svec *s)
 {
 	fprintf(stderr, "  %s (%zu):\n", label, s->n);
-	for (size_t i = 0; i < s->n && i < 20; i++) {
+	for (size_t i = 0; i < s->n && i < 2000; i++) {
 		fprintf(stderr, "    %s\n", s->v[i]);
 	}
 }
@@ -133,17 +133,11 @@ list_cb(void *arg, const char *topic, const char *key,
 
 /* Visible state of p over the test topics, as sorted strings. */
 static void
-listing(clu_presence *p, svec *out, bool local_only)
+listing(clu_presence *p, svec *out)
 {
-	svec all = { 0 };
 	for (int t = 0; t < NTOPICS; t++) {
-		ASSERT_OK(clu_presence_list(p, topics[t], list_cb, &all));
+		ASSERT_OK(clu_presence_list(p, topics[t], list_cb, out));
 	}
-	for (size_t i = 0; i < all.n; i++) {
-		(void)local_only;
-		sv_add(out, all.v[i]);
-	}
-	sv_free(&all);
 }
 
 static void
@@ -221,7 +215,7 @@ test_join_leave_list(void)
 	ASSERT_OK(clu_presence_join(p, 7, "t1", "alice", "{}", 2, NULL));
 	ASSERT_EQ(clu_presence_key_count(p, "t0"), 2);
 	ASSERT_EQ(clu_presence_count(p, "t0", "alice"), 1);
-	listing(p, &l, false);
+	listing(p, &l);
 	ASSERT_EQ(l.n, 3);
 	ASSERT_TRUE(strncmp(l.v[0], "t0|alice|", 9) == 0);
 	sv_free(&l);
@@ -357,7 +351,7 @@ test_update(void)
 	ASSERT_STREQ(r.leave_ref, ref1);
 	ASSERT_TRUE(strcmp(ref1, ref2) != 0);
 	ASSERT_EQ(clu_presence_count(p, "t0", "u"), 1);
-	listing(p, &l, false);
+	listing(p, &l);
 	ASSERT_EQ(l.n, 1);
 	ASSERT_TRUE(strstr(l.v[0], "{\"a\":2}") != NULL);
 	ASSERT_TRUE(strstr(l.v[0], ref1) != NULL); /* as phx_ref_prev */
@@ -664,8 +658,11 @@ test_merge_laws(void)
 	ASSERT_OK(clu_presence_merge(o[4], e));
 	pro_presence_msg_destroy(e);
 	for (int i = 0; i < 5; i++) {
+		if (i == 3) {
+			continue; /* only b + c: not the whole truth */
+		}
 		sv_free(&l);
-		listing(o[i], &l, false);
+		listing(o[i], &l);
 		if (!sv_eq(&l, &truth)) {
 			sv_dump("observer", &l);
 			sv_dump("truth", &truth);
@@ -686,12 +683,12 @@ test_merge_laws(void)
 		}
 		merge_all(x, d, idx, 18);
 		sv_free(&l);
-		listing(x, &l, false);
+		listing(x, &l);
 		ASSERT_TRUE(sv_eq(&l, &truth));
 		/* A later full state changes nothing. */
 		merge_all(x, st, ord3, 6);
 		sv_free(&l);
-		listing(x, &l, false);
+		listing(x, &l);
 		ASSERT_TRUE(sv_eq(&l, &truth));
 		clu_presence_destroy(x);
 	}
@@ -986,7 +983,7 @@ run_property(uint64_t seed, int nops)
 	for (int i = 0; i < NN; i++) {
 		svec view_full = { 0 };
 		sv_free(&l);
-		listing(w.n[i].p, &l, false);
+		listing(w.n[i].p, &l);
 		if (!sv_eq(&l, &truth)) {
 			fprintf(stderr, "  seed %" PRIu64 " node %d diverged\n", seed,
 			    i);

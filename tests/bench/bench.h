@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* parley-bench: what its processes share. A coordinator forks receiver
+ * workers, a publisher worker and (for the ceiling) a minimal WebSocket
+ * server; each runs its own libevent loop and obeys fixed-size commands on a
+ * control socket, answering with a report that the coordinator aggregates. */
+#ifndef PARLEY_BENCH_H
+#define PARLEY_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#define BENCH_MAX_URLS 8
+/* Latency histogram: 32 linear sub-buckets per power of two (3 % error). */
+#define BENCH_HIST_SUB 32
+#define BENCH_HIST_BUCKETS (60 * BENCH_HIST_SUB)
+/* A publish carries its send time (CLOCK_MONOTONIC ns, zero-padded) at the
+ * front of its content, and a fixed-width ref, so that a template frame can
+ * be patched in place instead of re-encoded. */
+#define BENCH_TS_DIGITS 20
+#define BENCH_REF_DIGITS 10
+#define BENCH_REF_BASE 1000000000LL
+#define BENCH_NS 1000000000LL
+
+enum bench_scenario {
+	SC_CONNECT, SC_FANOUT, SC_TOPICS, SC_COMMENTS, SC_CLUSTER, SC_CEILING,
+};
+
+/* Which server a connection or a measurement is about. */
+enum bench_target { TGT_NODE = 0, TGT_CEILING = 1 };
+
+enum bench_step {
+	ST_CONNECT = 1, /* open the target's connections, upgrade, join */
+	ST_MEASURE,     /* publish in [t_start, t_end), count [t_measure, t_end) */
+	ST_DRAIN,       /* report once deliveries have stopped */
+	ST_OVERFLOW,    /* open the extra connections (expected to be refused) */
+	ST_HEARTBEAT,   /* heartbeat every open connection, count the replies */
+	ST_QUIT,
+};
+
+enum bench_kind { K_RECV, K_PUB, K_CEIL };
+
+typedef struct bench_url {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	bool loopback4;     /* 127/8 IPv4: clients may bind 127.0.0.x sources */
+	char text[256];     /* as given */
+	char host[256];     /* Host header */
+	char target[512];   /* path with "?" or "&" ready for the query */
+} bench_url;
+
+typedef struct bench_opts {
+	int scenario;
+	bench_url urls[BENCH_MAX_URLS];
+	int nurls;
+	const char *secret;
+	long connections;   /* subscribers, idle sockets or posters */
+	long topics;
+	long publishers;
+	long overflow;      /* connect: extra sockets beyond the node's limit */
+	double rate;        /* publishes/s, all publishers; 0 = as fast as acks allow */
+	double latency_rate; /* fanout --with-ceiling: the fixed rate; 0 = auto */
+	double duration;    /* seconds counted per phase */
+	double warmup;      /* seconds published but not counted */
+	bool json;
+	bool with_ceiling;
+	bool src_addrs;     /* bind 127.0.0.2.. before connect */
+	int workers;        /* receiver processes */
+	long payload;       /* bytes of comment content */
+	long frame_bytes;   /* ceiling payload size; 0 = as parley's */
+	long concurrency;   /* handshakes in flight per worker */
+	long window;        /* publishes in flight per publisher at rate 0 */
+	long join_limit;    /* history `limit` sent with each join */
+	double heartbeat;   /* seconds between heartbeats per socket; 0 = off */
+	pid_t server_pids[BENCH_MAX_URLS];
+	int npids;
+	char nonce[24];     /* makes topics and users unique per run */
+} bench_opts;
+
+typedef struct bench_cmd {
+	int32_t step;
+	int32_t target;
+	int64_t t_start, t_measure, t_end; /* CLOCK_MONOTONIC ns */
+	double rate;        /* publishes (ceiling: rounds) per second; 0 = max */
+	int64_t frame_bytes; /* ceiling: payload size to send */
+} bench_cmd;
+
+/* One process's answer to one command; the coordinator sums them. */
+typedef struct bench_report {
+	int32_t kind, step;
+	int64_t conns;       /* connections this step was about */
+	int64_t upgraded, joined, refused, failed, closed;
+	int64_t deliveries;  /* new_comment counted in the window */
+	int64_t stray;       /* new_comment outside the window */
+	int64_t presence;    /* presence_state / presence_diff received */
+	int64_t sent, acks, errors; /* publishes and their replies */
+	int64_t hb_sent, hb_ok;
+	int64_t first_ns, last_ns;  /* step: first attempt, last completion */
+	int64_t last_rx_ns;         /* last new_comment received */
+	int64_t cpu_ns, wall_ns;    /* own CPU over the window (or step) */
+	int64_t max_lag;     /* publishes due but not yet sent, worst tick */
+	int64_t backed_up;   /* ticks with a send queue over its bound */
+	int64_t frame_sample; /* payload bytes of one new_comment seen */
+	int64_t rounds, skips; /* ceiling: rounds written, sockets skipped */
+	int64_t bytes_in;
+	char error[96];      /* one error reason, for the record */
+	uint64_t hist[BENCH_HIST_BUCKETS];     /* publish -> receipt */
+	uint64_t ack_hist[BENCH_HIST_BUCKETS]; /* publish -> reply */
+} bench_report;
+
+/* CLOCK_MONOTONIC in nanoseconds; the same clock in every process. */
+int64_t bench_now(void);
+
+/* CPU time (user + system) this process has used, in nanoseconds. */
+int64_t bench_cpu_self(void);
+
+/* Adds one value (ns) to a histogram of BENCH_HIST_BUCKETS counters. */
+void bench_hist_add(uint64_t *h, int64_t v);
+
+/* Value (ns) under which a fraction q (0..1) of the recorded values lie;
+ * 0 when the histogram is empty. */
+int64_t bench_hist_pct(const uint64_t *h, double q);
+
+/* Total number of values recorded. */
+uint64_t bench_hist_count(const uint64_t *h);
+
+/* Writes or reads exactly len bytes on a blocking descriptor, retrying on
+ * EINTR. Return 0, or -1 on error or end of file. */
+int bench_write_all(int fd, const void *p, size_t len);
+int bench_read_all(int fd, void *p, size_t len);
+
+/* Runs a receiver (K_RECV, index idx of nworkers) or the publisher worker
+ * (K_PUB) until ST_QUIT; returns the process exit status. o: borrowed. */
+int bench_worker_run(const bench_opts *o, int kind, int idx, int nworkers,
+    int ctl);
+
+/* Runs the ceiling server on an already listening socket until ST_QUIT;
+ * returns the process exit status. o: borrowed. */
+int bench_ceiling_run(const bench_opts *o, int listen_fd, int ctl);
+
+#endif

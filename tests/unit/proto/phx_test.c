@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Phoenix V1/V2 serializers: round trips, ref types, binary pushes, and
+ * malformed input refused with a reason. */
+#include "proto/phx.h"
+
+#include "common/err.h"
+#include "tests/unit/test.h"
+
+#include <stdlib.h>
+
+static void
+decode_ok(int vsn, const char *s, pro_phx_msg *m)
+{
+	const char *why = NULL;
+
+	ASSERT_OK(pro_phx_decode(vsn, 0, s, strlen(s), m, &why));
+}
+
+static void
+refuse(int vsn, const char *s)
+{
+	pro_phx_msg m;
+	const char *why = NULL;
+
+	ASSERT_EQ(pro_phx_decode(vsn, 0, s, strlen(s), &m, &why), PL_EINVAL);
+	ASSERT_TRUE(why != NULL && *why);
+	pro_phx_msg_clear(&m);
+}
+
+static void
+v2_decode(void)
+{
+	pro_phx_msg m;
+
+	decode_ok(2, "[\"1\",\"2\",\"comments:v\",\"phx_join\",{\"limit\":3}]", &m);
+	ASSERT_STREQ(json_string_value(m.join_ref), "1");
+	ASSERT_STREQ(json_string_value(m.ref), "2");
+	ASSERT_STREQ(m.topic, "comments:v");
+	ASSERT_STREQ(m.event, "phx_join");
+	ASSERT_EQ(json_integer_value(json_object_get(m.payload, "limit")), 3);
+	pro_phx_msg_clear(&m);
+}
+
+static void
+v2_refs_keep_type(void)
+{
+	pro_phx_msg m;
+	size_t len;
+	char *s;
+
+	decode_ok(2, "[null,7,\"phoenix\",\"heartbeat\",{}]", &m);
+	ASSERT_TRUE(json_is_null(m.join_ref));
+	ASSERT_TRUE(json_is_integer(m.ref));
+	s = pro_phx_encode_reply(2, m.join_ref, m.ref, m.topic, "ok", NULL, &len);
+	ASSERT_STREQ(s, "[null,7,\"phoenix\",\"phx_reply\",{\"status\":\"ok\",\"response\":{}}]");
+	ASSERT_EQ(len, strlen(s));
+	free(s);
+	pro_phx_msg_clear(&m);
+}
+
+static void
+v1_decode_and_encode(void)
+{
+	pro_phx_msg m;
+	size_t len;
+	char *s;
+
+	decode_ok(1, "{\"topic\":\"t:1\",\"event\":\"e\",\"payload\":{\"a\":1},\"ref\":\"5\"}", &m);
+	ASSERT_TRUE(json_is_null(m.join_ref));
+	ASSERT_STREQ(json_string_value(m.ref), "5");
+	s = pro_phx_encode(1, m.join_ref, NULL, m.topic, "new", "{\"x\":true}", 10, &len);
+	ASSERT_STREQ(s, "{\"topic\":\"t:1\",\"event\":\"new\",\"payload\":{\"x\":true},\"ref\":null}");
+	free(s);
+	pro_phx_msg_clear(&m);
+}
+
+static void
+encode_escapes_strings(void)
+{
+	size_t len;
+	char *s = pro_phx_encode(2, NULL, NULL, "a\"b\n", "ev", "{}", 2, &len);
+	json_t *v = json_loads(s, 0, NULL);
+
+	ASSERT_TRUE(json_is_array(v));
+	ASSERT_STREQ(json_string_value(json_array_get(v, 2)), "a\"b\n");
+	json_decref(v);
+	free(s);
+}
+
+static void
+round_trip_v2(void)
+{
+	json_t *jr = json_string("3"), *ref = json_integer(9);
+	pro_phx_msg m;
+	size_t len;
+	char *s = pro_phx_encode(2, jr, ref, "comments:x", "new_comment",
+	    "{\"content\":\"h\\u00e9\"}", 21, &len);
+
+	decode_ok(2, s, &m);
+	ASSERT_TRUE(json_equal(m.join_ref, jr));
+	ASSERT_TRUE(json_equal(m.ref, ref));
+	ASSERT_STREQ(json_string_value(json_object_get(m.payload, "content")), "h\xc3\xa9");
+	pro_phx_msg_clear(&m);
+	free(s);
+	json_decref(jr);
+	json_decref(ref);
+}
+
+static void
+binary_push(void)
+{
+	const char frame[] = "\x00\x01\x01\x03\x02" "12" "t:x" "ev" "\xff\x00payload";
+	size_t len = sizeof(frame) - 1;
+	pro_phx_msg m;
+	const char *why;
+
+	ASSERT_OK(pro_phx_decode(2, 1, frame, len, &m, &why));
+	ASSERT_STREQ(json_string_value(m.join_ref), "1");
+	ASSERT_STREQ(json_string_value(m.ref), "2");
+	ASSERT_STREQ(m.topic, "t:x");
+	ASSERT_STREQ(m.event, "ev");
+	ASSERT_TRUE(m.payload == NULL);
+	ASSERT_EQ(m.bin_len, 9);
+	pro_phx_msg_clear(&m);
+	/* Truncated header, reply kind, and binary on V1 are refused. */
+	ASSERT_EQ(pro_phx_decode(2, 1, frame, 7, &m, &why), PL_EINVAL);
+	pro_phx_msg_clear(&m);
+	ASSERT_EQ(pro_phx_decode(2, 1, "\x01\x00\x00\x00\x00", 5, &m, &why), PL_EINVAL);
+	pro_phx_msg_clear(&m);
+	ASSERT_EQ(pro_phx_decode(1, 1, frame, len, &m, &why), PL_EINVAL);
+	pro_phx_msg_clear(&m);
+}
+
+static void
+malformed(void)
+{
+	refuse(2, "");
+	refuse(2, "[");
+	refuse(2, "null");
+	refuse(2, "{\"topic\":\"t\"}");
+	refuse(2, "[1,2,3,4]");
+	refuse(2, "[null,null,\"t\",\"e\",{},6]");
+	refuse(2, "[null,null,5,\"e\",{}]");
+	refuse(2, "[null,null,\"t\",null,{}]");
+	refuse(2, "[{},null,\"t\",\"e\",{}]");
+	refuse(2, "[null,1.5,\"t\",\"e\",{}]");
+	refuse(2, "[null,null,\"t\",\"e\",{}] trailing");
+	refuse(1, "[null,null,\"t\",\"e\",{}]");
+	refuse(1, "{\"event\":\"e\"}");
+	refuse(1, "{\"topic\":1,\"event\":\"e\"}");
+	refuse(2, "[null,null,\"t\\u0000x\",\"e\",{}]");
+}
+
+static void
+vsn_parse(void)
+{
+	ASSERT_EQ(pro_phx_parse_vsn(NULL), PRO_PHX_V1);
+	ASSERT_EQ(pro_phx_parse_vsn("1.0.0"), PRO_PHX_V1);
+	ASSERT_EQ(pro_phx_parse_vsn("2.0.0"), PRO_PHX_V2);
+	ASSERT_EQ(pro_phx_parse_vsn("3.0.0"), 0);
+	ASSERT_EQ(pro_phx_parse_vsn(""), 0);
+}
+
+TEST_LIST {
+	TEST_ENTRY(v2_decode),
+	TEST_ENTRY(v2_refs_keep_type),
+	TEST_ENTRY(v1_decode_and_encode),
+	TEST_ENTRY(encode_escapes_strings),
+	TEST_ENTRY(round_trip_v2),
+	TEST_ENTRY(binary_push),
+	TEST_ENTRY(malformed),
+	TEST_ENTRY(vsn_parse),
+};
+TEST_MAIN()
