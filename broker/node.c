@@ -361,6 +361,10 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err,
 	if (brk_admin_create(&n->admin, n, err, errlen) != PL_OK) {
 		return PL_EIO;
 	}
+	if (cfg->firebase_url || cfg->firebase_credentials) {
+		LOG_WARN("BRK-FIREBASE", "Firebase sync is not built yet: "
+		    "--firebase-url and --firebase-credentials are ignored");
+	}
 	LOG_NOTICE("BRK-START", "node %s serving WebSocket on %s, admin on %s, "
 	    "data in %s", n->name, cfg->listen, cfg->admin, cfg->data);
 	return PL_OK;

@@ -400,7 +400,8 @@ kg_get(clu_presence *p, const char *topic_name, const char *key)
 		if ((t = calloc(1, sizeof(*t) + len + 1)) == NULL) {
 			return NULL;
 		}
-		if (ht_init(&t->keys, 4) != PL_OK) {
+		/* Most topics hold one key (presence:<user_id>); start small. */
+		if (ht_init(&t->keys, 2) != PL_OK) {
 			free(t);
 			return NULL;
 		}

@@ -16,8 +16,10 @@
 
 typedef struct clu_presence clu_presence;
 
-/* A read-only view of one presence entry (one meta of a key). All pointers
- * are borrowed and valid only during the callback that receives them. */
+/* A read-only view of one presence entry (one meta of a key), valid only
+ * during the callback that receives it. The topic and key strings it points
+ * to stay valid longer: until the next call that modifies the presence
+ * (join, update, leave*, replica_*, merge, destroy). */
 typedef struct clu_presence_meta {
 	const char *topic;
 	const char *key;

@@ -464,7 +464,9 @@ decode_replica(pro_presence_msg *m, const msgpack_object *o,
 		}
 	}
 	/* Sorted, unique dots let the merge use binary search. */
-	qsort(d, nd, sizeof(*d), cmp_u64);
+	if (nd > 1) {
+		qsort(d, nd, sizeof(*d), cmp_u64);
+	}
 	size_t k = 0;
 	for (size_t i = 0; i < nd; i++) {
 		if (k == 0 || d[k - 1] != d[i]) {
