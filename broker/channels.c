@@ -98,7 +98,8 @@ read_id(json_t *params, const char *name, const char **id)
 		return 0;
 	}
 	if (!json_is_string(v) || json_string_length(v) == 0 ||
-	    json_string_length(v) > MAX_ID_BYTES) {
+	    json_string_length(v) > MAX_ID_BYTES ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
 		return -1;
 	}
 	*id = json_string_value(v);

@@ -175,6 +175,12 @@ clu_bus_fd(const clu_bus *b)
 }
 
 void
+clu_bus_wake(clu_bus *b)
+{
+	wake(b->efd);
+}
+
+void
 clu_bus_clear_fd(clu_bus *b)
 {
 	uint64_t v;
@@ -465,8 +471,8 @@ clu_bus_pipe_close(clu_bus *b, uint32_t pipe)
 
 /* ---- DNS resolver ---- */
 
-static void
-free_strv(char **v, size_t n)
+void
+clu_bus_strv_free(char **v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		free(v[i]);
@@ -487,8 +493,8 @@ resolver_release(resolver *r)
 	if (!last) {
 		return;
 	}
-	free_strv(r->job, r->n_job);
-	free_strv(r->result, r->n_result);
+	clu_bus_strv_free(r->job, r->n_job);
+	clu_bus_strv_free(r->result, r->n_result);
 	if (r->wake_fd >= 0) {
 		close(r->wake_fd);
 	}
@@ -590,10 +596,10 @@ resolver_main(void *arg)
 		for (size_t i = 0; i < n_job; i++) {
 			resolve_one(job[i], &out, &n_out, &cap);
 		}
-		free_strv(job, n_job);
+		clu_bus_strv_free(job, n_job);
 
 		pthread_mutex_lock(&r->mu);
-		free_strv(r->result, r->n_result);
+		clu_bus_strv_free(r->result, r->n_result);
 		r->result = out;
 		r->n_result = n_out;
 		r->have_result = true;
@@ -654,14 +660,14 @@ clu_bus_resolve(clu_bus *b, const char *const *hostports, size_t n)
 	}
 	for (size_t i = 0; i < n; i++) {
 		if ((job[i] = strdup(hostports[i])) == NULL) {
-			free_strv(job, i);
+			clu_bus_strv_free(job, i);
 			return PL_ENOMEM;
 		}
 	}
 	pthread_mutex_lock(&b->res->mu);
 	if (b->res->busy) {
 		pthread_mutex_unlock(&b->res->mu);
-		free_strv(job, n);
+		clu_bus_strv_free(job, n);
 		return PL_EAGAIN;
 	}
 	b->res->job = job;
@@ -691,4 +697,98 @@ clu_bus_resolved(clu_bus *b, char ***urls, size_t *n)
 	}
 	pthread_mutex_unlock(&b->res->mu);
 	return got;
+}
+
+/* ---- addresses ---- */
+
+int
+clu_bus_parse_join(const char *join, char ***urls, size_t *n_urls,
+    char ***dns, size_t *n_dns)
+{
+	const char *p = join;
+	size_t cap_u = 0, cap_d = 0;
+
+	*urls = *dns = NULL;
+	*n_urls = *n_dns = 0;
+	while (p != NULL && *p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		char item[320];
+		bool is_dns;
+		int rc;
+
+		while (n > 0 && (*p == ' ' || *p == '\t')) {
+			p++;
+			n--;
+		}
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
+			n--;
+		}
+		if (n >= sizeof(item)) {
+			goto bad;
+		}
+		memcpy(item, p, n);
+		item[n] = '\0';
+		is_dns = strncmp(item, "dns:", 4) == 0;
+		if (n == 0) {
+			/* an empty entry (",,") is ignored */
+		} else if (is_dns ? (strchr(item + 4, ':') == NULL ||
+		    item[4] == ':' || item[n - 1] == ':') :
+		    strstr(item, "://") == NULL) {
+			goto bad;
+		} else if ((rc = is_dns ? add_url(dns, n_dns, &cap_d, item + 4) :
+		    add_url(urls, n_urls, &cap_u, item)) != 0) {
+			clu_bus_strv_free(*urls, *n_urls);
+			clu_bus_strv_free(*dns, *n_dns);
+			*urls = *dns = NULL;
+			*n_urls = *n_dns = 0;
+			return PL_ENOMEM;
+		}
+		p = end ? end + 1 : NULL;
+		continue;
+bad:
+		LOG_ERR("CLU-JOIN", "bad join entry \"%.*s\": want tcp://HOST:PORT "
+		    "or dns:NAME:PORT", (int)(n > 200 ? 200 : n), p);
+		clu_bus_strv_free(*urls, *n_urls);
+		clu_bus_strv_free(*dns, *n_dns);
+		*urls = *dns = NULL;
+		*n_urls = *n_dns = 0;
+		return PL_EINVAL;
+	}
+	return PL_OK;
+}
+
+char *
+clu_bus_derive_advertise(const char *listen, int bound_port)
+{
+	char url[320], host[256], out[400];
+	const char *h, *colon;
+	size_t hl;
+
+	if (strncmp(listen, "tcp://", 6) != 0 || strlen(listen) >= sizeof(url)) {
+		return strdup(listen);
+	}
+	memcpy(url, listen, strlen(listen) + 1);
+	h = url + 6;
+	colon = strrchr(h, ':');
+	if (colon == NULL || (h[0] == '[' && strchr(h, ']') > colon)) {
+		return strdup(listen);
+	}
+	hl = (size_t)(colon - h);
+	if (hl == 0 || (hl == 1 && h[0] == '*') ||
+	    (hl == 7 && strncmp(h, "0.0.0.0", 7) == 0) ||
+	    (hl == 4 && strncmp(h, "[::]", 4) == 0)) {
+		if (gethostname(host, sizeof(host)) != 0) {
+			snprintf(host, sizeof(host), "localhost");
+		}
+		host[sizeof(host) - 1] = '\0';
+	} else {
+		snprintf(host, sizeof(host), "%.*s", (int)hl, h);
+	}
+	if (bound_port > 0) {
+		snprintf(out, sizeof(out), "tcp://%s:%d", host, bound_port);
+	} else {
+		snprintf(out, sizeof(out), "tcp://%s%s", host, colon);
+	}
+	return strdup(out);
 }

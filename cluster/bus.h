@@ -38,6 +38,9 @@ void clu_bus_destroy(clu_bus *b);
  * by the bus; valid until destroy. */
 int clu_bus_fd(const clu_bus *b);
 
+/* Makes the fd readable (e.g. so the loop comes back to flush output). */
+void clu_bus_wake(clu_bus *b);
+
 /* Resets the fd's readiness. Call before draining with clu_bus_recv() so that
  * no wake-up is lost. */
 void clu_bus_clear_fd(clu_bus *b);
@@ -95,5 +98,21 @@ int clu_bus_resolve(clu_bus *b, const char *const *hostports, size_t n);
  * contribute nothing). Returns true and sets *urls (caller frees each
  * string and the array) and *n; false when nothing new. */
 bool clu_bus_resolved(clu_bus *b, char ***urls, size_t *n);
+
+/* Splits a --join list (comma-separated, blanks trimmed) into bus URLs and
+ * "NAME:PORT" strings from dns:NAME:PORT entries. Returns PL_OK with both
+ * arrays set (caller frees with clu_bus_strv_free), PL_EINVAL (an entry is
+ * neither; logged "CLU-JOIN"), PL_ENOMEM. */
+int clu_bus_parse_join(const char *join, char ***urls, size_t *n_urls,
+    char ***dns, size_t *n_dns);
+
+/* The URL peers should dial when none is configured: tcp://HOST:PORT with
+ * the listen host (the hostname when listening on every interface) and the
+ * bound port. Non-tcp URLs are returned as they are. Caller frees; NULL
+ * when out of memory. */
+char *clu_bus_derive_advertise(const char *listen_url, int bound_port);
+
+/* Frees n strings and the array; NULL is fine. */
+void clu_bus_strv_free(char **v, size_t n);
 
 #endif

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The cluster façade (see cluster.h): glues the bus, the wire codec and the
- * membership view together, keeps per-sender duplicate and broadcast order
- * state, cuts off peers that send garbage, and decides whom to dial. Runs
+ * membership view together, batches outgoing envelopes into frames, cuts
+ * off connections that send garbage, and decides whom to dial. Runs
  * entirely on the caller's loop thread. */
 #include "cluster/cluster.h"
 
@@ -16,22 +16,11 @@
 #include "common/log.h"
 #include "proto/wire.h"
 
-#define POLL_BUDGET 512       /* messages per poll before yielding */
-#define QUEUE_MAX 16384       /* received messages waiting for the loop */
-#define MAX_PEERS 1024        /* per-sender tracking entries */
-#define MAX_BAD_PIPES 256     /* connections tracked for malformed input */
-#define MAX_SEEDS 64
+#define POLL_BUDGET 256         /* frames per poll before yielding */
+#define QUEUE_MAX 16384         /* received frames waiting for the loop */
+#define FRAME_MAX (256u << 10)  /* batch envelopes up to this many bytes */
+#define MAX_BAD_PIPES 256       /* connections tracked for malformed input */
 #define LEAVE_LINGER_MS 50
-
-/* Per-sender state for one instance (name + start id). */
-typedef struct peer {
-	char name[PRO_WIRE_NAME_MAX + 1];
-	uint64_t start;
-	uint64_t seq_max;       /* highest message seq seen */
-	uint64_t seq_win;       /* bit i: seq_max - i seen */
-	uint64_t bc_next;       /* next broadcast seq expected; 0: none yet */
-	uint64_t used;          /* for eviction */
-} peer;
 
 typedef struct bad_pipe {
 	uint32_t pipe;
@@ -41,40 +30,43 @@ typedef struct bad_pipe {
 
 struct clu_cluster {
 	clu_cluster_opts o;
-	clu_cluster_callbacks cb;
 	char name[PRO_WIRE_NAME_MAX + 1];
 	char *advertise;
 	clu_bus *bus;
 	clu_membership *mem;
 
-	char *seeds[MAX_SEEDS];     /* static seed URLs */
-	size_t n_seeds;
-	char *dns[MAX_SEEDS];       /* "NAME:PORT" */
-	size_t n_dns;
+	char **seeds, **dns;        /* --join: URLs and "NAME:PORT" */
+	size_t n_seeds, n_dns;
 	char **resolved;            /* latest DNS answer */
 	size_t n_resolved;
-	char **self_urls;           /* URLs that turned out to reach ourselves */
+	char **self_urls;           /* URLs found to reach ourselves */
 	size_t n_self_urls;
 	uint64_t next_dns;
 
 	char blocked[PRO_WIRE_SKIP_MAX][PRO_WIRE_NAME_MAX + 1];
 	size_t n_blocked;
-
-	peer *peers;
-	size_t n_peers;
 	bad_pipe bad[MAX_BAD_PIPES];
 	size_t n_bad;
 
-	pro_wire_buf buf;
+	/* Outgoing frame: envelopes queued since the last flush. NNG 1.5's
+	 * bus0 keeps only 16 messages per connection and drops the rest, so a
+	 * burst must travel as few frames. */
+	pro_wire_buf out;
+	size_t out_count;
+	size_t frame_max;
+	bool in_call;               /* inside poll/tick: flush at the end */
+	bool wake_pending;
+
 	pro_wire_member *digest;    /* scratch for outgoing digests */
-	uint64_t seq;               /* outgoing message counter */
+	uint64_t seq;               /* outgoing envelope counter */
 	uint64_t bc_seq;            /* outgoing broadcast counter */
 	uint64_t next_hb;
-	uint64_t created;           /* caller clock of the first poll/tick */
+	uint64_t created;           /* caller clock at the first poll/tick */
+	uint64_t now;               /* caller clock at the last poll/tick */
 	bool clock_set;
-	bool started;
 	bool heard_other;
 	bool dial_dirty;
+	bool gossip_now;
 
 	char leader[PRO_WIRE_NAME_MAX + 1];
 	bool has_leader;
@@ -99,12 +91,10 @@ str_eq(pro_wire_str s, const char *c)
 }
 
 static void
-copy_name(char *dst, pro_wire_str s)
+copy_str(char *dst, pro_wire_str s)
 {
-	size_t n = s.len > PRO_WIRE_NAME_MAX ? PRO_WIRE_NAME_MAX : s.len;
-
-	memcpy(dst, s.ptr, n);
-	dst[n] = '\0';
+	memcpy(dst, s.ptr, s.len);
+	dst[s.len] = '\0';
 }
 
 static bool
@@ -142,6 +132,22 @@ clu_cluster_opts_init(clu_cluster_opts *o)
 /* ---- sending ---- */
 
 static void
+flush(clu_cluster *c)
+{
+	c->wake_pending = false;
+	if (c->out.len == 0) {
+		return;
+	}
+	if (clu_bus_send(c->bus, c->out.data, c->out.len) == PL_OK) {
+		c->st.sent += c->out_count;
+	} else {
+		c->st.dropped += c->out_count;
+	}
+	c->out.len = 0;
+	c->out_count = 0;
+}
+
+static void
 make_hdr(clu_cluster *c, pro_wire_hdr *h, pro_wire_str *skip, const char *dest)
 {
 	for (size_t i = 0; i < c->n_blocked; i++) {
@@ -150,23 +156,42 @@ make_hdr(clu_cluster *c, pro_wire_hdr *h, pro_wire_str *skip, const char *dest)
 	h->sender = pro_wire_cstr(c->name);
 	h->incarnation = clu_membership_incarnation(c->mem);
 	h->start_id = clu_membership_start_id(c->mem);
-	h->seq = ++c->seq;
+	h->seq = c->seq + 1;
 	h->dest = pro_wire_cstr(dest);
 	h->skip = skip;
 	h->n_skip = c->n_blocked;
 }
 
+/* Accounts for the envelope just appended at out[before..len): starts a new
+ * frame when the batch grows too big, and makes sure it gets flushed. */
 static int
-send_buf(clu_cluster *c)
+queued(clu_cluster *c, size_t before, int rc)
 {
-	int rc = clu_bus_send(c->bus, c->buf.data, c->buf.len);
+	size_t add = c->out.len - before;
 
-	if (rc == PL_OK) {
-		c->st.sent++;
-	} else {
-		c->st.dropped++;
+	if (rc != PL_OK) {
+		return rc;
 	}
-	return rc;
+	if (add > c->o.recv_max_bytes) {
+		c->out.len = before;
+		return PL_ETOOBIG;
+	}
+	c->seq++;
+	if (c->out.len > c->frame_max && before > 0) {
+		/* Send what came before; the new envelope starts a frame. */
+		c->out.len = before;
+		flush(c);
+		memmove(c->out.data, c->out.data + before, add);
+		c->out.len = add;
+	}
+	c->out_count++;
+	if (!c->in_call && !c->wake_pending) {
+		/* Sent from the broker's own handlers: have the loop call
+		 * poll right after, which flushes. */
+		clu_bus_wake(c->bus);
+		c->wake_pending = true;
+	}
+	return PL_OK;
 }
 
 static void
@@ -175,11 +200,10 @@ send_digest(clu_cluster *c, pro_wire_kind kind, const char *dest)
 	pro_wire_str skip[PRO_WIRE_SKIP_MAX];
 	pro_wire_hdr h;
 	size_t n = clu_membership_digest(c->mem, c->digest, PRO_WIRE_DIGEST_MAX);
+	size_t before = c->out.len;
 
 	make_hdr(c, &h, skip, dest);
-	if (pro_wire_encode_digest(&c->buf, kind, &h, c->digest, n) == PL_OK) {
-		send_buf(c);
-	}
+	queued(c, before, pro_wire_encode_digest(&c->out, kind, &h, c->digest, n));
 }
 
 static void
@@ -187,11 +211,10 @@ send_leave(clu_cluster *c)
 {
 	pro_wire_str skip[PRO_WIRE_SKIP_MAX];
 	pro_wire_hdr h;
+	size_t before = c->out.len;
 
 	make_hdr(c, &h, skip, NULL);
-	if (pro_wire_encode_leave(&c->buf, &h) == PL_OK) {
-		send_buf(c);
-	}
+	queued(c, before, pro_wire_encode_leave(&c->out, &h));
 }
 
 int
@@ -200,6 +223,7 @@ clu_cluster_broadcast(clu_cluster *c, const char *topic, const char *event,
 {
 	pro_wire_str skip[PRO_WIRE_SKIP_MAX];
 	pro_wire_hdr h;
+	size_t before = c->out.len;
 	int rc;
 
 	if (topic == NULL || event == NULL) {
@@ -209,16 +233,11 @@ clu_cluster_broadcast(clu_cluster *c, const char *topic, const char *event,
 		return PL_ECLOSED;
 	}
 	make_hdr(c, &h, skip, NULL);
-	rc = pro_wire_encode_broadcast(&c->buf, &h, pro_wire_cstr(topic),
-	    pro_wire_cstr(event), payload, len, pro_wire_cstr(c->name),
-	    c->bc_seq + 1);
-	if (rc != PL_OK) {
-		return rc;
-	}
-	/* The sequence advances even when the bus refuses the message, so
-	 * receivers see the loss as a gap. */
-	c->bc_seq++;
-	if ((rc = send_buf(c)) == PL_OK) {
+	rc = queued(c, before, pro_wire_encode_broadcast(&c->out, &h,
+	    pro_wire_cstr(topic), pro_wire_cstr(event), payload, len,
+	    pro_wire_cstr(c->name), c->bc_seq + 1));
+	if (rc == PL_OK) {
+		c->bc_seq++;
 		c->st.broadcasts_sent++;
 	}
 	return rc;
@@ -230,6 +249,7 @@ clu_cluster_send_app(clu_cluster *c, const char *to, uint32_t app_kind,
 {
 	pro_wire_str skip[PRO_WIRE_SKIP_MAX];
 	pro_wire_hdr h;
+	size_t before = c->out.len;
 	int rc;
 
 	if (to != NULL && (!name_valid(to) || strcmp(to, c->name) == 0)) {
@@ -239,10 +259,9 @@ clu_cluster_send_app(clu_cluster *c, const char *to, uint32_t app_kind,
 		return PL_ECLOSED;
 	}
 	make_hdr(c, &h, skip, to);
-	if ((rc = pro_wire_encode_app(&c->buf, &h, app_kind, bytes, len)) != PL_OK) {
-		return rc;
-	}
-	if ((rc = send_buf(c)) == PL_OK) {
+	rc = queued(c, before, pro_wire_encode_app(&c->out, &h, app_kind, bytes,
+	    len));
+	if (rc == PL_OK) {
 		c->st.apps_sent++;
 	}
 	return rc;
@@ -270,12 +289,22 @@ dial_member(void *arg, const clu_member_info *m)
 	clu_cluster *c = arg;
 
 	/* Dead members stay dialled (NNG retries with backoff) until they are
-	 * forgotten, so both sides of a healed network partition reconnect. */
-	if (m->self || m->status == CLU_LEFT || m->address[0] == '\0' ||
-	    is_self_url(c, m->address)) {
-		return;
+	 * forgotten, so both sides of a healed network partition reconnect;
+	 * left members are not. */
+	if (!m->self && m->status != CLU_LEFT && m->address[0] != '\0' &&
+	    !is_self_url(c, m->address)) {
+		clu_bus_dial(c->bus, m->address);
 	}
-	clu_bus_dial(c->bus, m->address);
+}
+
+static void
+dial_list(clu_cluster *c, char **urls, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!is_self_url(c, urls[i])) {
+			clu_bus_dial(c->bus, urls[i]);
+		}
+	}
 }
 
 static void
@@ -283,27 +312,20 @@ reconcile_dialers(clu_cluster *c)
 {
 	c->dial_dirty = false;
 	clu_bus_dial_begin(c->bus);
-	if (!clu_membership_self_left(c->mem)) {
-		clu_membership_foreach(c->mem, dial_member, c);
-		/* Seeds are dialled (anonymously) only while we know no live
-		 * peer; once one answers, gossip tells us everyone else. */
-		if (clu_membership_live_others(c->mem) == 0) {
-			for (size_t i = 0; i < c->n_seeds; i++) {
-				if (!is_self_url(c, c->seeds[i])) {
-					clu_bus_dial(c->bus, c->seeds[i]);
-				}
-			}
-			for (size_t i = 0; i < c->n_resolved; i++) {
-				if (!is_self_url(c, c->resolved[i])) {
-					clu_bus_dial(c->bus, c->resolved[i]);
-				}
-			}
-		}
+	/* After our own leave we keep our connections so the repeated leave
+	 * announcements reach everyone until destroy. */
+	clu_membership_foreach(c->mem, dial_member, c);
+	/* Seeds are dialled (anonymously) only while we know no live peer;
+	 * once one answers, gossip tells us everyone else. */
+	if (clu_membership_live_others(c->mem) == 0 &&
+	    !clu_membership_self_left(c->mem)) {
+		dial_list(c, c->seeds, c->n_seeds);
+		dial_list(c, c->resolved, c->n_resolved);
 	}
 	clu_bus_dial_end(c->bus);
 }
 
-/* Our own message came back on pipe: if one of our dialers made it, that
+/* Our own envelope came back on pipe: if one of our dialers made it, that
  * URL reaches ourselves and is never dialled again. */
 static void
 self_loop(clu_cluster *c, uint32_t pipe)
@@ -311,11 +333,8 @@ self_loop(clu_cluster *c, uint32_t pipe)
 	const char *url = clu_bus_pipe_dial_url(c->bus, pipe);
 	char **v;
 
-	if (url == NULL || is_self_url(c, url)) {
-		return;
-	}
-	v = realloc(c->self_urls, (c->n_self_urls + 1) * sizeof(*v));
-	if (v == NULL) {
+	if (url == NULL || is_self_url(c, url) ||
+	    (v = realloc(c->self_urls, (c->n_self_urls + 1) * sizeof(*v))) == NULL) {
 		return;
 	}
 	c->self_urls = v;
@@ -331,7 +350,7 @@ self_loop(clu_cluster *c, uint32_t pipe)
 /* ---- events and leader ---- */
 
 static void
-check_leader(clu_cluster *c, uint64_t now)
+check_leader(clu_cluster *c)
 {
 	const char *l = clu_membership_leader(c->mem);
 
@@ -339,11 +358,11 @@ check_leader(clu_cluster *c, uint64_t now)
 	 * waited long enough to be sure it is alone), so a joining node does
 	 * not briefly lead on its own. */
 	if ((c->n_seeds > 0 || c->n_dns > 0) && !c->heard_other &&
-	    now - c->created < c->o.suspect_after_ms) {
+	    c->now - c->created < c->o.suspect_after_ms) {
 		l = NULL;
 	}
-	if (c->started && ((l == NULL && !c->has_leader) ||
-	    (l != NULL && c->has_leader && strcmp(l, c->leader) == 0))) {
+	if ((l == NULL && !c->has_leader) ||
+	    (l != NULL && c->has_leader && strcmp(l, c->leader) == 0)) {
 		return;
 	}
 	LOG_INFO("CLU-LEADER", "leader is now %s (was %s)", l ? l : "(none)",
@@ -351,112 +370,31 @@ check_leader(clu_cluster *c, uint64_t now)
 	c->has_leader = l != NULL;
 	snprintf(c->leader, sizeof(c->leader), "%s", l ? l : "");
 	c->leader_since = wall_ms();
-	c->started = true;
-	if (c->cb.on_leader_change != NULL) {
-		c->cb.on_leader_change(c->cb.arg, l ? c->leader : NULL,
+	if (c->o.cb.on_leader_change != NULL) {
+		c->o.cb.on_leader_change(c->o.cb.arg, l ? c->leader : NULL,
 		    c->leader_since);
 	}
 }
 
-static void forget_peer(clu_cluster *c, const char *name);
-
 static void
-dispatch_events(clu_cluster *c, uint64_t now)
+dispatch_events(clu_cluster *c)
 {
 	clu_member_event ev;
-	bool any = false;
 
 	while (clu_membership_next_event(c->mem, &ev)) {
-		any = true;
-		if (ev.new_status == CLU_NONE) {
-			forget_peer(c, ev.name);
-		}
-		if (c->cb.on_member_change != NULL) {
-			c->cb.on_member_change(c->cb.arg, ev.name, ev.old_status,
-			    ev.new_status);
-		}
-	}
-	if (any) {
 		c->dial_dirty = true;
+		if (c->o.cb.on_member_change != NULL) {
+			c->o.cb.on_member_change(c->o.cb.arg, ev.name,
+			    ev.old_status, ev.new_status);
+		}
 	}
 	if (c->dial_dirty) {
 		reconcile_dialers(c);
 	}
-	check_leader(c, now);
+	check_leader(c);
 }
 
-/* ---- per-sender state ---- */
-
-static void
-forget_peer(clu_cluster *c, const char *name)
-{
-	for (size_t i = 0; i < c->n_peers; i++) {
-		if (strcmp(c->peers[i].name, name) == 0) {
-			c->peers[i] = c->peers[--c->n_peers];
-			return;
-		}
-	}
-}
-
-/* The tracking entry for this sender instance, reset when the instance
- * changed (restart), created or recycled when absent. */
-static peer *
-get_peer(clu_cluster *c, pro_wire_str name, uint64_t start, uint64_t now)
-{
-	peer *p = NULL;
-
-	for (size_t i = 0; i < c->n_peers; i++) {
-		if (str_eq(name, c->peers[i].name)) {
-			p = &c->peers[i];
-			break;
-		}
-	}
-	if (p == NULL) {
-		if (c->n_peers < MAX_PEERS) {
-			p = &c->peers[c->n_peers++];
-		} else {
-			p = &c->peers[0];
-			for (size_t i = 1; i < c->n_peers; i++) {
-				if (c->peers[i].used < p->used) {
-					p = &c->peers[i];
-				}
-			}
-		}
-		memset(p, 0, sizeof(*p));
-		copy_name(p->name, name);
-		p->start = start;
-	} else if (p->start != start) {
-		memset(p, 0, sizeof(*p));
-		copy_name(p->name, name);
-		p->start = start;
-	}
-	p->used = now;
-	return p;
-}
-
-/* Duplicate suppression over a 64-message window: every pair of nodes has
- * two connections (each dials the other), so most messages arrive twice. */
-static bool
-seen_before(peer *p, uint64_t seq)
-{
-	uint64_t d;
-
-	if (p->seq_max == 0 || seq > p->seq_max) {
-		uint64_t shift = p->seq_max == 0 ? 64 : seq - p->seq_max;
-		p->seq_win = shift >= 64 ? 0 : p->seq_win << shift;
-		p->seq_win |= 1;
-		p->seq_max = seq;
-		return false;
-	}
-	d = p->seq_max - seq;
-	if (d >= 64 || (p->seq_win & ((uint64_t)1 << d)) != 0) {
-		return true;
-	}
-	p->seq_win |= (uint64_t)1 << d;
-	return false;
-}
-
-/* ---- malformed input ---- */
+/* ---- receiving ---- */
 
 static void
 note_malformed(clu_cluster *c, uint32_t pipe, uint64_t now)
@@ -464,11 +402,8 @@ note_malformed(clu_cluster *c, uint32_t pipe, uint64_t now)
 	bad_pipe *b = NULL;
 
 	c->st.malformed++;
-	for (size_t i = 0; i < c->n_bad; i++) {
-		if (c->bad[i].pipe == pipe) {
-			b = &c->bad[i];
-			break;
-		}
+	for (size_t i = 0; i < c->n_bad && b == NULL; i++) {
+		b = c->bad[i].pipe == pipe ? &c->bad[i] : NULL;
 	}
 	if (b != NULL && now - b->since > c->o.malformed_window_ms) {
 		b->count = 0;
@@ -495,13 +430,16 @@ note_malformed(clu_cluster *c, uint32_t pipe, uint64_t now)
 	}
 }
 
-/* ---- receiving ---- */
-
 static bool
-is_blocked(const clu_cluster *c, pro_wire_str name)
+is_blocked(const clu_cluster *c, const pro_wire_hdr *h)
 {
 	for (size_t i = 0; i < c->n_blocked; i++) {
-		if (str_eq(name, c->blocked[i])) {
+		if (str_eq(h->sender, c->blocked[i])) {
+			return true;
+		}
+	}
+	for (size_t i = 0; i < h->n_skip; i++) {
+		if (str_eq(h->skip[i], c->name)) {
 			return true;
 		}
 	}
@@ -509,56 +447,46 @@ is_blocked(const clu_cluster *c, pro_wire_str name)
 }
 
 static void
-deliver_broadcast(clu_cluster *c, const pro_wire_msg *m, peer *p)
+deliver_broadcast(clu_cluster *c, const pro_wire_msg *m, const char *from)
 {
 	char topic[PRO_WIRE_TOPIC_MAX + 1], event[PRO_WIRE_EVENT_MAX + 1];
-	char from[PRO_WIRE_NAME_MAX + 1];
-	uint64_t seq = m->u.broadcast.seq;
+	uint64_t gap;
 
-	if (p->bc_next != 0 && seq < p->bc_next) {
+	if (!str_eq(m->u.broadcast.publisher, from)) {
+		c->st.malformed++; /* nothing relays yet: publisher = sender */
+		return;
+	}
+	if (!clu_membership_broadcast_seq(c->mem, m->hdr.sender,
+	    m->u.broadcast.seq, &gap)) {
 		c->st.duplicates++;
 		return;
 	}
-	if (p->bc_next != 0 && seq > p->bc_next) {
-		/* Lost on the way (a full queue on the bus); no retransmission
-		 * yet, so deliver what we have and count the hole. */
-		c->st.gaps += seq - p->bc_next;
-	}
-	p->bc_next = seq + 1;
+	/* A hole means the bus dropped a message (a full queue); there is no
+	 * retransmission yet, so deliver what we have and count the loss. */
+	c->st.gaps += gap;
 	c->st.broadcasts_delivered++;
-	if (c->cb.on_broadcast == NULL) {
-		return;
+	if (c->o.cb.on_broadcast != NULL) {
+		copy_str(topic, m->u.broadcast.topic);
+		copy_str(event, m->u.broadcast.event);
+		c->o.cb.on_broadcast(c->o.cb.arg, from, m->u.broadcast.seq, topic,
+		    event, m->u.broadcast.payload.ptr, m->u.broadcast.payload.len);
 	}
-	memcpy(topic, m->u.broadcast.topic.ptr, m->u.broadcast.topic.len);
-	topic[m->u.broadcast.topic.len] = '\0';
-	memcpy(event, m->u.broadcast.event.ptr, m->u.broadcast.event.len);
-	event[m->u.broadcast.event.len] = '\0';
-	copy_name(from, m->u.broadcast.publisher);
-	c->cb.on_broadcast(c->cb.arg, from, seq, topic, event,
-	    m->u.broadcast.payload.ptr, m->u.broadcast.payload.len);
 }
 
 static void
 handle(clu_cluster *c, const pro_wire_msg *m, uint32_t pipe, uint64_t now)
 {
 	const pro_wire_hdr *h = &m->hdr;
-	clu_status before = CLU_NONE;
-	char sender[PRO_WIRE_NAME_MAX + 1];
+	char from[PRO_WIRE_NAME_MAX + 1];
+	clu_status before;
 	clu_verdict v;
-	peer *p;
 
-	if (is_blocked(c, h->sender)) {
+	if (is_blocked(c, h)) {
 		c->st.blocked++;
 		return;
 	}
-	for (size_t i = 0; i < h->n_skip; i++) {
-		if (str_eq(h->skip[i], c->name)) {
-			c->st.blocked++;
-			return;
-		}
-	}
-	copy_name(sender, h->sender);
-	before = clu_membership_status(c->mem, sender);
+	copy_str(from, h->sender);
+	before = clu_membership_status(c->mem, from);
 	v = clu_membership_heard(c->mem, h->sender, h->incarnation, h->start_id,
 	    now);
 	if (v == CLU_REFUSE_SELF) {
@@ -568,11 +496,9 @@ handle(clu_cluster *c, const pro_wire_msg *m, uint32_t pipe, uint64_t now)
 	}
 	if (v == CLU_REFUSE_CONFLICT || v == CLU_REFUSE_STALE) {
 		c->st.refused++;
-		c->st.name_conflicts++;
 		return;
 	}
-	p = get_peer(c, h->sender, h->start_id, now);
-	if (seen_before(p, h->seq)) {
+	if (clu_membership_duplicate(c->mem, h->sender, h->seq)) {
 		c->st.duplicates++;
 		return;
 	}
@@ -589,25 +515,22 @@ handle(clu_cluster *c, const pro_wire_msg *m, uint32_t pipe, uint64_t now)
 		 * from our answer instead of waiting for our next heartbeat. */
 		if (m->kind == PRO_WIRE_PING && (before == CLU_NONE ||
 		    v == CLU_ACCEPT_RESTART) && !clu_membership_self_left(c->mem)) {
-			send_digest(c, PRO_WIRE_PING_ACK, sender);
+			send_digest(c, PRO_WIRE_PING_ACK, from);
 		}
 		break;
 	case PRO_WIRE_LEAVE:
 		clu_membership_left(c->mem, h->sender, h->incarnation,
 		    h->start_id, now);
+		/* Tell nodes that have no connection to the leaver yet. */
+		c->gossip_now = before != CLU_LEFT;
 		break;
 	case PRO_WIRE_BROADCAST:
-		if (!str_eq(m->u.broadcast.publisher, sender)) {
-			/* No relaying exists yet: a publisher is its sender. */
-			c->st.malformed++;
-			break;
-		}
-		deliver_broadcast(c, m, p);
+		deliver_broadcast(c, m, from);
 		break;
 	case PRO_WIRE_APP:
 		c->st.apps_delivered++;
-		if (c->cb.on_app != NULL) {
-			c->cb.on_app(c->cb.arg, sender, m->u.app.app_kind,
+		if (c->o.cb.on_app != NULL) {
+			c->o.cb.on_app(c->o.cb.arg, from, m->u.app.app_kind,
 			    m->u.app.bytes.ptr, m->u.app.bytes.len);
 		}
 		break;
@@ -616,60 +539,65 @@ handle(clu_cluster *c, const pro_wire_msg *m, uint32_t pipe, uint64_t now)
 	}
 }
 
+/* Walks the envelopes of one frame; a malformed one ends the frame. */
 static void
-take_dns(clu_cluster *c)
+handle_frame(clu_cluster *c, clu_bus_msg *bm, uint64_t now)
 {
-	char **urls;
-	size_t n;
+	const char *p = clu_bus_msg_data(bm);
+	size_t left = clu_bus_msg_len(bm), used;
+	uint32_t pipe = clu_bus_msg_pipe(bm);
 
-	if (!clu_bus_resolved(c->bus, &urls, &n)) {
-		return;
-	}
-	for (size_t i = 0; i < c->n_resolved; i++) {
-		free(c->resolved[i]);
-	}
-	free(c->resolved);
-	c->resolved = urls;
-	c->n_resolved = n;
-	c->dial_dirty = true;
-}
-
-/* Processes up to budget messages (0: all). Returns true when more wait. */
-static bool
-drain(clu_cluster *c, uint64_t now, size_t budget)
-{
-	clu_bus_msg *bm;
-	size_t done = 0;
-
-	clu_bus_clear_fd(c->bus);
-	take_dns(c);
-	while ((budget == 0 || done < budget) &&
-	    (bm = clu_bus_recv(c->bus)) != NULL) {
+	do {
 		pro_wire_msg m;
-		uint32_t pipe = clu_bus_msg_pipe(bm);
 
-		done++;
-		c->st.received++;
-		if (pro_wire_decode(clu_bus_msg_data(bm), clu_bus_msg_len(bm),
-		    &m) != PL_OK) {
+		if (pro_wire_decode(p, left, &used, &m) != PL_OK) {
 			note_malformed(c, pipe, now);
-		} else if (m.skip != PRO_WIRE_SKIP_NONE) {
+			return;
+		}
+		c->st.received++;
+		if (m.skip != PRO_WIRE_SKIP_NONE) {
 			c->st.unknown++;
 		} else {
 			handle(c, &m, pipe, now);
 		}
 		pro_wire_msg_release(&m);
-		clu_bus_msg_free(bm);
-		dispatch_events(c, now);
+		dispatch_events(c);
+		p += used;
+		left -= used;
+	} while (left > 0);
+}
+
+/* Processes up to budget frames (0: all). Returns true when more wait. */
+static bool
+drain(clu_cluster *c, uint64_t now, size_t budget)
+{
+	clu_bus_msg *bm;
+	size_t done = 0;
+	char **urls;
+	size_t n;
+
+	clu_bus_clear_fd(c->bus);
+	if (clu_bus_resolved(c->bus, &urls, &n)) {
+		clu_bus_strv_free(c->resolved, c->n_resolved);
+		c->resolved = urls;
+		c->n_resolved = n;
+		c->dial_dirty = true;
 	}
-	if (clu_membership_take_urgent(c->mem)) {
+	while ((budget == 0 || done < budget) &&
+	    (bm = clu_bus_recv(c->bus)) != NULL) {
+		done++;
+		handle_frame(c, bm, now);
+		clu_bus_msg_free(bm);
+	}
+	if (clu_membership_take_urgent(c->mem) || c->gossip_now) {
+		c->gossip_now = false;
 		send_digest(c, PRO_WIRE_PING, NULL);
 	}
 	return budget != 0 && done == budget;
 }
 
 static void
-first_call(clu_cluster *c, uint64_t now)
+enter(clu_cluster *c, uint64_t now)
 {
 	if (!c->clock_set) {
 		c->clock_set = true;
@@ -677,40 +605,50 @@ first_call(clu_cluster *c, uint64_t now)
 		c->next_hb = now;
 		c->next_dns = now;
 	}
+	c->now = now;
+	c->in_call = true;
+}
+
+static void
+leave_call(clu_cluster *c)
+{
+	dispatch_events(c);
+	flush(c);
+	c->in_call = false;
 }
 
 void
 clu_cluster_poll(clu_cluster *c, uint64_t now)
 {
-	first_call(c, now);
+	enter(c, now);
 	if (drain(c, now, POLL_BUDGET)) {
-		/* Leave the fd readable so the loop comes back for the rest. */
-		uint64_t one = 1;
-		if (write(clu_bus_fd(c->bus), &one, sizeof(one)) < 0) {
-			/* already readable */
-		}
+		clu_bus_wake(c->bus); /* come back for the rest */
 	}
-	dispatch_events(c, now);
+	leave_call(c);
 }
 
 void
 clu_cluster_tick(clu_cluster *c, uint64_t now)
 {
-	first_call(c, now);
+	bool alone;
+
+	enter(c, now);
 	/* Everything that already arrived counts before timeouts are judged. */
 	drain(c, now, 0);
 	clu_membership_tick(c->mem, now);
-	if (clu_membership_self_left(c->mem)) {
-		if (now >= c->next_hb) {
+	alone = clu_membership_live_others(c->mem) == 0;
+	if (now >= c->next_hb) {
+		if (clu_membership_self_left(c->mem)) {
 			send_leave(c);
-			c->next_hb = now + c->o.heartbeat_ms;
+		} else {
+			send_digest(c, PRO_WIRE_PING, NULL);
 		}
-	} else if (now >= c->next_hb || clu_membership_take_urgent(c->mem)) {
-		send_digest(c, PRO_WIRE_PING, NULL);
-		c->next_hb = now + c->o.heartbeat_ms;
+		/* While alone, ping every tick: the first pings to a seed go
+		 * out before its connection is up and are lost. */
+		c->next_hb = now + (alone && c->o.heartbeat_ms > CLU_CLUSTER_TICK_MS ?
+		    CLU_CLUSTER_TICK_MS : c->o.heartbeat_ms);
 	}
-	if (c->n_dns > 0 && now >= c->next_dns &&
-	    clu_membership_live_others(c->mem) == 0) {
+	if (c->n_dns > 0 && alone && now >= c->next_dns) {
 		clu_bus_resolve(c->bus, (const char *const *)c->dns, c->n_dns);
 		c->next_dns = now + c->o.dns_interval_ms;
 	}
@@ -721,96 +659,10 @@ clu_cluster_tick(clu_cluster *c, uint64_t now)
 			i++;
 		}
 	}
-	dispatch_events(c, now);
+	leave_call(c);
 }
 
-/* ---- creation ---- */
-
-/* Splits the join list into static URLs and dns:NAME:PORT lookups. */
-static int
-parse_join(clu_cluster *c, const char *join)
-{
-	const char *p = join;
-
-	while (p != NULL && *p != '\0') {
-		const char *end = strchr(p, ',');
-		size_t n = end ? (size_t)(end - p) : strlen(p);
-		char *item;
-
-		while (n > 0 && (*p == ' ' || *p == '\t')) {
-			p++;
-			n--;
-		}
-		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
-			n--;
-		}
-		if (n > 0) {
-			bool dns = n > 4 && strncmp(p, "dns:", 4) == 0;
-			if (n > PRO_WIRE_ADDR_MAX ||
-			    (dns ? c->n_dns : c->n_seeds) >= MAX_SEEDS) {
-				return PL_EINVAL;
-			}
-			if (dns && (memchr(p + 4, ':', n - 4) == NULL ||
-			    p[n - 1] == ':')) {
-				LOG_ERR("CLU-JOIN", "bad join entry %.*s: want "
-				    "dns:NAME:PORT", (int)n, p);
-				return PL_EINVAL;
-			}
-			if (!dns && strstr(p, "://") == NULL) {
-				LOG_ERR("CLU-JOIN", "bad join entry %.*s: want "
-				    "tcp://HOST:PORT or dns:NAME:PORT", (int)n, p);
-				return PL_EINVAL;
-			}
-			item = dns ? strndup(p + 4, n - 4) : strndup(p, n);
-			if (item == NULL) {
-				return PL_ENOMEM;
-			}
-			if (dns) {
-				c->dns[c->n_dns++] = item;
-			} else {
-				c->seeds[c->n_seeds++] = item;
-			}
-		}
-		p = end ? end + 1 : NULL;
-	}
-	return PL_OK;
-}
-
-/* tcp://HOST:PORT with HOST the listen host, or the hostname when the node
- * listens on every interface, and PORT the bound port. */
-static char *
-derive_advertise(const char *listen, int bound_port)
-{
-	char host[256], out[400];
-	const char *h, *colon;
-	size_t hl;
-
-	if (strncmp(listen, "tcp://", 6) != 0) {
-		return strdup(listen);
-	}
-	h = listen + 6;
-	colon = strrchr(h, ':');
-	if (colon == NULL || (h[0] == '[' && strchr(h, ']') > colon)) {
-		return strdup(listen);
-	}
-	hl = (size_t)(colon - h);
-	if (hl == 0 || (hl == 1 && h[0] == '*') ||
-	    (hl == 7 && strncmp(h, "0.0.0.0", 7) == 0) ||
-	    (hl == 4 && strncmp(h, "[::]", 4) == 0)) {
-		if (gethostname(host, sizeof(host)) != 0) {
-			snprintf(host, sizeof(host), "localhost");
-		}
-		host[sizeof(host) - 1] = '\0';
-	} else {
-		snprintf(host, sizeof(host), "%.*s", (int)hl, h);
-	}
-	if (bound_port > 0) {
-		snprintf(out, sizeof(out), "tcp://%s:%d", host, bound_port);
-	} else {
-		snprintf(out, sizeof(out), "tcp://%s%s", host, colon);
-	}
-	return strdup(out);
-}
+/* ---- lifecycle ---- */
 
 int
 clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o)
@@ -843,14 +695,15 @@ clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o)
 	}
 	c->o = *o;
 	c->o.node_name = c->o.listen_url = c->o.advertise_url = c->o.join = NULL;
-	c->cb = o->cb;
 	memcpy(c->name, name, strlen(name) + 1); /* name_valid() bounded it */
-	pro_wire_buf_init(&c->buf);
-	if ((c->peers = calloc(MAX_PEERS, sizeof(*c->peers))) == NULL ||
-	    (c->digest = calloc(PRO_WIRE_DIGEST_MAX, sizeof(*c->digest))) == NULL) {
+	c->frame_max = o->recv_max_bytes < FRAME_MAX ? o->recv_max_bytes : FRAME_MAX;
+	c->leader_since = wall_ms();
+	pro_wire_buf_init(&c->out);
+	if ((c->digest = calloc(PRO_WIRE_DIGEST_MAX, sizeof(*c->digest))) == NULL) {
 		goto fail;
 	}
-	if ((rc = parse_join(c, o->join)) != PL_OK) {
+	if ((rc = clu_bus_parse_join(o->join, &c->seeds, &c->n_seeds, &c->dns,
+	    &c->n_dns)) != PL_OK) {
 		goto fail;
 	}
 	bo.listen_url = o->listen_url ? o->listen_url : "tcp://0.0.0.0:4002";
@@ -861,20 +714,16 @@ clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o)
 	if ((rc = clu_bus_create(&c->bus, &bo)) != PL_OK) {
 		goto fail;
 	}
+	rc = PL_ENOMEM;
 	c->advertise = o->advertise_url ? strdup(o->advertise_url) :
-	    derive_advertise(bo.listen_url, clu_bus_port(c->bus));
+	    clu_bus_derive_advertise(bo.listen_url, clu_bus_port(c->bus));
 	if (c->advertise == NULL) {
-		rc = PL_ENOMEM;
-		goto fail;
-	}
-	if (strlen(c->advertise) > PRO_WIRE_ADDR_MAX) {
-		rc = PL_EINVAL;
 		goto fail;
 	}
 	mo.suspect_after_ms = o->suspect_after_ms;
 	mo.dead_after_ms = o->dead_after_ms;
 	mo.forget_after_ms = o->forget_after_ms;
-	/* A tick gap this long means our loop stalled, not our peers. */
+	/* A tick gap this long means our own loop stalled. */
 	mo.stall_ms = o->suspect_after_ms / 2 > 1000 ? o->suspect_after_ms / 2 : 1000;
 	mo.max_members = PRO_WIRE_DIGEST_MAX;
 	if ((rc = clu_membership_create(&c->mem, c->name, c->advertise,
@@ -898,33 +747,23 @@ clu_cluster_destroy(clu_cluster *c, bool crash)
 	if (c == NULL) {
 		return;
 	}
-	if (!crash && c->mem != NULL && c->bus != NULL &&
-	    !clu_membership_self_left(c->mem)) {
+	if (!crash && c->mem != NULL && c->bus != NULL) {
 		struct timespec ts = { 0, LEAVE_LINGER_MS * 1000000L };
+
 		clu_cluster_leave(c);
+		flush(c);
 		/* Closing the socket drops queued messages: give the leave
 		 * a moment to reach the wire. */
 		nanosleep(&ts, NULL);
 	}
 	clu_bus_destroy(c->bus);
 	clu_membership_destroy(c->mem);
-	for (size_t i = 0; i < c->n_seeds; i++) {
-		free(c->seeds[i]);
-	}
-	for (size_t i = 0; i < c->n_dns; i++) {
-		free(c->dns[i]);
-	}
-	for (size_t i = 0; i < c->n_resolved; i++) {
-		free(c->resolved[i]);
-	}
-	free(c->resolved);
-	for (size_t i = 0; i < c->n_self_urls; i++) {
-		free(c->self_urls[i]);
-	}
-	free(c->self_urls);
-	pro_wire_buf_free(&c->buf);
+	clu_bus_strv_free(c->seeds, c->n_seeds);
+	clu_bus_strv_free(c->dns, c->n_dns);
+	clu_bus_strv_free(c->resolved, c->n_resolved);
+	clu_bus_strv_free(c->self_urls, c->n_self_urls);
+	pro_wire_buf_free(&c->out);
 	free(c->digest);
-	free(c->peers);
 	free(c->advertise);
 	free(c);
 }
@@ -944,7 +783,6 @@ clu_cluster_leave(clu_cluster *c)
 		LOG_INFO("CLU-LEAVE", "leaving the cluster");
 		clu_membership_leave(c->mem);
 		send_leave(c);
-		c->dial_dirty = true;
 	}
 	return PL_OK;
 }
@@ -986,7 +824,8 @@ clu_cluster_member_status(const clu_cluster *c, const char *name)
 bool
 clu_cluster_joined(const clu_cluster *c)
 {
-	return (c->n_seeds == 0 && c->n_dns == 0) || c->heard_other;
+	return ((c->n_seeds == 0 && c->n_dns == 0) || c->heard_other) &&
+	    !clu_membership_self_refused(c->mem, c->now);
 }
 
 int
@@ -1011,7 +850,7 @@ clu_cluster_set_blocked(clu_cluster *c, const char *name, bool blocked)
 	if (c->n_blocked == PRO_WIRE_SKIP_MAX) {
 		return PL_EFULL;
 	}
-	snprintf(c->blocked[c->n_blocked++], sizeof(c->blocked[0]), "%s", name);
+	memcpy(c->blocked[c->n_blocked++], name, strlen(name) + 1);
 	LOG_WARN("CLU-FAULT", "test hook: dropping all traffic with %s", name);
 	return PL_OK;
 }
@@ -1035,6 +874,7 @@ clu_cluster_stats_get(const clu_cluster *c, clu_cluster_stats *out)
 {
 	*out = c->st;
 	out->dropped += clu_bus_queue_dropped(c->bus);
+	out->name_conflicts = clu_membership_conflicts(c->mem);
 	out->members_alive = out->members_suspect = 0;
 	out->members_dead = out->members_left = 0;
 	clu_membership_foreach(c->mem, count_member, out);

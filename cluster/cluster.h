@@ -83,7 +83,7 @@ void clu_cluster_destroy(clu_cluster *c, bool crash);
 int clu_cluster_fd(const clu_cluster *c);
 
 /* Processes what arrived (at most a budget per call; the fd stays readable
- * while more is queued). now_ms: any monotonic clock in ms, the same one
+ * while more is queued) and sends what was queued. now_ms: any monotonic clock in ms, the same one
  * for every call. */
 void clu_cluster_poll(clu_cluster *c, uint64_t now_ms);
 
@@ -91,22 +91,26 @@ void clu_cluster_poll(clu_cluster *c, uint64_t now_ms);
  * DNS re-resolution and dialer upkeep. */
 void clu_cluster_tick(clu_cluster *c, uint64_t now_ms);
 
-/* Announces a graceful leave now (receivers mark us left at once) and keeps
- * re-announcing it each heartbeat until destroy. Final. Returns PL_OK. */
+/* Announces a graceful leave (receivers mark us left at once) and keeps
+ * re-announcing it each heartbeat until destroy; broadcasts and app
+ * messages are refused from then on. Final. Returns PL_OK. */
 int clu_cluster_leave(clu_cluster *c);
 
-/* Sends a broadcast to every other node (not delivered locally). payload is
- * JSON text of len bytes (copied). topic <= 512 and event <= 128 bytes, no
- * NUL. Returns PL_OK, PL_EINVAL, PL_ENOMEM, PL_ECLOSED (after leave),
- * PL_EAGAIN (bus refused it). A peer whose queue is full misses it; the
- * receiver counts a gap (there is no retransmission yet). */
+/* Queues a broadcast for every other node (not delivered locally). payload
+ * is JSON text of len bytes (copied); topic <= 512 and event <= 128 bytes,
+ * no NUL. Envelopes queued between two polls travel as one frame, sent at
+ * the end of the current poll/tick or, when called from outside them, at
+ * the poll the cluster's fd wakes up for at once. Returns PL_OK, PL_EINVAL,
+ * PL_ETOOBIG (over recv_max_bytes), PL_ENOMEM, PL_ECLOSED (after leave).
+ * A peer whose connection queue is full misses the frame; the receiver
+ * counts a gap (there is no retransmission yet). */
 int clu_cluster_broadcast(clu_cluster *c, const char *topic,
     const char *event, const char *payload, size_t len);
 
-/* Sends an opaque message to node `to`, or to every other node when to is
- * NULL. Same errors as broadcast; to must be another node's name. Delivery
- * is best effort, duplicates are suppressed, order is the sender's except
- * after a loss. */
+/* Queues an opaque message for node `to`, or for every other node when to
+ * is NULL (to must not be this node). Same batching and errors as
+ * broadcast. Best effort: duplicates are suppressed and order is the
+ * sender's, but a lost frame is not resent. */
 int clu_cluster_send_app(clu_cluster *c, const char *to, uint32_t app_kind,
     const void *bytes, size_t len);
 
@@ -114,9 +118,13 @@ int clu_cluster_send_app(clu_cluster *c, const char *to, uint32_t app_kind,
 const char *clu_cluster_self_name(const clu_cluster *c);
 const char *clu_cluster_self_address(const clu_cluster *c);
 
-/* The leader in the local view, or NULL while unknown (a node with seeds
- * claims nothing until it has heard from a peer or suspect_after_ms has
- * passed). *since_ms (optional) gets the unix ms of the last change.
+/* The leader in the local view: the member (self included) whose name
+ * sorts first among those alive or suspect. A suspect stays eligible
+ * because a suspicion is refuted within a heartbeat, while a leader change
+ * restarts the Firebase queue; a crashed leader is replaced when it is
+ * declared dead (within 5 s with the default timings). NULL while unknown:
+ * a node with seeds claims nothing until it has heard from a peer or
+ * suspect_after_ms has passed. *since_ms (optional) gets the unix ms of the last change.
  * Borrowed until the next poll/tick. */
 const char *clu_cluster_leader(const clu_cluster *c, uint64_t *since_ms);
 

@@ -21,6 +21,9 @@ typedef struct member {
 	uint64_t last_seen;     /* caller clock: last direct message */
 	uint64_t status_since;  /* caller clock: last status change */
 	uint64_t conflict_start; /* instance we last logged a conflict for */
+	uint64_t seq_max;       /* highest message seq seen from it */
+	uint64_t seq_win;       /* bit i: message seq_max - i seen */
+	uint64_t bc_next;       /* next broadcast seq expected; 0: none yet */
 	bool self;
 } member;
 
@@ -32,6 +35,7 @@ struct clu_membership {
 	size_t ev_head, ev_len, ev_cap;
 	uint64_t last_tick;
 	uint64_t conflicts;
+	uint64_t self_refused_at; /* last news of an older live "us" */
 	bool urgent;
 };
 
@@ -207,10 +211,14 @@ conflict(clu_membership *m, member *r, uint64_t other_start)
 		return;
 	}
 	r->conflict_start = other_start;
-	if (r->self) {
-		LOG_ERR("CLU-DUPNAME", "another live node uses our name %s "
-		    "(its start id %llu, ours %llu); the newer one is refused: "
-		    "give each node a unique --node-name", r->name,
+	if (r->self && other_start < r->start) {
+		LOG_ERR("CLU-DUPNAME", "peers see an older live node named %s "
+		    "(start id %llu) and refuse us until it is declared dead; if "
+		    "it is not our previous run, give each node a unique "
+		    "--node-name", r->name, (unsigned long long)other_start);
+	} else if (r->self) {
+		LOG_ERR("CLU-DUPNAME", "a newer node also calls itself %s (start "
+		    "id %llu, ours %llu); refusing it", r->name,
 		    (unsigned long long)other_start, (unsigned long long)r->start);
 	} else {
 		LOG_ERR("CLU-DUPNAME", "two live nodes named %s: keeping start "
@@ -272,6 +280,12 @@ clu_membership_heard(clu_membership *m, pro_wire_str name, uint64_t inc,
 	member *r = find(m, name);
 
 	if (r == NULL) {
+		if ((r = insert(m, name)) != NULL) {
+			r->start = start;
+			r->inc = inc;
+			r->last_seen = now;
+			set_status(m, r, CLU_ALIVE, now, false);
+		}
 		return CLU_ACCEPT;
 	}
 	if (r->self) {
@@ -298,6 +312,7 @@ clu_membership_heard(clu_membership *m, pro_wire_str name, uint64_t inc,
 		r->inc = inc;
 		r->last_seen = now;
 		r->conflict_start = 0;
+		r->seq_max = r->seq_win = r->bc_next = 0;
 		set_status(m, r, CLU_ALIVE, now, true);
 		LOG_INFO("CLU-RESTART", "member %s is back (start id %llu)",
 		    r->name, (unsigned long long)start);
@@ -308,13 +323,19 @@ clu_membership_heard(clu_membership *m, pro_wire_str name, uint64_t inc,
 }
 
 static void
-merge_self(clu_membership *m, member *s, const pro_wire_member *e)
+merge_self(clu_membership *m, member *s, const pro_wire_member *e,
+    uint64_t now)
 {
 	if (e->start_id != s->start) {
-		if (e->start_id > s->start && live((clu_status)e->status)) {
+		if (live((clu_status)e->status)) {
+			/* Another live node has our name. If it is older, we
+			 * are the newcomer that everyone refuses. */
 			conflict(m, s, e->start_id);
+			if (e->start_id < s->start) {
+				m->self_refused_at = now ? now : 1;
+			}
 		}
-		return; /* an older instance of us, or a conflict */
+		return;
 	}
 	if (s->status == CLU_LEFT || e->status == PRO_WIRE_ALIVE ||
 	    e->incarnation < s->inc) {
@@ -339,7 +360,7 @@ clu_membership_merge(clu_membership *m, pro_wire_str sender,
 		member *r = find(m, e->name);
 
 		if (r != NULL && r->self) {
-			merge_self(m, r, e);
+			merge_self(m, r, e, now);
 			continue;
 		}
 		if (r == NULL) {
@@ -381,6 +402,7 @@ clu_membership_merge(clu_membership *m, pro_wire_str sender,
 			r->inc = e->incarnation;
 			r->last_seen = now;
 			r->conflict_start = 0;
+			r->seq_max = r->seq_win = r->bc_next = 0;
 			set_status(m, r, st, now, true);
 		}
 		/* Older instances and news of newer instances' deaths are
@@ -402,6 +424,50 @@ clu_membership_left(clu_membership *m, pro_wire_str name, uint64_t inc,
 		LOG_INFO("CLU-LEFT", "member %s left the cluster", r->name);
 	}
 	set_status(m, r, CLU_LEFT, now, false);
+}
+
+bool
+clu_membership_duplicate(clu_membership *m, pro_wire_str name, uint64_t seq)
+{
+	member *r = find(m, name);
+	uint64_t d;
+
+	if (r == NULL) {
+		return false;
+	}
+	if (r->seq_max == 0 || seq > r->seq_max) {
+		uint64_t shift = r->seq_max == 0 ? 64 : seq - r->seq_max;
+		r->seq_win = shift >= 64 ? 0 : r->seq_win << shift;
+		r->seq_win |= 1;
+		r->seq_max = seq;
+		return false;
+	}
+	d = r->seq_max - seq;
+	if (d >= 64 || (r->seq_win & ((uint64_t)1 << d)) != 0) {
+		return true;
+	}
+	r->seq_win |= (uint64_t)1 << d;
+	return false;
+}
+
+bool
+clu_membership_broadcast_seq(clu_membership *m, pro_wire_str name,
+    uint64_t seq, uint64_t *gap)
+{
+	member *r = find(m, name);
+
+	*gap = 0;
+	if (r == NULL) {
+		return true;
+	}
+	if (r->bc_next != 0 && seq < r->bc_next) {
+		return false;
+	}
+	if (r->bc_next != 0) {
+		*gap = seq - r->bc_next;
+	}
+	r->bc_next = seq + 1;
+	return true;
 }
 
 void
@@ -584,6 +650,13 @@ clu_membership_foreach(const clu_membership *m,
 		};
 		fn(arg, &info);
 	}
+}
+
+bool
+clu_membership_self_refused(const clu_membership *m, uint64_t now)
+{
+	return m->self_refused_at != 0 &&
+	    now - m->self_refused_at < m->o.suspect_after_ms;
 }
 
 uint64_t

@@ -75,7 +75,7 @@ void clu_membership_destroy(clu_membership *m);
 /* Judges and records a message's sender (its envelope header): refreshes
  * the last-heard time, raises the incarnation (a refutation revives), and
  * accepts a restarted instance over a dead or left record. A sender with no
- * record is accepted but not added (its ping adds it, with its address).
+ * record is added as alive (its address comes with its first ping).
  * Conflicts are logged once per instance ("CLU-DUPNAME"). */
 clu_verdict clu_membership_heard(clu_membership *m, pro_wire_str name,
     uint64_t incarnation, uint64_t start_id, uint64_t now_ms);
@@ -89,6 +89,18 @@ void clu_membership_merge(clu_membership *m, pro_wire_str sender,
 /* Records a graceful leave by sender (already accepted by heard()). */
 void clu_membership_left(clu_membership *m, pro_wire_str name,
     uint64_t incarnation, uint64_t start_id, uint64_t now_ms);
+
+/* Per-sender delivery state, kept with the sender's record and reset when
+ * it restarts. clu_membership_duplicate() is true when message seq of an
+ * accepted sender was already seen (a 64-message window: each pair of nodes
+ * has two connections, so most messages arrive twice).
+ * clu_membership_broadcast_seq() orders a publisher's broadcasts: false for
+ * a repeat (seq below the next expected), else true with *gap = how many
+ * were skipped. Both answer "new, no gap" for a sender without a record. */
+bool clu_membership_duplicate(clu_membership *m, pro_wire_str name,
+    uint64_t seq);
+bool clu_membership_broadcast_seq(clu_membership *m, pro_wire_str name,
+    uint64_t seq, uint64_t *gap);
 
 /* Runs the failure detector and forgets old records. */
 void clu_membership_tick(clu_membership *m, uint64_t now_ms);
@@ -125,6 +137,10 @@ clu_status clu_membership_status(const clu_membership *m, const char *name);
 /* Calls fn for every record in name order; fn must not change the view. */
 void clu_membership_foreach(const clu_membership *m,
     void (*fn)(void *arg, const clu_member_info *info), void *arg);
+
+/* True while peers keep reporting an older live node with our name (we
+ * are the refused newcomer); clears suspect_after_ms after the last report. */
+bool clu_membership_self_refused(const clu_membership *m, uint64_t now);
 
 /* Number of name conflicts detected (messages refused as duplicates). */
 uint64_t clu_membership_conflicts(const clu_membership *m);

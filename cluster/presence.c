@@ -17,7 +17,7 @@
 #define NONE UINT32_MAX
 #define F_SEEN 1u      /* merge scratch: the message holds this entry */
 #define F_PREV 2u      /* entry has a phx_ref_prev */
-#define MAX_GAP (1u << 20) /* largest detached interval copied to a cloud */
+#define MAX_GAP (1u << 18) /* largest detached interval copied to a cloud */
 
 /* ---- Hashing ---- */
 
@@ -1035,7 +1035,7 @@ clu_presence_take_delta(clu_presence *p, pro_presence_msg **out)
 {
 	replica *self = p->reps[0];
 	pro_presence_msg *m = NULL;
-	uint32_t si;
+	uint32_t si = 0;
 	int rc;
 	*out = NULL;
 	if (!clu_presence_has_delta(p)) {
@@ -1218,7 +1218,11 @@ msg_covers(const pro_presence_replica *mr, uint64_t c)
 		if (mr->dots[mid] == c) {
 			return true;
 		}
-		*(mr->dots[mid] < c ? &lo : &hi) = mr->dots[mid] < c ? mid + 1 : mid;
+		if (mr->dots[mid] < c) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
 	}
 	return false;
 }

@@ -21,7 +21,10 @@ ref_ok(const json_t *v)
 static int
 take_str(json_t *v, char **out)
 {
-	if (!json_is_string(v)) {
+	/* Strings may hold NUL (payloads are checked by their channel), but
+	 * a topic or event with one would be cut short. */
+	if (!json_is_string(v) ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
 		return PL_EINVAL;
 	}
 	*out = strndup(json_string_value(v), json_string_length(v));
@@ -76,7 +79,7 @@ pro_phx_decode(int vsn, int binary, const char *data, size_t len,
 		}
 		return decode_binary((const unsigned char *)data, len, m, why);
 	}
-	root = json_loadb(data, len, 0, &jerr);
+	root = json_loadb(data, len, JSON_ALLOW_NUL, &jerr);
 	if (root == NULL) {
 		*why = "malformed JSON";
 		return PL_EINVAL;

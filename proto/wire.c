@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* msgpack encode/decode pairs for the cluster envelope (see wire.h). Input is
  * first scanned byte by byte so that no container count can make msgpack-c
- * allocate more than the message could possibly hold, then unpacked into a
+ * allocate more than the envelope could possibly hold, then unpacked into a
  * zone and checked field by field. */
 #include "proto/wire.h"
 
@@ -150,6 +150,7 @@ pack_bin(msgpack_packer *pk, const void *p, size_t len)
 typedef struct enc {
 	msgpack_packer pk;
 	pro_wire_buf *out;
+	size_t start;           /* out->len before this message */
 	int fail;
 } enc;
 
@@ -173,8 +174,8 @@ enc_begin(enc *e, pro_wire_buf *out, uint64_t kind, const pro_wire_hdr *h,
     size_t body_fields)
 {
 	e->out = out;
+	e->start = out->len;
 	e->fail = 0;
-	out->len = 0;
 	msgpack_packer_init(&e->pk, e, enc_write);
 	msgpack_pack_array(&e->pk, HDR_FIELDS + body_fields);
 	msgpack_pack_uint64(&e->pk, PRO_WIRE_VERSION);
@@ -198,7 +199,7 @@ static int
 enc_end(enc *e)
 {
 	if (e->fail) {
-		e->out->len = 0;
+		e->out->len = e->start;
 		return PL_ENOMEM;
 	}
 	return PL_OK;
@@ -294,11 +295,12 @@ be(const uint8_t *p, size_t n)
 	return v;
 }
 
-/* Walks the msgpack bytes without allocating: exactly one top-level object
- * filling the buffer, depth and object count bounded, and every container
- * count no larger than the bytes left (each element takes at least one). */
+/* Walks the msgpack bytes of the first object without allocating: depth
+ * and object count bounded, and every container count no larger than the
+ * bytes left (each element takes at least one byte). Sets *end to the
+ * object's length. */
 static bool
-scan(const uint8_t *p, size_t len)
+scan(const uint8_t *p, size_t len, size_t *end)
 {
 	uint64_t left[SCAN_MAX_DEPTH];
 	int depth = 0;
@@ -385,7 +387,8 @@ scan(const uint8_t *p, size_t len)
 			left[++depth] = items;
 		}
 	}
-	return pos == len;
+	*end = pos;
+	return true;
 }
 
 /* ---- decoder ---- */
@@ -545,7 +548,7 @@ decode_body(const msgpack_object *body, uint32_t nbody, pro_wire_msg *m,
 }
 
 int
-pro_wire_decode(const void *buf, size_t len, pro_wire_msg *out)
+pro_wire_decode(const void *buf, size_t len, size_t *used, pro_wire_msg *out)
 {
 	msgpack_zone *z = NULL;
 	msgpack_object root;
@@ -555,7 +558,8 @@ pro_wire_decode(const void *buf, size_t len, pro_wire_msg *out)
 	int rc = PL_EPROTO;
 
 	memset(out, 0, sizeof(*out));
-	if (buf == NULL || len == 0 || !scan(buf, len)) {
+	*used = 0;
+	if (buf == NULL || len == 0 || !scan(buf, len, &len)) {
 		return PL_EPROTO;
 	}
 	if ((z = msgpack_zone_new(1024)) == NULL) {
@@ -581,6 +585,7 @@ pro_wire_decode(const void *buf, size_t len, pro_wire_msg *out)
 		goto fail;
 	}
 	out->zone_ = z;
+	*used = len;
 	if (out->version > PRO_WIRE_VERSION) {
 		/* A newer node may have changed everything after the version. */
 		out->skip = PRO_WIRE_SKIP_VERSION;
@@ -596,6 +601,7 @@ pro_wire_decode(const void *buf, size_t len, pro_wire_msg *out)
 fail:
 	msgpack_zone_free(z);
 	memset(out, 0, sizeof(*out));
+	*used = 0;
 	return rc;
 }
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The cluster wire envelope: every message between nodes is one msgpack array
- * [version, kind, sender, incarnation, start_id, seq, dest, skip, body...].
- * Encoders write into a growable buffer; the decoder checks every type and
- * bounds every count before anything is allocated, so no peer input crashes
- * a node. */
+ * [version, kind, sender, incarnation, start_id, seq, dest, skip, body...],
+ * and one transport frame carries one or more envelopes back to back (a
+ * burst becomes one frame). Encoders append to a growable buffer; the
+ * decoder checks every type and bounds every count before anything is
+ * allocated, so no peer input crashes a node. */
 #ifndef PARLEY_PROTO_WIRE_H
 #define PARLEY_PROTO_WIRE_H
 
@@ -114,10 +115,10 @@ void pro_wire_buf_free(pro_wire_buf *b);
 /* Builds a pro_wire_str from a C string (NULL gives an absent string). */
 pro_wire_str pro_wire_cstr(const char *s);
 
-/* Encoders. Each resets `out` (len = 0, memory reused) and writes one message.
- * `h->seq`, `h->dest`, `h->skip` are written as given.
+/* Encoders. Each appends one envelope to `out` (set out->len = 0 to start a
+ * new frame). `h->seq`, `h->dest`, `h->skip` are written as given.
  * Returns PL_OK, PL_EINVAL (a field over its limit or a bad kind/status),
- * PL_ENOMEM. On error `out` holds no valid message. */
+ * PL_ENOMEM. On error `out` is left as it was. */
 int pro_wire_encode_digest(pro_wire_buf *out, pro_wire_kind kind,
     const pro_wire_hdr *h, const pro_wire_member *members, size_t n);
 int pro_wire_encode_leave(pro_wire_buf *out, const pro_wire_hdr *h);
@@ -127,12 +128,15 @@ int pro_wire_encode_broadcast(pro_wire_buf *out, const pro_wire_hdr *h,
 int pro_wire_encode_app(pro_wire_buf *out, const pro_wire_hdr *h,
     uint32_t app_kind, const void *bytes, size_t len);
 
-/* Decodes one message from buf[0..len). On PL_OK `out` is filled (see
- * out->skip for versions and kinds this build does not know) and must be
- * released with pro_wire_msg_release(). Errors: PL_EPROTO (malformed,
- * truncated, trailing bytes, wrong types, over a limit), PL_ENOMEM; on error
- * nothing needs releasing. */
-int pro_wire_decode(const void *buf, size_t len, pro_wire_msg *out);
+/* Decodes the first envelope of buf[0..len); *used gets its length, so a
+ * frame is walked by advancing buf by *used until len is exhausted. On
+ * PL_OK `out` is filled (see out->skip for versions and kinds this build
+ * does not know) and must be released with pro_wire_msg_release(). Errors:
+ * PL_EPROTO (malformed, truncated, wrong types, over a limit), PL_ENOMEM;
+ * on error nothing needs releasing and the rest of the frame cannot be
+ * trusted. */
+int pro_wire_decode(const void *buf, size_t len, size_t *used,
+    pro_wire_msg *out);
 
 /* Frees what pro_wire_decode() allocated; safe on a zeroed struct. */
 void pro_wire_msg_release(pro_wire_msg *m);

@@ -55,6 +55,7 @@ typedef struct bench_opts {
 	int scenario;
 	bench_url urls[BENCH_MAX_URLS];
 	int nurls;
+	bench_url ceil_url;  /* the built-in ceiling server, once listening */
 	const char *secret;
 	long connections;   /* subscribers, idle sockets or posters */
 	long topics;
@@ -105,6 +106,7 @@ typedef struct bench_report {
 	int64_t frame_sample; /* payload bytes of one new_comment seen */
 	int64_t rounds, skips; /* ceiling: rounds written, sockets skipped */
 	int64_t bytes_in;
+	int64_t reads;       /* reads that brought counted deliveries */
 	char error[96];      /* one error reason, for the record */
 	uint64_t hist[BENCH_HIST_BUCKETS];     /* publish -> receipt */
 	uint64_t ack_hist[BENCH_HIST_BUCKETS]; /* publish -> reply */

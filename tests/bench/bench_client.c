@@ -209,6 +209,7 @@ upgraded(bconn *c)
 {
 	int i;
 
+	c->w->rep.upgraded++;
 	if (c->target == TGT_CEILING) {
 		c->state = CS_READY;
 		bw_conn_finished(c, 1, 0, NULL);
@@ -529,7 +530,11 @@ on_read(evutil_socket_t fd, short what, void *arg)
 			goto keep;
 		}
 	}
+	w->counted_in_read = 0;
 	used += frames(c, buf + used, have - used, now);
+	if (w->counted_in_read) {
+		w->rep.reads++;
+	}
 keep:
 	if (c->fd < 0) {
 		return;
@@ -558,12 +563,19 @@ keep:
 
 /* ---- connecting ---- */
 
+static const bench_url *
+url_of(const bconn *c)
+{
+	return c->target == TGT_CEILING ? &c->w->o->ceil_url :
+	    &c->w->o->urls[c->url];
+}
+
 static void
 on_connected(evutil_socket_t fd, short what, void *arg)
 {
 	static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==";
 	bconn *c = arg;
-	const bench_url *u = &c->w->o->urls[c->url];
+	const bench_url *u = url_of(c);
 	int err = 0;
 	socklen_t el = sizeof(err);
 	char *req;
@@ -599,7 +611,7 @@ void
 bc_open(bconn *c)
 {
 	const bench_opts *o = c->w->o;
-	const bench_url *u = &o->urls[c->url];
+	const bench_url *u = url_of(c);
 	int fd, one = 1;
 
 	c->t0 = bench_now();

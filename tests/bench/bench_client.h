@@ -57,7 +57,7 @@ struct bworker {
 	size_t nconns;
 	size_t gbeg[G_COUNT], gend[G_COUNT];
 	/* current connect-like step */
-	size_t next_open, open_end;
+	size_t open_beg, next_open, open_end;
 	long inflight;
 	size_t pending;
 	int64_t last_progress;
@@ -66,6 +66,7 @@ struct bworker {
 	bench_report rep;
 	int busy;             /* a step is running */
 	int phase;            /* measure: 0 before window, 1 in, 2 after */
+	int counted_in_read;  /* deliveries counted from the current read */
 	int64_t cpu0, wall0;
 	struct event ctl_ev, tick_ev, step_ev, hb_ev;
 	char *rbuf;

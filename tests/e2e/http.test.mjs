@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import {
-  BIN, SECRET, startNode, stopClean, token, raw, rawOpen, rawHeartbeat, rawJoin, httpGet, httpRaw,
+  BIN, SECRET, startNode, stopCleanNow, token, raw, rawOpen, rawHeartbeat, rawJoin, httpGet, httpRaw,
   socket, connected, ping, wsHandshake, sleep,
 } from './lib.mjs';
 
@@ -29,7 +29,7 @@ async function refused(node, query, status = 403, headers) {
 describe('public HTTP', () => {
   let node;
   before(async () => { node = await startNode(); });
-  after(async () => { await stopClean(node, assert); });
+  after(async () => { await stopCleanNow(node, assert); });
 
   it('/healthz 200, /readyz 200 once ready, unknown path 404', async () => {
     assert.equal((await httpGet(`${node.http}/healthz`)).status, 200);
@@ -178,7 +178,7 @@ describe('public HTTP', () => {
 describe('--allowed-origins', () => {
   let node;
   before(async () => { node = await startNode({ args: ['--allowed-origins', 'http://ok.example,https://also.example'] }); });
-  after(async () => { await stopClean(node, assert); });
+  after(async () => { await stopCleanNow(node, assert); });
 
   it('an Origin not in the list gets 403; listed origins and no Origin connect', async () => {
     await refused(node, `vsn=2.0.0&token=${token('o')}`, 403, { Origin: 'http://evil.example' });
@@ -209,7 +209,7 @@ describe('SIGTERM', () => {
     half.write('GET /healthz HTTP/1.1\r\n');
     await sleep(100);
     const t0 = Date.now();
-    const stopped = stopClean(node, assert);
+    const stopped = stopCleanNow(node, assert);
     const [ca, cb, cc] = await Promise.all([a.closed(), b.closed(), phxClose]);
     assert.equal(ca.code, 1012, JSON.stringify(ca));
     assert.equal(cb.code, 1012, JSON.stringify(cb));

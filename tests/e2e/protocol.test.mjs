@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startNode, stopClean, socket, socketV1, join, push, connected, ping, raw, rawOpen,
+  startNode, stopCleanNow, socket, socketV1, join, push, connected, ping, rawOpen,
   rawHeartbeat, rawJoin, sleep, waitFor,
 } from './lib.mjs';
 
@@ -13,7 +13,7 @@ let node;
 before(async () => {
   node = await startNode({ args: ['--rate-limit', '100000/60'] });
 });
-after(async () => { await stopClean(node, assert); });
+after(async () => { await stopCleanNow(node, assert); });
 
 const uniq = (p) => `${p}${Date.now().toString(36)}${Math.floor(Math.random() * 1e6)}`;
 
@@ -411,6 +411,3 @@ describe('connection lifecycle', () => {
     } finally { sock.disconnect(); }
   });
 });
-
-// Silence an unused-import lint in editors.
-void raw;

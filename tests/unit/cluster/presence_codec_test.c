@@ -190,7 +190,12 @@ test_corrupted(void)
 	char *b;
 	size_t l;
 	int ok = 0, bad = 0;
+	clu_presence *p;
 	encode_sample(&b, &l);
+	/* Whatever decodes is also merged: merge must cope with any shape. */
+	ASSERT_OK(clu_presence_create(&p, "x", 5, NULL, NULL));
+	ASSERT_OK(clu_presence_replica_up(p, "node-a", 0xfedcba9876543210ULL));
+	ASSERT_OK(clu_presence_replica_up(p, "node-b", 1));
 	char *x = malloc(l);
 	for (int it = 0; it < 20000; it++) {
 		pro_presence_msg *d;
@@ -204,6 +209,8 @@ test_corrupted(void)
 			size_t el;
 			ASSERT_OK(pro_presence_encode(d, &e, &el));
 			free(e);
+			int rc = clu_presence_merge(p, d);
+			ASSERT_TRUE(rc == PL_OK || rc == PL_EINVAL);
 			pro_presence_msg_destroy(d);
 			ok++;
 		} else {
@@ -211,7 +218,9 @@ test_corrupted(void)
 			bad++;
 		}
 	}
-	fprintf(stderr, "  corrupted: %d decoded, %d rejected\n", ok, bad);
+	fprintf(stderr, "  corrupted: %d decoded, %d rejected; %zu entries "
+	    "merged\n", ok, bad, clu_presence_size(p));
+	clu_presence_destroy(p);
 	ASSERT_TRUE(bad > 0);
 	free(x);
 	free(b);

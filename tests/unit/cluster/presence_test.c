@@ -669,6 +669,22 @@ test_merge_laws(void)
 		}
 		ASSERT_TRUE(sv_eq(&l, &truth));
 	}
+	/* Merging what was already merged reports nothing. */
+	{
+		rec rr = { 0 };
+		clu_presence *x;
+		ASSERT_OK(clu_presence_create(&x, "ox", 98, rec_diff, &rr));
+		for (int i = 0; i < 3; i++) {
+			ASSERT_OK(clu_presence_replica_up(x, names[i], (uint64_t)i + 1));
+		}
+		merge_all(x, st, ord1, 3);
+		ASSERT_EQ(rr.joins, truth.n);
+		rr = (rec){ 0 };
+		merge_all(x, st, ord3, 6);
+		merge_all(x, d, ord3, 6);
+		ASSERT_EQ(rr.calls, 0);
+		clu_presence_destroy(x);
+	}
 	/* Every delta, in any order and with duplicates, gives the truth. */
 	for (int k = 0; k < 3; k++) {
 		clu_presence *x = observer("ox", r, names, 3);
@@ -731,7 +747,7 @@ typedef struct node {
 } node;
 
 typedef struct wire {
-	int dst;
+	int src, dst;
 	char *buf;
 	size_t len;
 } wire;
@@ -740,7 +756,7 @@ typedef struct net {
 	node n[NN];
 	wire *q;
 	size_t nq, capq;
-	size_t sent, dropped, dups, states;
+	size_t sent, dropped, dups, states, restarts;
 } net;
 
 static void
@@ -772,7 +788,7 @@ node_diff(void *arg, const char *topic, const clu_presence_meta *j,
 }
 
 static void
-enqueue(net *w, int dst, const pro_presence_msg *m, bool lossy)
+enqueue(net *w, int src, int dst, const pro_presence_msg *m, bool lossy)
 {
 	char *buf;
 	size_t len;
@@ -792,7 +808,8 @@ enqueue(net *w, int dst, const pro_presence_msg *m, bool lossy)
 		}
 		char *b = malloc(len);
 		memcpy(b, buf, len);
-		w->q[w->nq++] = (wire){ .dst = dst, .buf = b, .len = len };
+		w->q[w->nq++] = (wire){ .src = src, .dst = dst, .buf = b,
+		    .len = len };
 		w->sent++;
 	}
 	free(buf);
@@ -834,9 +851,9 @@ static void
 local_op(node *n, int step)
 {
 	char meta[48], ref[17];
-	unsigned op = rn(10);
+	unsigned op = rn(20);
 	snprintf(meta, sizeof(meta), "{\"online_at\":%d}", step);
-	if (op < 5 || n->ntr == 0) {
+	if (op < 12 || n->ntr == 0) {
 		tracked t = { .owner = rn(NOWNERS), .topic = (int)rn(NTOPICS) };
 		snprintf(t.key, sizeof(t.key), "k%u", rn(6));
 		int rc = clu_presence_join(n->p, t.owner, topics[t.topic], t.key,
@@ -846,12 +863,12 @@ local_op(node *n, int step)
 		} else {
 			ASSERT_EQ(rc, PL_EEXIST);
 		}
-	} else if (op < 8) {
+	} else if (op < 17) {
 		size_t i = rn((unsigned)n->ntr);
 		ASSERT_OK(clu_presence_leave(n->p, n->tr[i].owner,
 		    topics[n->tr[i].topic], n->tr[i].key));
 		n->tr[i] = n->tr[--n->ntr];
-	} else if (op < 9) {
+	} else if (op < 19) {
 		size_t i = rn((unsigned)n->ntr);
 		ASSERT_OK(clu_presence_update(n->p, n->tr[i].owner,
 		    topics[n->tr[i].topic], n->tr[i].key, meta, strlen(meta),
@@ -885,7 +902,7 @@ anti_entropy(net *w, int i, int j, bool lossy)
 	pro_presence_msg_destroy(c);
 	if (behind) {
 		ASSERT_OK(clu_presence_export(w->n[i].p, w->n[j].name, &st));
-		enqueue(w, j, st, lossy);
+		enqueue(w, i, j, st, lossy);
 		pro_presence_msg_destroy(st);
 		w->states++;
 	}
@@ -902,10 +919,36 @@ tick(net *w, int i, bool lossy)
 	}
 	for (int j = 0; j < NN; j++) {
 		if (j != i) {
-			enqueue(w, j, m, lossy);
+			enqueue(w, i, j, m, lossy);
 		}
 	}
 	pro_presence_msg_destroy(m);
+}
+
+/* Node i restarts with a new vsn and empty state; what it had in flight
+ * dies with its connections. Peers learn of the new incarnation from its
+ * heartbeats and then drop the old one's entries for good. */
+static void
+restart(net *w, int i)
+{
+	node *n = &w->n[i];
+	clu_presence_destroy(n->p);
+	sv_free(&n->view);
+	sv_free(&n->removed);
+	n->ntr = 0;
+	memset(n->down, 0, sizeof(n->down));
+	n->vsn += 1000;
+	ASSERT_OK(clu_presence_create(&n->p, n->name, n->vsn, node_diff, n));
+	for (int j = 0; j < NN; j++) {
+		ASSERT_OK(clu_presence_replica_up(n->p, w->n[j].name, w->n[j].vsn));
+	}
+	for (size_t k = w->nq; k-- > 0;) {
+		if (w->q[k].src == i) {
+			free(w->q[k].buf);
+			w->q[k] = w->q[--w->nq];
+		}
+	}
+	w->restarts++;
 }
 
 static void
@@ -931,7 +974,9 @@ run_property(uint64_t seed, int nops)
 	for (int step = 0; step < nops; step++) {
 		unsigned r = rn(100);
 		int i = (int)rn(NN), j = (int)((unsigned)(i + 1 + rn(NN - 1)) % NN);
-		if (r < 40) {
+		if (rn(1000) < 3) {
+			restart(&w, i);
+		} else if (r < 40) {
 			local_op(&w.n[i], step);
 		} else if (r < 55) {
 			tick(&w, i, true);
@@ -1011,8 +1056,9 @@ run_property(uint64_t seed, int nops)
 		sv_free(&view_full);
 	}
 	fprintf(stderr, "  seed %" PRIu64 ": %d ops, %zu entries, %zu msgs "
-	    "(%zu dropped, %zu dup, %zu states), %d sync rounds\n", seed, nops,
-	    truth.n, w.sent, w.dropped, w.dups, w.states, rounds);
+	    "(%zu dropped, %zu dup, %zu states), %zu restarts, %d sync rounds\n",
+	    seed, nops, truth.n, w.sent, w.dropped, w.dups, w.states,
+	    w.restarts, rounds);
 	sv_free(&l);
 	sv_free(&truth);
 	for (int i = 0; i < NN; i++) {
@@ -1026,9 +1072,10 @@ run_property(uint64_t seed, int nops)
 static void
 test_property_convergence(void)
 {
-	static const uint64_t seeds[] = { 1, 2, 3, 42, 1234, 987654321 };
+	static const uint64_t seeds[] = { 1, 2, 3, 42, 1234, 987654321, 77,
+	    31337 };
 	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
-		run_property(seeds[i], 4000);
+		run_property(seeds[i], 5000);
 	}
 }
 

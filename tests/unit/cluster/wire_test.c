@@ -9,6 +9,8 @@
 #include "proto/wire.h"
 #include "tests/unit/test.h"
 
+static size_t used_;
+
 static pro_wire_hdr
 hdr(const char *sender)
 {
@@ -46,7 +48,8 @@ roundtrip_digest(void)
 	h.n_skip = 2;
 	pro_wire_buf_init(&b);
 	ASSERT_OK(pro_wire_encode_digest(&b, PRO_WIRE_PING_ACK, &h, in, 3));
-	ASSERT_OK(pro_wire_decode(b.data, b.len, &m));
+	ASSERT_OK(pro_wire_decode(b.data, b.len, &used_, &m));
+	ASSERT_EQ(used_, b.len);
 	ASSERT_EQ(m.version, PRO_WIRE_VERSION);
 	ASSERT_EQ(m.kind, PRO_WIRE_PING_ACK);
 	ASSERT_EQ(m.skip, PRO_WIRE_SKIP_NONE);
@@ -69,8 +72,9 @@ roundtrip_digest(void)
 	/* An empty digest and a nil destination. */
 	h.dest = pro_wire_cstr(NULL);
 	h.n_skip = 0;
+	b.len = 0;
 	ASSERT_OK(pro_wire_encode_digest(&b, PRO_WIRE_PING, &h, NULL, 0));
-	ASSERT_OK(pro_wire_decode(b.data, b.len, &m));
+	ASSERT_OK(pro_wire_decode(b.data, b.len, &used_, &m));
 	ASSERT_EQ(m.kind, PRO_WIRE_PING);
 	ASSERT_TRUE(m.hdr.dest.ptr == NULL);
 	ASSERT_EQ(m.u.digest.n, 0);
@@ -92,15 +96,16 @@ roundtrip_others(void)
 	}
 	pro_wire_buf_init(&b);
 	ASSERT_OK(pro_wire_encode_leave(&b, &h));
-	ASSERT_OK(pro_wire_decode(b.data, b.len, &m));
+	ASSERT_OK(pro_wire_decode(b.data, b.len, &used_, &m));
 	ASSERT_EQ(m.kind, PRO_WIRE_LEAVE);
 	ASSERT_TRUE(str_is(m.hdr.sender, "node-a"));
 	pro_wire_msg_release(&m);
 
+	b.len = 0;
 	ASSERT_OK(pro_wire_encode_broadcast(&b, &h, pro_wire_cstr("video:42"),
 	    pro_wire_cstr("new_comment"), payload, strlen(payload),
 	    pro_wire_cstr("node-a"), 7));
-	ASSERT_OK(pro_wire_decode(b.data, b.len, &m));
+	ASSERT_OK(pro_wire_decode(b.data, b.len, &used_, &m));
 	ASSERT_EQ(m.kind, PRO_WIRE_BROADCAST);
 	ASSERT_TRUE(str_is(m.u.broadcast.topic, "video:42"));
 	ASSERT_TRUE(str_is(m.u.broadcast.event, "new_comment"));
@@ -109,8 +114,9 @@ roundtrip_others(void)
 	ASSERT_EQ(m.u.broadcast.seq, 7);
 	pro_wire_msg_release(&m);
 
+	b.len = 0;
 	ASSERT_OK(pro_wire_encode_app(&b, &h, 3, bytes, sizeof(bytes)));
-	ASSERT_OK(pro_wire_decode(b.data, b.len, &m));
+	ASSERT_OK(pro_wire_decode(b.data, b.len, &used_, &m));
 	ASSERT_EQ(m.kind, PRO_WIRE_APP);
 	ASSERT_EQ(m.u.app.app_kind, 3);
 	ASSERT_EQ(m.u.app.bytes.len, sizeof(bytes));
@@ -118,10 +124,45 @@ roundtrip_others(void)
 	pro_wire_msg_release(&m);
 
 	/* Empty payloads are fine. */
+	b.len = 0;
 	ASSERT_OK(pro_wire_encode_app(&b, &h, 0, NULL, 0));
-	ASSERT_OK(pro_wire_decode(b.data, b.len, &m));
+	ASSERT_OK(pro_wire_decode(b.data, b.len, &used_, &m));
 	ASSERT_EQ(m.u.app.bytes.len, 0);
 	pro_wire_msg_release(&m);
+	pro_wire_buf_free(&b);
+}
+
+/* Several envelopes appended into one frame decode one after another. */
+static void
+frame(void)
+{
+	pro_wire_hdr h = hdr("n1");
+	pro_wire_buf b;
+	pro_wire_msg m;
+	size_t off = 0;
+	int n = 0;
+
+	pro_wire_buf_init(&b);
+	for (uint64_t i = 1; i <= 100; i++) {
+		h.seq = i;
+		ASSERT_OK(pro_wire_encode_broadcast(&b, &h, pro_wire_cstr("t"),
+		    pro_wire_cstr("e"), "{}", 2, pro_wire_cstr("n1"), i));
+	}
+	ASSERT_OK(pro_wire_encode_leave(&b, &h));
+	while (off < b.len) {
+		ASSERT_OK(pro_wire_decode(b.data + off, b.len - off, &used_, &m));
+		n++;
+		if (n <= 100) {
+			ASSERT_EQ(m.kind, PRO_WIRE_BROADCAST);
+			ASSERT_EQ(m.u.broadcast.seq, (uint64_t)n);
+		} else {
+			ASSERT_EQ(m.kind, PRO_WIRE_LEAVE);
+		}
+		pro_wire_msg_release(&m);
+		off += used_;
+	}
+	ASSERT_EQ(n, 101);
+	ASSERT_EQ(off, b.len);
 	pro_wire_buf_free(&b);
 }
 
@@ -150,6 +191,7 @@ encode_limits(void)
 	    pro_wire_cstr("e"), "{}", 2, pro_wire_cstr("n1"), 1), PL_EINVAL);
 	h.n_skip = PRO_WIRE_SKIP_MAX + 1;
 	ASSERT_EQ(pro_wire_encode_leave(&b, &h), PL_EINVAL);
+	ASSERT_EQ(b.len, 0); /* failed encoders leave the buffer alone */
 	pro_wire_buf_free(&b);
 }
 
@@ -168,19 +210,23 @@ truncated(void)
 	pro_wire_buf_init(&b);
 	ASSERT_OK(pro_wire_encode_digest(&b, PRO_WIRE_PING, &h, mem, 2));
 	for (size_t n = 0; n < b.len; n++) {
-		ASSERT_EQ(pro_wire_decode(b.data, n, &m), PL_EPROTO);
+		ASSERT_EQ(pro_wire_decode(b.data, n, &used_, &m), PL_EPROTO);
 	}
+	b.len = 0;
 	ASSERT_OK(pro_wire_encode_broadcast(&b, &h, pro_wire_cstr("t"),
 	    pro_wire_cstr("e"), "{\"a\":1}", 7, pro_wire_cstr("n1"), 1));
 	for (size_t n = 0; n < b.len; n++) {
-		ASSERT_EQ(pro_wire_decode(b.data, n, &m), PL_EPROTO);
+		ASSERT_EQ(pro_wire_decode(b.data, n, &used_, &m), PL_EPROTO);
 	}
-	/* Trailing bytes too. */
+	/* Bytes after an envelope belong to the next one in the frame. */
 	{
 		char *x = malloc(b.len + 1);
 		memcpy(x, b.data, b.len);
-		x[b.len] = 0;
-		ASSERT_EQ(pro_wire_decode(x, b.len + 1, &m), PL_EPROTO);
+		x[b.len] = 0x01;
+		ASSERT_OK(pro_wire_decode(x, b.len + 1, &used_, &m));
+		ASSERT_EQ(used_, b.len);
+		pro_wire_msg_release(&m);
+		ASSERT_EQ(pro_wire_decode(x + used_, 1, &used_, &m), PL_EPROTO);
 		free(x);
 	}
 	pro_wire_buf_free(&b);
@@ -220,7 +266,7 @@ random_input(void)
 		if (n > 0 && (i & 1)) {
 			buf[0] = 0x90 | (unsigned char)(xorshift() % 16);
 		}
-		if (pro_wire_decode(buf, n, &m) == PL_OK) {
+		if (pro_wire_decode(buf, n, &used_, &m) == PL_OK) {
 			pro_wire_msg_release(&m);
 		}
 	}
@@ -234,7 +280,7 @@ random_input(void)
 		for (int k = 0; k < flips; k++) {
 			x[xorshift() % b.len] = (char)xorshift();
 		}
-		if (pro_wire_decode(x, b.len, &m) == PL_OK) {
+		if (pro_wire_decode(x, b.len, &used_, &m) == PL_OK) {
 			ok++;
 			ASSERT_TRUE(m.skip != PRO_WIRE_SKIP_NONE ||
 			    (m.hdr.sender.len >= 1 && m.hdr.sender.len <= PRO_WIRE_NAME_MAX));
@@ -266,15 +312,15 @@ hostile_counts(void)
 	unsigned char deep[200];
 	pro_wire_msg m;
 
-	ASSERT_EQ(pro_wire_decode(arr32, sizeof(arr32), &m), PL_EPROTO);
-	ASSERT_EQ(pro_wire_decode(map32, sizeof(map32), &m), PL_EPROTO);
-	ASSERT_EQ(pro_wire_decode(str32, sizeof(str32), &m), PL_EPROTO);
-	ASSERT_EQ(pro_wire_decode(bin32, sizeof(bin32), &m), PL_EPROTO);
-	ASSERT_EQ(pro_wire_decode(never, sizeof(never), &m), PL_EPROTO);
-	ASSERT_EQ(pro_wire_decode(NULL, 0, &m), PL_EPROTO);
+	ASSERT_EQ(pro_wire_decode(arr32, sizeof(arr32), &used_, &m), PL_EPROTO);
+	ASSERT_EQ(pro_wire_decode(map32, sizeof(map32), &used_, &m), PL_EPROTO);
+	ASSERT_EQ(pro_wire_decode(str32, sizeof(str32), &used_, &m), PL_EPROTO);
+	ASSERT_EQ(pro_wire_decode(bin32, sizeof(bin32), &used_, &m), PL_EPROTO);
+	ASSERT_EQ(pro_wire_decode(never, sizeof(never), &used_, &m), PL_EPROTO);
+	ASSERT_EQ(pro_wire_decode(NULL, 0, &used_, &m), PL_EPROTO);
 	memset(deep, 0x91, sizeof(deep));
 	deep[sizeof(deep) - 1] = 0x01;
-	ASSERT_EQ(pro_wire_decode(deep, sizeof(deep), &m), PL_EPROTO);
+	ASSERT_EQ(pro_wire_decode(deep, sizeof(deep), &used_, &m), PL_EPROTO);
 }
 
 /* Builds [version, kind, "n1", 1, 1, 1, nil, [], extra...] by hand. */
@@ -308,7 +354,7 @@ versions_and_kinds(void)
 	msgpack_pack_uint64(&pk, PRO_WIRE_VERSION + 1);
 	msgpack_pack_uint64(&pk, 1);
 	msgpack_pack_map(&pk, 0);
-	ASSERT_OK(pro_wire_decode(sb.data, sb.size, &m));
+	ASSERT_OK(pro_wire_decode(sb.data, sb.size, &used_, &m));
 	ASSERT_EQ(m.skip, PRO_WIRE_SKIP_VERSION);
 	pro_wire_msg_release(&m);
 
@@ -316,7 +362,7 @@ versions_and_kinds(void)
 	msgpack_sbuffer_clear(&sb);
 	pack_hdr(&pk, PRO_WIRE_VERSION, 99, 1);
 	msgpack_pack_true(&pk);
-	ASSERT_OK(pro_wire_decode(sb.data, sb.size, &m));
+	ASSERT_OK(pro_wire_decode(sb.data, sb.size, &used_, &m));
 	ASSERT_EQ(m.skip, PRO_WIRE_SKIP_KIND);
 	ASSERT_EQ(m.kind, 99);
 	ASSERT_TRUE(str_is(m.hdr.sender, "n1"));
@@ -328,17 +374,17 @@ versions_and_kinds(void)
 	msgpack_pack_uint64(&pk, 5);
 	msgpack_pack_str(&pk, 1);
 	msgpack_pack_str_body(&pk, "x", 1);
-	ASSERT_OK(pro_wire_decode(sb.data, sb.size, &m));
+	ASSERT_OK(pro_wire_decode(sb.data, sb.size, &used_, &m));
 	ASSERT_EQ(m.kind, PRO_WIRE_LEAVE);
 	pro_wire_msg_release(&m);
 
 	/* Version 0, a missing body, wrong types: malformed. */
 	msgpack_sbuffer_clear(&sb);
 	pack_hdr(&pk, 0, PRO_WIRE_LEAVE, 0);
-	ASSERT_EQ(pro_wire_decode(sb.data, sb.size, &m), PL_EPROTO);
+	ASSERT_EQ(pro_wire_decode(sb.data, sb.size, &used_, &m), PL_EPROTO);
 	msgpack_sbuffer_clear(&sb);
 	pack_hdr(&pk, PRO_WIRE_VERSION, PRO_WIRE_BROADCAST, 0);
-	ASSERT_EQ(pro_wire_decode(sb.data, sb.size, &m), PL_EPROTO);
+	ASSERT_EQ(pro_wire_decode(sb.data, sb.size, &used_, &m), PL_EPROTO);
 	msgpack_sbuffer_clear(&sb);
 	pack_hdr(&pk, PRO_WIRE_VERSION, PRO_WIRE_PING, 1);
 	msgpack_pack_array(&pk, 1);
@@ -349,7 +395,7 @@ versions_and_kinds(void)
 	msgpack_pack_uint64(&pk, 9); /* status out of range */
 	msgpack_pack_uint64(&pk, 1);
 	msgpack_pack_uint64(&pk, 1);
-	ASSERT_EQ(pro_wire_decode(sb.data, sb.size, &m), PL_EPROTO);
+	ASSERT_EQ(pro_wire_decode(sb.data, sb.size, &used_, &m), PL_EPROTO);
 	msgpack_sbuffer_clear(&sb);
 	msgpack_pack_array(&pk, 8);
 	msgpack_pack_uint64(&pk, 1);
@@ -358,16 +404,17 @@ versions_and_kinds(void)
 	for (int i = 0; i < 5; i++) {
 		msgpack_pack_uint64(&pk, 1);
 	}
-	ASSERT_EQ(pro_wire_decode(sb.data, sb.size, &m), PL_EPROTO);
+	ASSERT_EQ(pro_wire_decode(sb.data, sb.size, &used_, &m), PL_EPROTO);
 	msgpack_sbuffer_clear(&sb);
 	msgpack_pack_map(&pk, 0);
-	ASSERT_EQ(pro_wire_decode(sb.data, sb.size, &m), PL_EPROTO);
+	ASSERT_EQ(pro_wire_decode(sb.data, sb.size, &used_, &m), PL_EPROTO);
 	msgpack_sbuffer_destroy(&sb);
 }
 
 TEST_LIST {
 	TEST_ENTRY(roundtrip_digest),
 	TEST_ENTRY(roundtrip_others),
+	TEST_ENTRY(frame),
 	TEST_ENTRY(encode_limits),
 	TEST_ENTRY(truncated),
 	TEST_ENTRY(random_input),
