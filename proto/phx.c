@@ -10,14 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A ref or join_ref may be a string, an integer or null (phoenix.js sends
- * strings; other clients send numbers). */
-static int
-ref_ok(const json_t *v)
-{
-	return json_is_string(v) || json_is_integer(v) || json_is_null(v);
-}
-
 static int
 take_str(json_t *v, char **out)
 {
@@ -85,7 +77,8 @@ pro_phx_decode(int vsn, int binary, const char *data, size_t len,
 		return PL_EINVAL;
 	}
 	if (vsn == PRO_PHX_V2) {
-		if (!json_is_array(root) || json_array_size(root) != 5) {
+		/* Phoenix ignores elements past the fifth. */
+		if (!json_is_array(root) || json_array_size(root) < 5) {
 			*why = "expected [join_ref, ref, topic, event, payload]";
 			goto out;
 		}
@@ -114,16 +107,9 @@ pro_phx_decode(int vsn, int binary, const char *data, size_t len,
 			payload = json_null();
 		}
 	}
-	if (ref_ok(ref)) {
-		m->ref = json_incref(ref);
-	}
-	if (ref_ok(jr)) {
-		m->join_ref = json_incref(jr);
-	}
-	if (m->ref == NULL || m->join_ref == NULL) {
-		*why = "join_ref and ref must be strings, integers or null";
-		goto out;
-	}
+	/* Refs of any JSON type are echoed back unchanged, as Phoenix does. */
+	m->ref = json_incref(ref);
+	m->join_ref = json_incref(jr);
 	if (take_str(topic, &m->topic) != PL_OK ||
 	    take_str(event, &m->event) != PL_OK) {
 		*why = "topic and event must be strings";
