@@ -548,7 +548,10 @@ do_join(brk_router *r, brk_conn *c, pro_phx_msg *m)
 	const brk_channel_ops *ops = route(r, m->topic);
 	brk_channel *old, *ch;
 	json_t *old_jr = NULL;
+	/* A join sent with a null join_ref is answered with null, but the
+	 * channel then stamps the join's ref on everything it sends. */
 	json_t *jr = json_is_null(m->join_ref) ? m->ref : m->join_ref;
+	json_t *rjr = m->join_ref;
 	const char *reason = NULL;
 	char *reply = NULL;
 	brk_topic *t;
@@ -564,11 +567,11 @@ do_join(brk_router *r, brk_conn *c, pro_phx_msg *m)
 		old_jr = json_incref(old->join_ref);
 		channel_remove(r, old);
 	} else if (channel_count(c) >= (size_t)brk_node_config(r->node)->max_channels) {
-		send_error(c, jr, m->ref, m->topic, "too many channels joined");
+		send_error(c, rjr, m->ref, m->topic, "too many channels joined");
 		return;
 	}
 	if (!json_is_object(m->payload)) {
-		send_error(c, jr, m->ref, m->topic, "invalid_params");
+		send_error(c, rjr, m->ref, m->topic, "invalid_params");
 		goto close_old;
 	}
 	t = topic_get(r, m->topic);
@@ -577,7 +580,7 @@ do_join(brk_router *r, brk_conn *c, pro_phx_msg *m)
 		if (t) {
 			topic_drop_if_empty(r, t);
 		}
-		send_error(c, jr, m->ref, m->topic, "internal_error");
+		send_error(c, rjr, m->ref, m->topic, "internal_error");
 		goto close_old;
 	}
 	if (ops->join(ch, m->payload, &reply, &reason) != 0) {
@@ -586,10 +589,10 @@ do_join(brk_router *r, brk_conn *c, pro_phx_msg *m)
 		static const brk_channel_ops none = { 0 };
 		ch->ops = &none;
 		channel_remove(r, ch);
-		send_error(c, jr, m->ref, m->topic, reason ? reason : "join refused");
+		send_error(c, rjr, m->ref, m->topic, reason ? reason : "join refused");
 		goto close_old;
 	}
-	send_reply(c, jr, m->ref, m->topic, "ok", reply ? reply : "{}");
+	send_reply(c, rjr, m->ref, m->topic, "ok", reply ? reply : "{}");
 	free(reply);
 	if (ops->after_join) {
 		ops->after_join(ch);
