@@ -11,6 +11,7 @@
 #include "broker/router.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "proto/http.h"
 #include "proto/phx.h"
 #include "proto/ws.h"
 

@@ -6,6 +6,7 @@
  * measure it and parley, so parley's figures read as a fraction of it. */
 #include "tests/bench/bench.h"
 
+#include "proto/http.h"
 #include "proto/phx.h"
 #include "proto/ws.h"
 

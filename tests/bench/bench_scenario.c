@@ -190,6 +190,30 @@ ms(int64_t ns)
 	return (double)ns / 1e6;
 }
 
+/* Waits (up to 15 s) until every known server is nearly idle, so that a
+ * phase does not pay for the previous one's backlog. */
+static void
+quiesce(const bench_opts *o)
+{
+	int64_t until = bench_now() + 15 * BENCH_NS;
+	bench_sample a, b;
+	double cpu[BENCH_MAX_URLS], machine;
+	int i, busy;
+
+	if (o->npids == 0) {
+		return;
+	}
+	do {
+		bench_sample_take(o, &a);
+		bench_sleep_until(a.at + BENCH_NS / 4);
+		bench_sample_take(o, &b);
+		bench_sample_diff(o, &a, &b, cpu, &machine);
+		for (busy = 0, i = 0; i < o->npids; i++) {
+			busy |= cpu[i] > 0.15;
+		}
+	} while (busy && bench_now() < until);
+}
+
 static int
 measure(const bench_opts *o, int target, double rate, int64_t frame_bytes,
     const char *name, phase *p)
@@ -304,6 +328,7 @@ measure(const bench_opts *o, int target, double rate, int64_t frame_bytes,
 		note(p, "deliveries went on %.1f s after the window (backlog)",
 		    p->drain_s);
 	}
+	quiesce(o);
 	return 0;
 }
 
@@ -399,12 +424,23 @@ open_all(const bench_opts *o, int target, const char *label, json_t *j)
 	int64_t conns, ready, refused, failed, first, last;
 	const bench_report *r = &a.k[K_RECV], *p = &a.k[K_PUB];
 
+	bench_sample s0, s1;
+	char cpus[128], pct[16];
+	int i;
+
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.step = ST_CONNECT;
 	cmd.target = target;
+	bench_sample_take(o, &s0);
 	if (bench_step(o, &cmd, &a, srv) != 0) {
 		return -1;
 	}
+	bench_sample_take(o, &s1);
+	bench_sample_diff(o, &s0, &s1, srv, &a.machine_busy);
+	for (i = 1; i < o->npids; i++) {
+		srv[0] = srv[i] > srv[0] ? srv[i] : srv[0];
+	}
+	snprintf(pct, sizeof(pct), "%.0f%%", srv[0] * 100);
 	conns = r->conns + p->conns;
 	ready = r->joined + p->joined;
 	refused = r->refused + p->refused;
@@ -414,19 +450,29 @@ open_all(const bench_opts *o, int target, const char *label, json_t *j)
 	last = r->last_ns > p->last_ns ? r->last_ns : p->last_ns;
 	secs = last > first ? (double)(last - first) / 1e9 : 0;
 	cpu = a.cpu_max[K_RECV];
+	/* CPU shares over a very short step are tick noise: leave them out. */
+	if (s1.at - s0.at < BENCH_NS / 2) {
+		snprintf(cpus, sizeof(cpus), "too short to sample");
+	} else {
+		snprintf(cpus, sizeof(cpus), "server %s, busiest bench worker "
+		    "%.0f%%, machine %.0f%%", srv[0] < 0 ? "-" : pct, cpu * 100,
+		    a.machine_busy * 100);
+	}
 	fprintf(out(o), "%s: %lld/%lld sockets ready in %.2f s: %.0f/s "
-	    "(refused %lld, failed %lld%s%s)%s\n", label, (long long)ready,
+	    "(refused %lld, failed %lld%s%s); CPU: %s%s\n", label, (long long)ready,
 	    (long long)conns, secs, secs > 0 ? (double)ready / secs : 0,
 	    (long long)refused, (long long)failed,
 	    r->error[0] || p->error[0] ? ": " : "",
-	    r->error[0] ? r->error : p->error,
+	    r->error[0] ? r->error : p->error, cpus,
 	    cpu >= BUSY ? " BENCH LIMIT: a worker's CPU was saturated" : "");
 	json_object_set_new(j, label, json_pack("{s:I, s:I, s:I, s:I, s:f, "
-	    "s:f, s:f, s:s}", "sockets", (json_int_t)conns,
+	    "s:f, s:f, s:f, s:f, s:s}", "sockets", (json_int_t)conns,
 	    "ready", (json_int_t)ready, "refused", (json_int_t)refused,
 	    "failed", (json_int_t)failed, "seconds", secs,
 	    "per_s", secs > 0 ? (double)ready / secs : 0.0,
-	    "worker_cpu_max", cpu, "error", r->error[0] ? r->error : p->error));
+	    "worker_cpu_max", cpu, "server_cpu", srv[0],
+	    "machine_busy", a.machine_busy,
+	    "error", r->error[0] ? r->error : p->error));
 	return ready > 0 ? 0 : -1;
 }
 

@@ -370,7 +370,7 @@ spawn(const bench_opts *o, int kind, int idx, int nworkers, int lfd)
 		}
 		rc = kind == K_CEIL ? bench_ceiling_run(o, lfd, sv[1]) :
 		    bench_worker_run(o, kind, idx, nworkers, sv[1]);
-		_exit(rc);
+		exit(rc);
 	}
 	close(sv[1]);
 	procs[nprocs].pid = pid;

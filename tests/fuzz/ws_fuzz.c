@@ -11,6 +11,7 @@
 #include <event2/buffer.h>
 
 #include "proto/utf8.h"
+#include "proto/http.h"
 #include "proto/ws.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -8,6 +8,7 @@
 
 #include "../test.h"
 #include "common/err.h"
+#include "proto/http.h"
 #include "proto/ws.h"
 
 #define UPGRADE_REQ \
