@@ -22,6 +22,7 @@
 #include <event2/event_struct.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -435,11 +436,57 @@ refuse(brk_conn *c, int status, const char *why)
 	queue_flush(c);
 }
 
+#define BEARER_PREFIX "base64url.bearer.phx."
+
+/* phoenix.js's authToken option sends the token as a subprotocol,
+ * "phoenix, base64url.bearer.phx.<base64 without padding>"; the server must
+ * then answer with the subprotocol "phoenix". Returns a malloc'ed token or
+ * NULL. */
+static char *
+subprotocol_token(const char *list)
+{
+	const char *p = list ? strstr(list, BEARER_PREFIX) : NULL;
+	unsigned char *out;
+	char *in;
+	size_t n, pad;
+	int len;
+
+	if (p == NULL || !pro_http_list_has(list, "phoenix")) {
+		return NULL;
+	}
+	p += strlen(BEARER_PREFIX);
+	n = strcspn(p, ", \t");
+	if (n == 0 || n > 8192) {
+		return NULL;
+	}
+	pad = (4 - n % 4) % 4;
+	in = malloc(n + pad + 1);
+	out = malloc(n + 4);
+	if (in == NULL || out == NULL) {
+		free(in);
+		free(out);
+		return NULL;
+	}
+	memcpy(in, p, n);
+	memset(in + n, '=', pad);
+	in[n + pad] = '\0';
+	len = EVP_DecodeBlock(out, (unsigned char *)in, (int)(n + pad));
+	free(in);
+	if (len < 0) {
+		free(out);
+		return NULL;
+	}
+	len -= (int)pad;
+	out[len < 0 ? 0 : len] = '\0';
+	return (char *)out;
+}
+
 static void
 upgrade(brk_conn *c, pro_http_req *req)
 {
 	const brk_config *cfg = brk_node_config(c->node);
 	char *token, *vsn_s;
+	const char *proto = NULL;
 	const char *why = NULL;
 	size_t slen;
 	const uint8_t *secret = brk_node_secret(c->node, &slen);
@@ -466,6 +513,9 @@ upgrade(brk_conn *c, pro_http_req *req)
 		return;
 	}
 	token = pro_http_query_get(req->query, "token");
+	if (token == NULL && (token = subprotocol_token(req->ws_protocol))) {
+		proto = "phoenix";
+	}
 	if (token == NULL) {
 		refuse(c, 403, "missing token");
 		return;
@@ -477,7 +527,7 @@ upgrade(brk_conn *c, pro_http_req *req)
 		return;
 	}
 	free(token);
-	if (outbuf(c) == NULL || pro_ws_write_accept(c->out, req, NULL) != 0) {
+	if (outbuf(c) == NULL || pro_ws_write_accept(c->out, req, proto) != 0) {
 		conn_kill(c);
 		return;
 	}

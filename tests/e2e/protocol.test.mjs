@@ -113,6 +113,30 @@ describe('phoenix client', () => {
   });
 });
 
+describe('authToken (subprotocol) authentication', () => {
+  it('the phoenix client\'s authToken option authenticates without a token param', async () => {
+    const { Socket, WebSocket, token: mint } = await import('./lib.mjs');
+    const sock = new Socket(node.url, { transport: WebSocket, authToken: mint('carol') });
+    sock.connect();
+    try {
+      await connected(sock);
+      const ch = sock.channel(`presence:carol`, { device_id: 'd1' });
+      await join(ch);
+    } finally { sock.disconnect(); }
+  });
+  it('a bad authToken is refused like a bad token param', async () => {
+    const { Socket, WebSocket } = await import('./lib.mjs');
+    const sock = new Socket(node.url, { transport: WebSocket, authToken: 'not.a.jwt', reconnectAfterMs: () => 60000 });
+    let errored = false;
+    sock.onError(() => { errored = true; });
+    sock.connect();
+    try {
+      await waitFor(() => errored, { what: 'connection error' });
+      assert.equal(sock.isConnected(), false);
+    } finally { sock.disconnect(); }
+  });
+});
+
 describe('raw V2 frames', () => {
   it('heartbeat reply has the exact Phoenix shape; other phoenix events are unmatched', async () => {
     const ws = await rawOpen(node);
