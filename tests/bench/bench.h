@@ -107,6 +107,7 @@ typedef struct bench_report {
 	int64_t rounds, skips; /* ceiling: rounds written, sockets skipped */
 	int64_t bytes_in;
 	int64_t reads;       /* reads that brought counted deliveries */
+	int64_t rx_backlog;  /* bytes unread in our sockets at the window end */
 	char error[96];      /* one error reason, for the record */
 	uint64_t hist[BENCH_HIST_BUCKETS];     /* publish -> receipt */
 	uint64_t ack_hist[BENCH_HIST_BUCKETS]; /* publish -> reply */

@@ -25,7 +25,8 @@ typedef struct bpub {
 	char **tmpl;          /* per topic: the encoded push, before masking */
 	size_t *tlen, *ts_off, *ref_off;
 	double rate;          /* publishes/s for this publisher; 0 = window */
-	int64_t sent, replies; /* since the step began */
+	int64_t sent, replies; /* ever: their difference is in flight */
+	int64_t step_sent;    /* since the step began, for the pacing */
 	int64_t next_ref;
 	size_t ring_mask;     /* send times by ref, for the reply latency */
 	int64_t *ring_ref, *ring_ns;

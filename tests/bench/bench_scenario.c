@@ -23,6 +23,8 @@ typedef struct phase {
 	int64_t deliveries, sent, acks, errors, skips, backed_up, max_lag, closed;
 	int64_t frame_sample;
 	double srv_cpu, recv_cpu, pub_cpu, machine, drain_s;
+	double other;                   /* cores used by everything else */
+	double rx_behind_ms;            /* receivers' unread data, in time */
 	double fpr;                     /* deliveries per read that had any */
 	char notes[400];
 } phase;
@@ -37,6 +39,7 @@ bench_agg_add(bench_agg *agg, const bench_report *r)
 	int i;
 
 	agg->nproc[r->kind]++;
+	agg->cpu_sum[r->kind] += cpu;
 	if (cpu > agg->cpu_max[r->kind]) {
 		agg->cpu_max[r->kind] = cpu;
 	}
@@ -45,6 +48,7 @@ bench_agg_add(bench_agg *agg, const bench_report *r)
 	SUM(closed); SUM(deliveries); SUM(stray); SUM(presence); SUM(sent);
 	SUM(acks); SUM(errors); SUM(hb_sent); SUM(hb_ok); SUM(backed_up);
 	SUM(rounds); SUM(skips); SUM(bytes_in); SUM(reads);
+	SUM(rx_backlog);
 #undef SUM
 	if (r->max_lag > a->max_lag) {
 		a->max_lag = r->max_lag;
@@ -284,6 +288,15 @@ measure(const bench_opts *o, int target, double rate, int64_t frame_bytes,
 		note(p, "BENCH LIMIT: a receiver worker used %.0f%% CPU",
 		    p->recv_cpu * 100);
 	}
+	if (rx->bytes_in > 0) {
+		double rate = (double)rx->bytes_in / (o->warmup + o->duration +
+		    0.25);
+		p->rx_behind_ms = (double)rx->rx_backlog / rate * 1000;
+		if (p->rx_behind_ms >= 100) {
+			note(p, "BENCH LIMIT: receivers had %.0f ms of traffic "
+			    "unread at the window's end", p->rx_behind_ms);
+		}
+	}
 	if (p->pub_cpu >= BUSY) {
 		note(p, "BENCH LIMIT: the publisher used %.0f%% CPU",
 		    p->pub_cpu * 100);
@@ -300,8 +313,19 @@ measure(const bench_opts *o, int target, double rate, int64_t frame_bytes,
 	if (p->srv_cpu >= BUSY) {
 		note(p, "server CPU-bound (%.0f%%)", p->srv_cpu * 100);
 	}
+	/* What the machine did beyond the servers and the bench (whose CPU
+	 * times include the softirq work run on their behalf): another
+	 * tenant's work skews every figure of the phase. */
+	p->other = p->machine * (double)sysconf(_SC_NPROCESSORS_ONLN) -
+	    a.cpu_sum[K_RECV] - a.cpu_sum[K_PUB] - a.cpu_sum[K_CEIL];
+	for (i = 0; i < o->npids; i++) {
+		p->other -= srv[i] > 0 ? srv[i] : 0;
+	}
 	if (p->machine >= 0.97) {
 		note(p, "all CPUs busy");
+	}
+	if (p->machine >= 0 && p->other >= 0.25) {
+		note(p, "other processes used ~%.0f%% of a core", p->other * 100);
 	}
 	if (p->skips > 0) {
 		note(p, "ceiling skipped %lld sends on full sockets",
@@ -382,7 +406,7 @@ phase_json(const phase *p)
 {
 	return json_pack("{s:s, s:s, s:f, s:I, s:f, s:f, s:f, s:f, s:I, s:f,"
 	    " s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f,"
-	    " s:f, s:I, s:f, s:s}",
+	    " s:f, s:I, s:f, s:f, s:f, s:s}",
 	    "name", p->name,
 	    "server", p->target == TGT_CEILING ? "ceiling" : "node",
 	    "rate", p->rate,
@@ -398,7 +422,8 @@ phase_json(const phase *p)
 	    "server_cpu", p->srv_cpu, "receiver_cpu_max", p->recv_cpu,
 	    "publisher_cpu", p->pub_cpu, "machine_busy", p->machine,
 	    "drain_s", p->drain_s, "frame_bytes", (json_int_t)p->frame_sample,
-	    "frames_per_read", p->fpr,
+	    "frames_per_read", p->fpr, "other_cpu", p->other,
+	    "receiver_backlog_ms", p->rx_behind_ms,
 	    "notes", p->notes);
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -393,6 +394,7 @@ publish(bworker *w, bconn *c, int64_t n)
 		off += bc_mask_into(w, p->tmpl[i], p->tlen[i], w->stage + off);
 	}
 	p->sent += n;
+	p->step_sent += n;
 	if (now >= w->cmd.t_measure && now < w->cmd.t_end) {
 		w->rep.sent += n;
 	}
@@ -416,7 +418,7 @@ pub_fill(bworker *w, bconn *c, int64_t now)
 	}
 	if (p->rate > 0) {
 		due = (int64_t)((double)(now - w->cmd.t_start) * p->rate / 1e9) +
-		    1 - p->sent;
+		    1 - p->step_sent;
 		if (out + due > MAX_OUTSTANDING) {
 			due = MAX_OUTSTANDING - out;
 		}
@@ -453,7 +455,9 @@ bw_on_ack(bconn *c, int64_t ref, int ok, const char *why, size_t why_len,
 	if (p == NULL) {
 		return;
 	}
-	p->replies++;
+	if (p->replies < p->sent) {
+		p->replies++;
+	}
 	slot = (size_t)ref & p->ring_mask;
 	if (w->busy && w->cmd.step == ST_MEASURE && now >= w->cmd.t_measure &&
 	    now < w->cmd.t_end) {
@@ -525,6 +529,7 @@ on_step_timer(evutil_socket_t fd, short what, void *arg)
 	bworker *w = arg;
 	int64_t now = bench_now();
 	size_t j;
+	int g;
 
 	(void)fd;
 	(void)what;
@@ -557,6 +562,16 @@ on_step_timer(evutil_socket_t fd, short what, void *arg)
 		w->phase = 2;
 		w->rep.cpu_ns = bench_cpu_self() - w->cpu0;
 		w->rep.wall_ns = now - w->wall0;
+		/* Data the kernel holds for us unread: if it is more than a
+		 * moment's traffic, the receivers were not keeping up. */
+		g = w->cmd.target == TGT_NODE ? G_NODE : G_CEIL;
+		for (j = w->gbeg[g]; j < w->gend[g]; j++) {
+			int n = 0;
+			if (w->conns[j].fd >= 0 &&
+			    ioctl(w->conns[j].fd, FIONREAD, &n) == 0) {
+				w->rep.rx_backlog += n;
+			}
+		}
 		finish_step(w);
 		return;
 	case ST_DRAIN:
@@ -602,7 +617,7 @@ start_measure(bworker *w)
 	for (j = w->gbeg[G_NODE]; j < w->gend[G_NODE]; j++) {
 		bpub *p = w->conns[j].pub;
 		if (p) {
-			p->sent = p->replies = 0;
+			p->step_sent = 0;
 			p->rate = share_rate;
 			pubs++;
 		}

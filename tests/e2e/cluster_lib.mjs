@@ -5,7 +5,7 @@
 // client that never finishes the closing handshake.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { BIN, token, waitFor, wsFrame } from './lib.mjs';
+import { BIN, sleep, token, waitFor, wsFrame } from './lib.mjs';
 
 // Runs `parley ARGS...`; resolves {code, stdout, stderr}.
 export function cli(args, { timeout = 15000 } = {}) {
@@ -60,13 +60,55 @@ const sorted = (o) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a
 
 // SIGTERMs every node still running, then asserts each exited 0 (under the
 // sanitizer build that also means no leaks) and removes its data.
+// A node that has not exited 15 s after SIGTERM is reported with the stack
+// of its main thread (when gdb is installed), then killed.
 export async function stopAll(nodes, assert) {
   const live = nodes.filter((n) => !n.exited);
-  const res = await Promise.all(live.map((n) => n.stop('SIGTERM').catch((e) => e)));
+  const res = await Promise.all(live.map((n) => stopOrDiagnose(n)));
   live.forEach((n, i) => {
-    assert.deepEqual(res[i], { code: 0, sig: null }, `node ${n.name} exit\n${n.logs.slice(-3000)}`);
+    assert.deepEqual(res[i].exit, { code: 0, sig: null }, `node ${n.name} exit${res[i].why}\n${tailOf(n.logs)}`);
     n.cleanup();
   });
+}
+
+function stopOrDiagnose(n) {
+  n.proc.kill('SIGTERM');
+  return waitExit(n);
+}
+
+// Waits up to ms for a node that was told to stop; resolves {exit, why}.
+// A node still running is reported with its main thread's stack (when gdb
+// is installed), then killed.
+export async function waitExit(n, ms = 15000) {
+  const exit = await Promise.race([n.exit, sleep(ms).then(() => null)]);
+  if (exit) { return { exit, why: '' }; }
+  const bt = await gdbStack(n.proc.pid);
+  await n.kill9();
+  return { exit: { hung: true }, why: `: still running ${ms} ms after SIGTERM (killed). Main thread:\n${bt}` };
+}
+
+// Asserts that a node told to stop exits 0 (see waitExit).
+export async function assertExit0(n, assert) {
+  const r = await waitExit(n);
+  assert.deepEqual(r.exit, { code: 0, sig: null }, `node ${n.name} exit${r.why}\n${tailOf(n.logs)}`);
+}
+
+function gdbStack(pid) {
+  return new Promise((resolve) => {
+    const p = spawn('gdb', ['-p', String(pid), '-batch', '-ex', 'thread 1', '-ex', 'bt 25'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const t = setTimeout(() => p.kill('SIGKILL'), 20000);
+    p.stdout.on('data', (d) => { out += d; });
+    p.on('error', () => { clearTimeout(t); resolve('(gdb not available)'); });
+    p.on('close', () => { clearTimeout(t); resolve(out.split('\n').filter((l) => /^#\d/.test(l)).join('\n') || '(no stack)'); });
+  });
+}
+
+// The end of a node's log; a sanitizer report is kept whole.
+function tailOf(logs) {
+  const i = logs.search(/ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/);
+  if (i >= 0) { return logs.slice(Math.max(0, i - 1500), i + 20000); }
+  return logs.slice(-3000);
 }
 
 // The partition hook (--cluster-test-hooks): blocks or unblocks a <-> b,
