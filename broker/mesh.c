@@ -275,6 +275,9 @@ brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
 	m->fd_ev = event_new(brk_node_base(n), clu_cluster_fd(m->clu),
 	    EV_READ | EV_PERSIST, on_fd, m);
 	m->tick_ev = event_new(brk_node_base(n), -1, EV_PERSIST, on_tick, m);
+	if (m->tick_ev) {
+		brk_node_urgent(m->tick_ev);
+	}
 	if (m->fd_ev == NULL || m->tick_ev == NULL ||
 	    event_add(m->fd_ev, NULL) != 0 || event_add(m->tick_ev, &tv) != 0) {
 		snprintf(err, errlen, "cannot watch the cluster fd");

@@ -18,6 +18,7 @@
 #include "storage/comments.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
@@ -141,6 +142,9 @@ on_sweep(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	brk_conn_sweep(&n->conns, now);
+	/* Bursts (joins, fan-out) leave freed chunks scattered through the
+	 * heap; hand them back so resident memory follows the load down. */
+	malloc_trim(0);
 	brk_ratelimit_sweep(n->ratelimit, (uint64_t)time(NULL) * 1000);
 	if (n->accept_errors_logged > 1) {
 		LOG_WARN("BRK-ACCEPT", "%llu accept failures in the last burst",
@@ -289,6 +293,38 @@ open_storage(brk_node *n, char *err, size_t errlen)
 	return PL_OK;
 }
 
+/* Two priorities: timers (membership heartbeats, presence ticks, the
+ * sweep) run at 0, socket and storage events at 1. A burst of socket work
+ * yields every few milliseconds, so a heavy join storm cannot starve the
+ * heartbeats and get this node declared dead by its peers. */
+static struct event_base *
+new_base(void)
+{
+	struct event_config *ec = event_config_new();
+	struct timeval slice = { 0, 5000 };
+	struct event_base *b = NULL;
+
+	if (ec == NULL) {
+		return NULL;
+	}
+	if (event_config_set_max_dispatch_interval(ec, &slice, -1, 1) == 0) {
+		b = event_base_new_with_config(ec);
+	}
+	event_config_free(ec);
+	if (b && event_base_priority_init(b, 2) != 0) {
+		event_base_free(b);
+		b = NULL;
+	}
+	return b;
+}
+
+/* Makes ev a timer-priority event (see new_base). */
+void
+brk_node_urgent(struct event *ev)
+{
+	event_priority_set(ev, 0);
+}
+
 static int
 make_timers(brk_node *n)
 {
@@ -303,6 +339,9 @@ make_timers(brk_node *n)
 	    !n->sigterm_ev || !n->sigint_ev) {
 		return PL_ENOMEM;
 	}
+	brk_node_urgent(n->sweep_ev);
+	brk_node_urgent(n->sigterm_ev);
+	brk_node_urgent(n->sigint_ev);
 	event_add(n->sweep_ev, &sec);
 	event_add(n->sigterm_ev, NULL);
 	event_add(n->sigint_ev, NULL);
@@ -338,7 +377,7 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err,
 	    &n->secret_len, err, errlen) != PL_OK) {
 		return PL_EINVAL;
 	}
-	n->base = event_base_new();
+	n->base = new_base();
 	if (n->base == NULL || make_timers(n) != PL_OK) {
 		snprintf(err, errlen, "cannot create the event loop");
 		return PL_ENOMEM;

@@ -43,6 +43,10 @@ int brk_node_run(brk_node *n);
 void brk_node_destroy(brk_node *n);
 
 struct event_base *brk_node_base(brk_node *n);
+struct event;
+/* Gives a timer the loop's urgent priority: it runs even while a burst of
+ * socket events is being worked through. */
+void brk_node_urgent(struct event *ev);
 const brk_config *brk_node_config(const brk_node *n);
 const char *brk_node_name(const brk_node *n);
 brk_router *brk_node_router(brk_node *n);

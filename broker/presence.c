@@ -11,62 +11,174 @@
 #include "common/err.h"
 #include "common/log.h"
 
+#include "common/sbuf.h"
+
 #include <event2/event.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
 #define DEVICE_PREFIX "presence:"
 
+/* One change waiting for the next tick. */
+typedef struct pchange {
+	char *key;
+	char *meta;        /* wire JSON of the meta, phx_ref included */
+	uint32_t seq;      /* arrival order, kept within a key */
+	uint8_t leave;
+} pchange;
+
+/* A topic with changes since the last tick. It also caches the topic's
+ * presence_state text: every change made after the cache was built is in
+ * `changes` and reaches each subscriber, joiners included, in the next
+ * diff, so the cache stays correct until this tick flushes it. In a burst of
+ * joins the state is thus built once per tick, not once per joiner. */
+typedef struct ptopic {
+	char *name;
+	pchange *changes;
+	size_t n, cap;
+	char *state;
+	size_t state_len;
+	int check_devices;
+	struct ptopic *hnext, *next;
+} ptopic;
+
+#define PT_BUCKETS 1024
+/* Diff deliveries one tick may cost before the next tick is pushed back:
+ * in a join storm the tick stretches (up to MAX_TICK_MS) so that presence
+ * costs a bounded share of the loop, instead of ticks x members writes
+ * growing without limit. */
+#define TICK_BUDGET 4000
+#define MAX_TICK_MS 1000
+
 struct brk_presence {
 	brk_node *node;
 	clu_presence *crdt;
 	struct event *tick;
-	json_t *pending;   /* topic → {"joins": {...}, "leaves": {...}} */
-	json_t *devices;   /* presence:<user> topics to re-check after a tick */
+	ptopic *buckets[PT_BUCKETS];
+	ptopic *dirty;      /* every ptopic, in the order it appeared */
+	long next_ms;       /* delay of the next tick */
 	int armed;
 };
 
 /* A meta as Phoenix sends it: the tracked map plus phx_ref (and
- * phx_ref_prev after an update). */
-static json_t *
-wire_meta(const clu_presence_meta *m)
+ * phx_ref_prev after an update), spliced into the stored JSON text. */
+static void
+add_wire_meta(pl_sbuf *b, const clu_presence_meta *m)
 {
-	json_t *o = json_loadb(m->meta, m->meta_len, 0, NULL);
+	size_t len = m->meta_len;
+	size_t i;
+	int empty = 1;
 
-	if (!json_is_object(o)) {
-		json_decref(o);
-		o = json_object();
+	while (len > 0 && m->meta[len - 1] != '}') {
+		len--;
 	}
-	json_object_set_new(o, "phx_ref", json_string(m->phx_ref));
+	if (len == 0 || m->meta[0] != '{') {
+		pl_sbuf_str(b, "{");
+		len = 1;
+	} else {
+		len--;
+		pl_sbuf_add(b, m->meta, len);
+	}
+	for (i = 1; i < len && empty; i++) {
+		empty = m->meta[i] == ' ' || m->meta[i] == '\t' ||
+		    m->meta[i] == '\n' || m->meta[i] == '\r';
+	}
+	pl_sbuf_str(b, empty ? "\"phx_ref\":\"" : ",\"phx_ref\":\"");
+	pl_sbuf_str(b, m->phx_ref);
 	if (m->phx_ref_prev[0]) {
-		json_object_set_new(o, "phx_ref_prev",
-		    json_string(m->phx_ref_prev));
+		pl_sbuf_str(b, "\",\"phx_ref_prev\":\"");
+		pl_sbuf_str(b, m->phx_ref_prev);
 	}
-	return o;
+	pl_sbuf_str(b, "\"}");
+}
+
+static uint64_t
+hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (*s) {
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	}
+	return h;
+}
+
+static ptopic *
+ptopic_get(brk_presence *p, const char *topic, int create)
+{
+	ptopic **bk = &p->buckets[hash_str(topic) % PT_BUCKETS], *t;
+
+	for (t = *bk; t; t = t->hnext) {
+		if (strcmp(t->name, topic) == 0) {
+			return t;
+		}
+	}
+	if (!create || (t = calloc(1, sizeof(*t))) == NULL) {
+		return NULL;
+	}
+	if ((t->name = strdup(topic)) == NULL) {
+		free(t);
+		return NULL;
+	}
+	t->hnext = *bk;
+	*bk = t;
+	t->next = p->dirty;
+	p->dirty = t;
+	return t;
 }
 
 static void
-add_metas(json_t *side, const clu_presence_meta *ms, size_t n)
+ptopic_free(ptopic *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++) {
+		free(t->changes[i].key);
+		free(t->changes[i].meta);
+	}
+	free(t->changes);
+	free(t->state);
+	free(t->name);
+	free(t);
+}
+
+static void
+add_changes(ptopic *t, const clu_presence_meta *ms, size_t n, int leave)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		json_t *k = json_object_get(side, ms[i].key);
-		if (k == NULL) {
-			k = json_pack("{s:[]}", "metas");
-			json_object_set_new(side, ms[i].key, k);
+		pl_sbuf b = PL_SBUF_INIT;
+		pchange *c;
+		if (t->n == t->cap) {
+			size_t cap = t->cap ? t->cap * 2 : 8;
+			pchange *nc = realloc(t->changes, cap * sizeof(*nc));
+			if (nc == NULL) {
+				return;
+			}
+			t->changes = nc;
+			t->cap = cap;
 		}
-		json_array_append_new(json_object_get(k, "metas"),
-		    wire_meta(&ms[i]));
+		c = &t->changes[t->n];
+		add_wire_meta(&b, &ms[i]);
+		c->meta = pl_sbuf_take(&b, NULL);
+		c->key = strdup(ms[i].key);
+		c->seq = (uint32_t)t->n;
+		c->leave = (uint8_t)leave;
+		if (c->meta == NULL || c->key == NULL) {
+			free(c->meta);
+			free(c->key);
+			return;
+		}
+		t->n++;
 	}
 }
 
 static void
 arm(brk_presence *p)
 {
-	long ms = brk_node_config(p->node)->presence_tick_ms;
+	long ms = p->next_ms;
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	if (!p->armed) {
@@ -80,21 +192,72 @@ on_diff(void *arg, const char *topic, const clu_presence_meta *joins,
     size_t nj, const clu_presence_meta *leaves, size_t nl)
 {
 	brk_presence *p = arg;
-	json_t *t = json_object_get(p->pending, topic);
+	ptopic *t = ptopic_get(p, topic, 1);
 
 	if (t == NULL) {
-		t = json_pack("{s:{}, s:{}}", "joins", "leaves");
-		if (t == NULL) {
-			return;
-		}
-		json_object_set_new(p->pending, topic, t);
+		return;
 	}
-	add_metas(json_object_get(t, "joins"), joins, nj);
-	add_metas(json_object_get(t, "leaves"), leaves, nl);
+	add_changes(t, joins, nj, 0);
+	add_changes(t, leaves, nl, 1);
 	if (nj > 0 && strncmp(topic, DEVICE_PREFIX, strlen(DEVICE_PREFIX)) == 0) {
-		json_object_set_new(p->devices, topic, json_true());
+		t->check_devices = 1;
 	}
 	arm(p);
+}
+
+static int
+by_side_key(const void *a, const void *b)
+{
+	const pchange *x = a, *y = b;
+	int c;
+
+	if (x->leave != y->leave) {
+		return x->leave - y->leave;
+	}
+	if ((c = strcmp(x->key, y->key)) != 0) {
+		return c;
+	}
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* {key: {"metas": [...]}, ...} for changes sorted by key. */
+static void
+add_side(pl_sbuf *b, const pchange *c, size_t n)
+{
+	size_t i;
+
+	pl_sbuf_str(b, "{");
+	for (i = 0; i < n; i++) {
+		if (i == 0 || strcmp(c[i - 1].key, c[i].key) != 0) {
+			pl_sbuf_str(b, i > 0 ? "]}," : "");
+			pl_sbuf_json_str(b, c[i].key);
+			pl_sbuf_str(b, ":{\"metas\":[");
+		} else {
+			pl_sbuf_str(b, ",");
+		}
+		pl_sbuf_str(b, c[i].meta);
+	}
+	pl_sbuf_str(b, n > 0 ? "]}}" : "}");
+}
+
+/* {"joins": {...}, "leaves": {...}}, both always present; the metas of one
+ * key are grouped, in the order they changed. */
+static char *
+diff_text(ptopic *t, size_t *len)
+{
+	pl_sbuf b = PL_SBUF_INIT;
+	size_t nj = 0;
+
+	qsort(t->changes, t->n, sizeof(*t->changes), by_side_key);
+	while (nj < t->n && !t->changes[nj].leave) {
+		nj++;
+	}
+	pl_sbuf_str(&b, "{\"joins\":");
+	add_side(&b, t->changes, nj);
+	pl_sbuf_str(&b, ",\"leaves\":");
+	add_side(&b, t->changes + nj, t->n - nj);
+	pl_sbuf_str(&b, "}");
+	return pl_sbuf_take(&b, len);
 }
 
 /* ---- device limit ---- */
@@ -247,27 +410,43 @@ static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	brk_presence *p = arg;
-	json_t *pending = p->pending, *devices = p->devices, *v;
-	const char *topic;
+	ptopic *t = p->dirty, *next;
+	brk_router *r = brk_node_router(p->node);
+	uint64_t before = brk_router_deliveries(r), cost;
+	long base = brk_node_config(p->node)->presence_tick_ms;
 
 	(void)fd;
 	(void)what;
 	p->armed = 0;
-	p->pending = json_object();
-	p->devices = json_object();
-	json_object_foreach(pending, topic, v) {
-		char *s = json_dumps(v, JSON_COMPACT);
+	p->dirty = NULL;
+	memset(p->buckets, 0, sizeof(p->buckets));
+	/* Oldest first, so diffs go out in the order topics changed. */
+	for (; t; t = next) {
+		next = t->next;
+		t->next = p->dirty;
+		p->dirty = t;
+	}
+	t = p->dirty;
+	p->dirty = NULL;
+	for (; t; t = next) {
+		size_t len;
+		char *s = t->n ? diff_text(t, &len) : NULL;
+		next = t->next;
 		if (s) {
-			brk_router_local_broadcast(brk_node_router(p->node), topic,
-			    "presence_diff", s, strlen(s));
+			brk_router_local_broadcast(brk_node_router(p->node),
+			    t->name, "presence_diff", s, len);
 		}
 		free(s);
+		if (t->check_devices) {
+			check_devices(p, t->name);
+		}
+		ptopic_free(t);
 	}
-	json_object_foreach(devices, topic, v) {
-		check_devices(p, topic);
+	cost = brk_router_deliveries(r) - before;
+	p->next_ms = base * (long)(cost / TICK_BUDGET + 1);
+	if (p->next_ms > MAX_TICK_MS) {
+		p->next_ms = base > MAX_TICK_MS ? base : MAX_TICK_MS;
 	}
-	json_decref(pending);
-	json_decref(devices);
 }
 
 /* ---- API ---- */
@@ -284,13 +463,15 @@ brk_presence_create(brk_presence **out, brk_node *n)
 		return PL_ENOMEM;
 	}
 	p->node = n;
+	p->next_ms = brk_node_config(n)->presence_tick_ms;
 	gettimeofday(&tv, NULL);
 	/* A restart is a new replica: its vsn is the start time in µs. */
 	vsn = (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
-	p->pending = json_object();
-	p->devices = json_object();
 	p->tick = event_new(brk_node_base(n), -1, 0, on_tick, p);
-	if (p->pending == NULL || p->devices == NULL || p->tick == NULL ||
+	if (p->tick) {
+		brk_node_urgent(p->tick);
+	}
+	if (p->tick == NULL ||
 	    clu_presence_create(&p->crdt, brk_node_name(n), vsn, on_diff, p)) {
 		return PL_ENOMEM;
 	}
@@ -307,8 +488,11 @@ brk_presence_destroy(brk_presence *p)
 		event_free(p->tick);
 	}
 	clu_presence_destroy(p->crdt);
-	json_decref(p->pending);
-	json_decref(p->devices);
+	while (p->dirty) {
+		ptopic *t = p->dirty;
+		p->dirty = t->next;
+		ptopic_free(t);
+	}
 	free(p);
 }
 
@@ -330,33 +514,57 @@ brk_presence_untrack(brk_presence *p, brk_channel *ch)
 	clu_presence_leave_owner(p->crdt, brk_channel_id(ch), &n);
 }
 
+typedef struct state_build {
+	pl_sbuf b;
+	int first;
+} state_build;
+
 static void
 state_key(void *arg, const char *topic, const char *key,
     const clu_presence_meta *ms, size_t n)
 {
-	json_t *metas = json_array();
+	state_build *sb = arg;
 	size_t i;
 
 	(void)topic;
-	for (i = 0; metas && i < n; i++) {
-		json_array_append_new(metas, wire_meta(&ms[i]));
+	pl_sbuf_str(&sb->b, sb->first ? "" : ",");
+	sb->first = 0;
+	pl_sbuf_json_str(&sb->b, key);
+	pl_sbuf_str(&sb->b, ":{\"metas\":[");
+	for (i = 0; i < n; i++) {
+		if (i > 0) {
+			pl_sbuf_str(&sb->b, ",");
+		}
+		add_wire_meta(&sb->b, &ms[i]);
 	}
-	json_object_set_new(arg, key, json_pack("{s:o}", "metas", metas));
+	pl_sbuf_str(&sb->b, "]}");
 }
 
 void
 brk_presence_push_state(brk_presence *p, brk_channel *ch)
 {
-	json_t *state = json_object();
+	const char *topic = brk_channel_topic(ch);
+	ptopic *t = ptopic_get(p, topic, 0);
+	state_build sb = { PL_SBUF_INIT, 1 };
 	char *s;
 
-	clu_presence_list(p->crdt, brk_channel_topic(ch), state_key, state);
-	s = json_dumps(state, JSON_COMPACT);
-	if (s) {
-		brk_channel_push(ch, "presence_state", s);
+	if (t && t->state) {
+		brk_channel_push(ch, "presence_state", t->state);
+		return;
 	}
-	free(s);
-	json_decref(state);
+	pl_sbuf_str(&sb.b, "{");
+	clu_presence_list(p->crdt, topic, state_key, &sb);
+	pl_sbuf_str(&sb.b, "}");
+	s = pl_sbuf_take(&sb.b, NULL);
+	if (s == NULL) {
+		return;
+	}
+	brk_channel_push(ch, "presence_state", s);
+	if (t) {
+		t->state = s;
+	} else {
+		free(s);
+	}
 }
 
 size_t

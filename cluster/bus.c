@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
@@ -26,6 +27,7 @@
  * of broadcasts through; 8192 is NNG's maximum. */
 #define NNG_SENDBUF 4096
 #define NNG_RECVBUF 4096
+#define CLOSE_WAIT_S 2          /* how long destroy waits for nng_close */
 
 typedef struct dialer {
 	char *url;
@@ -278,13 +280,10 @@ fail_mu:
 
 static void resolver_release(resolver *r);
 
-void
-clu_bus_destroy(clu_bus *b)
+/* Everything after nng_close() has returned. */
+static void
+finish_destroy(clu_bus *b)
 {
-	if (b == NULL) {
-		return;
-	}
-	nng_close(b->sock);
 	/* Frees only after the receive callback has finished. */
 	nng_aio_free(b->aio);
 	while (b->len > 0) {
@@ -303,6 +302,113 @@ clu_bus_destroy(clu_bus *b)
 	free(b->ring);
 	pthread_mutex_destroy(&b->mu);
 	free(b);
+}
+
+/* nng_close() in NNG 1.5.2 can hang for ever when a connection is torn
+ * down while it is receiving (NNG issue #1543: the reaper waits for an aio
+ * task that was prepared but never started). The close therefore runs on a
+ * helper thread; destroy waits for it a while and otherwise leaves it
+ * behind, so shutdown never hangs. An abandoned bus stays on a list (still
+ * reachable, not a leak) and is freed if its close ever finishes. */
+typedef struct closer {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	clu_bus *b;
+	bool done, abandoned;
+	struct closer *next;
+} closer;
+
+static pthread_mutex_t abandoned_mu = PTHREAD_MUTEX_INITIALIZER;
+static closer *abandoned;
+
+static void
+closer_free(closer *cl)
+{
+	pthread_cond_destroy(&cl->cv);
+	pthread_mutex_destroy(&cl->mu);
+	free(cl);
+}
+
+static void *
+closer_main(void *arg)
+{
+	closer *cl = arg;
+	bool left_behind;
+
+	nng_close(cl->b->sock);
+	pthread_mutex_lock(&cl->mu);
+	cl->done = true;
+	left_behind = cl->abandoned;
+	pthread_cond_signal(&cl->cv);
+	pthread_mutex_unlock(&cl->mu);
+	if (left_behind) {
+		pthread_mutex_lock(&abandoned_mu);
+		for (closer **pp = &abandoned; *pp != NULL; pp = &(*pp)->next) {
+			if (*pp == cl) {
+				*pp = cl->next;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&abandoned_mu);
+		finish_destroy(cl->b);
+		closer_free(cl);
+	}
+	return NULL;
+}
+
+void
+clu_bus_destroy(clu_bus *b)
+{
+	struct timespec until;
+	pthread_attr_t attr;
+	pthread_t th;
+	closer *cl;
+	bool done;
+
+	if (b == NULL) {
+		return;
+	}
+	if ((cl = calloc(1, sizeof(*cl))) == NULL) {
+		nng_close(b->sock);
+		finish_destroy(b);
+		return;
+	}
+	cl->b = b;
+	pthread_mutex_init(&cl->mu, NULL);
+	pthread_cond_init(&cl->cv, NULL);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, closer_main, cl) != 0) {
+		pthread_attr_destroy(&attr);
+		closer_free(cl);
+		nng_close(b->sock);
+		finish_destroy(b);
+		return;
+	}
+	pthread_attr_destroy(&attr);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += CLOSE_WAIT_S;
+	pthread_mutex_lock(&cl->mu);
+	while (!cl->done &&
+	    pthread_cond_timedwait(&cl->cv, &cl->mu, &until) == 0) {
+	}
+	done = cl->done;
+	if (!done) {
+		cl->abandoned = true;
+		pthread_mutex_lock(&abandoned_mu);
+		cl->next = abandoned;
+		abandoned = cl;
+		pthread_mutex_unlock(&abandoned_mu);
+	}
+	pthread_mutex_unlock(&cl->mu);
+	if (!done) {
+		LOG_WARN("CLU-CLOSEHANG", "NNG socket close did not finish in %d s "
+		    "(NNG 1.5 bug); leaving it behind", CLOSE_WAIT_S);
+		return;
+	}
+	/* The thread touches cl no more once done is set under the lock. */
+	closer_free(cl);
+	finish_destroy(b);
 }
 
 int

@@ -5,6 +5,7 @@
 #include "proto/phx.h"
 
 #include "common/err.h"
+#include "common/sbuf.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -133,81 +134,22 @@ pro_phx_msg_clear(pro_phx_msg *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* A growable string; encoding is a handful of appends. */
-typedef struct sbuf { char *p; size_t len, cap; int oom; } sbuf;
-
-static void
-sb_add(sbuf *b, const char *s, size_t n)
-{
-	if (b->oom) {
-		return;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 128;
-		char *np;
-		while (cap < b->len + n + 1) {
-			cap *= 2;
-		}
-		np = realloc(b->p, cap);
-		if (np == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_str(sbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
 static int
 dump_cb(const char *buf, size_t size, void *data)
 {
-	sb_add(data, buf, size);
+	pl_sbuf_add(data, buf, size);
 	return 0;
 }
 
+/* Refs are echoed as they came, whatever their JSON type. */
 static void
-sb_json(sbuf *b, const json_t *v)
+add_json(pl_sbuf *b, const json_t *v)
 {
 	if (v == NULL) {
-		sb_str(b, "null");
+		pl_sbuf_str(b, "null");
 		return;
 	}
 	json_dump_callback(v, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
-}
-
-/* Strings are escaped by jansson so topics and events with quotes or control
- * characters still produce valid JSON. */
-static void
-sb_jstr(sbuf *b, const char *s)
-{
-	json_t *v = json_string(s);
-
-	if (v == NULL) {
-		sb_str(b, "null");
-		return;
-	}
-	sb_json(b, v);
-	json_decref(v);
-}
-
-static char *
-sb_finish(sbuf *b, size_t *out_len)
-{
-	if (b->oom) {
-		free(b->p);
-		return NULL;
-	}
-	*out_len = b->len;
-	return b->p;
 }
 
 char *
@@ -215,32 +157,32 @@ pro_phx_encode(int vsn, const json_t *join_ref, const json_t *ref,
     const char *topic, const char *event, const char *payload,
     size_t payload_len, size_t *out_len)
 {
-	sbuf b = { 0 };
+	pl_sbuf b = PL_SBUF_INIT;
 
 	if (vsn == PRO_PHX_V2) {
-		sb_str(&b, "[");
-		sb_json(&b, join_ref);
-		sb_str(&b, ",");
-		sb_json(&b, ref);
-		sb_str(&b, ",");
-		sb_jstr(&b, topic);
-		sb_str(&b, ",");
-		sb_jstr(&b, event);
-		sb_str(&b, ",");
-		sb_add(&b, payload, payload_len);
-		sb_str(&b, "]");
+		pl_sbuf_str(&b, "[");
+		add_json(&b, join_ref);
+		pl_sbuf_str(&b, ",");
+		add_json(&b, ref);
+		pl_sbuf_str(&b, ",");
+		pl_sbuf_json_str(&b, topic);
+		pl_sbuf_str(&b, ",");
+		pl_sbuf_json_str(&b, event);
+		pl_sbuf_str(&b, ",");
+		pl_sbuf_add(&b, payload, payload_len);
+		pl_sbuf_str(&b, "]");
 	} else {
-		sb_str(&b, "{\"topic\":");
-		sb_jstr(&b, topic);
-		sb_str(&b, ",\"event\":");
-		sb_jstr(&b, event);
-		sb_str(&b, ",\"payload\":");
-		sb_add(&b, payload, payload_len);
-		sb_str(&b, ",\"ref\":");
-		sb_json(&b, ref);
-		sb_str(&b, "}");
+		pl_sbuf_str(&b, "{\"topic\":");
+		pl_sbuf_json_str(&b, topic);
+		pl_sbuf_str(&b, ",\"event\":");
+		pl_sbuf_json_str(&b, event);
+		pl_sbuf_str(&b, ",\"payload\":");
+		pl_sbuf_add(&b, payload, payload_len);
+		pl_sbuf_str(&b, ",\"ref\":");
+		add_json(&b, ref);
+		pl_sbuf_str(&b, "}");
 	}
-	return sb_finish(&b, out_len);
+	return pl_sbuf_take(&b, out_len);
 }
 
 char *
@@ -248,21 +190,22 @@ pro_phx_encode_reply(int vsn, const json_t *join_ref, const json_t *ref,
     const char *topic, const char *status, const char *response,
     size_t *out_len)
 {
-	sbuf p = { 0 };
-	char *out;
+	pl_sbuf p = PL_SBUF_INIT;
+	char *out, *payload;
+	size_t plen;
 
-	sb_str(&p, "{\"status\":");
-	sb_jstr(&p, status);
-	sb_str(&p, ",\"response\":");
-	sb_str(&p, response ? response : "{}");
-	sb_str(&p, "}");
-	if (p.oom) {
-		free(p.p);
+	pl_sbuf_str(&p, "{\"status\":");
+	pl_sbuf_json_str(&p, status);
+	pl_sbuf_str(&p, ",\"response\":");
+	pl_sbuf_str(&p, response ? response : "{}");
+	pl_sbuf_str(&p, "}");
+	payload = pl_sbuf_take(&p, &plen);
+	if (payload == NULL) {
 		return NULL;
 	}
-	out = pro_phx_encode(vsn, join_ref, ref, topic, "phx_reply", p.p, p.len,
-	    out_len);
-	free(p.p);
+	out = pro_phx_encode(vsn, join_ref, ref, topic, "phx_reply", payload,
+	    plen, out_len);
+	free(payload);
 	return out;
 }
 

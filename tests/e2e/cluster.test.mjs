@@ -15,7 +15,7 @@ import {
 } from './cluster_lib.mjs';
 
 // Every node any test started, so that a failed test cannot leave
-// processes behind (the passing path stops each node with stopClean).
+// processes behind (the passing path stops each node with stopAll).
 const started = new Set();
 async function start(opts) {
   const n = await startNode(opts);
@@ -148,29 +148,58 @@ describe('leader failure and restart', () => {
   it('kill -9 of leader n1: n2 leads within 5 s; n1 restarts, rejoins with a higher incarnation and leads', async () => {
     const nodes = await cluster(3);
     const [n1, n2, n3] = nodes;
-    const before = (await membersOf(n2)).inc.n1;
-    const t0 = Date.now();
-    await n1.kill9();
-    await waitViews([n2, n3], { n1: 'dead', n2: 'alive', n3: 'alive' }, 'n2', { timeout: 5000 - (Date.now() - t0), what: 'n1 dead and n2 leading on n2, n3' });
-    const took = Date.now() - t0;
+    const topic = topicOf('crash');
+    // k on n1 (dies with it), x on n2 watching.
+    const k = socket(n1, 'k', { reconnectAfterMs: () => 60000 });
+    const x = socket(n2, 'x');
+    const socks = [k, x];
+    try {
+      await Promise.all([connected(k), connected(x)]);
+      const xch = x.channel(topic);
+      const xp = new Presence(xch);
+      await join(xch);
+      await join(k.channel(topic));
+      const xkeys = () => xp.list((key) => key).sort().join(',');
+      await waitFor(() => xkeys() === 'k,x', { timeout: 5000, what: `x sees k (have ${xkeys()})` });
+      const before = (await membersOf(n2)).inc.n1;
 
-    // Same name, host, ports and data directory: the same command line.
-    const again = await start({
-      host: n1.host, name: 'n1', port: n1.port, adminPort: n1.adminPort, busPort: n1.busPort, data: n1.data,
-    });
-    const t1 = Date.now();
-    const trio = [again, n2, n3];
-    await waitViews(trio, { n1: 'alive', n2: 'alive', n3: 'alive' }, 'n1', { timeout: 10000, what: 'n1 back and leading' });
-    const back = Date.now() - t1;
-    for (const n of trio) {
-      const v = await membersOf(n);
-      assert.ok(v.inc.n1 > before, `${n.name} has n1 incarnation ${v.inc.n1}, was ${before}`);
-    }
-    const rb = await httpGet(`${again.http}/readyz`);
-    assert.equal(rb.status, 200);
-    console.log(`# kill -9 -> n1 dead and n2 leader after ${took} ms; restarted n1 back and leading after ${back} ms`);
-    n1.cleanup = () => {};
-    await stopAll([again, n2, n3], assert);
+      const t0 = Date.now();
+      await n1.kill9();
+      await waitViews([n2, n3], { n1: 'dead', n2: 'alive', n3: 'alive' }, 'n2', { timeout: 5000 - (Date.now() - t0), what: 'n1 dead and n2 leading on n2, n3' });
+      const took = Date.now() - t0;
+      await waitFor(() => xkeys() === 'x', { timeout: 1000, what: `k gone from n2 once n1 is dead (have ${xkeys()})` });
+
+      // Same name, host, ports and data directory: the same command line.
+      const again = await start({
+        host: n1.host, name: 'n1', port: n1.port, adminPort: n1.adminPort, busPort: n1.busPort, data: n1.data,
+      });
+      const t1 = Date.now();
+      const trio = [again, n2, n3];
+      await waitViews(trio, { n1: 'alive', n2: 'alive', n3: 'alive' }, 'n1', { timeout: 10000, what: 'n1 back and leading' });
+      const back = Date.now() - t1;
+      for (const n of trio) {
+        const v = await membersOf(n);
+        assert.ok(v.inc.n1 > before, `${n.name} has n1 incarnation ${v.inc.n1}, was ${before}`);
+      }
+      const rb = await httpGet(`${again.http}/readyz`);
+      assert.equal(rb.status, 200);
+
+      // The restarted node got the others' presence state: a new client on
+      // it sees x (on n2), and x sees the newcomer.
+      const y = socket(again, 'y');
+      socks.push(y);
+      await connected(y);
+      const ych = y.channel(topic);
+      const yp = new Presence(ych);
+      await join(ych);
+      const ykeys = () => yp.list((key) => key).sort().join(',');
+      await waitFor(() => ykeys() === 'x,y', { timeout: 5000, what: `y on the restarted n1 sees x (have ${ykeys()})` });
+      await waitFor(() => xkeys() === 'x,y', { timeout: 5000, what: `x sees y (have ${xkeys()})` });
+      console.log(`# kill -9 -> n1 dead and n2 leader after ${took} ms; restarted n1 back and leading after ${back} ms`);
+      closeAll(...socks);
+      await stopAll([again, n2, n3], assert);
+    } finally { closeAll(...socks); }
+    n1.cleanup();
   });
 });
 

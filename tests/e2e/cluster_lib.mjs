@@ -50,7 +50,9 @@ export async function waitViews(nodes, status, leader, { timeout = 8000, interva
     }, { timeout: Math.max(timeout, 1), interval, what });
   } catch (e) {
     e.message += `\nwanted ${JSON.stringify(status)} leader ${leader}; last views:\n` +
-      last.map((v) => `  ${v.node}: ${JSON.stringify(v.status)} leader ${v.leader}`).join('\n');
+      last.map((v) => `  ${v.node}: ${JSON.stringify(v.status)} leader ${v.leader}`).join('\n') +
+      nodes.map((n) => `\n--- ${n.name} log (membership lines)\n` + n.logs.split('\n')
+        .filter((l) => /CLU-|BRK-MEMBER|BRK-CLUSTER/.test(l) && !/CLU-MALFORMED/.test(l)).slice(-25).join('\n')).join('');
     throw e;
   }
   return last;
