@@ -60,15 +60,6 @@ struct brk_conn {
 
 static uint64_t next_conn_id = 1;
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- frames ---- */
 
 brk_frame *
@@ -140,7 +131,7 @@ touch(brk_conn *c)
 {
 	brk_conn_list *l = brk_node_conns(c->node);
 
-	c->last_rx_ms = now_ms();
+	c->last_rx_ms = brk_node_now_ms(c->node);
 	if (l->tail != c) {
 		lru_unlink(l, c);
 		lru_append(l, c);
@@ -713,7 +704,7 @@ brk_conn_accept(brk_node *n, int fd, const struct sockaddr *sa,
 		free(c);
 		return PL_EIO;
 	}
-	c->last_rx_ms = now_ms();
+	c->last_rx_ms = brk_node_now_ms(c->node);
 	lru_append(l, c);
 	l->count++;
 	st->accepted++;
@@ -726,8 +717,6 @@ brk_conn_sweep(brk_conn_list *l, uint64_t now)
 {
 	brk_conn *c = l->head, *next;
 
-	(void)now;
-	now = now_ms();
 	for (; c != NULL; c = next) {
 		uint64_t age = now - c->last_rx_ms;
 		next = c->next;

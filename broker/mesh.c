@@ -38,15 +38,6 @@ struct brk_mesh {
 	int left;
 };
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static clu_presence *
 crdt(brk_mesh *m)
 {
@@ -228,7 +219,7 @@ on_fd(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	clu_cluster_poll(m->clu, mono_ms());
+	clu_cluster_poll(m->clu, brk_node_now_ms(m->node));
 }
 
 static void
@@ -238,7 +229,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	clu_cluster_tick(m->clu, mono_ms());
+	clu_cluster_tick(m->clu, brk_node_now_ms(m->node));
 	ship_presence(m);
 }
 
