@@ -169,7 +169,7 @@ brk_cli_token(int argc, char **argv)
 	if (data == NULL || *data == '\0') {
 		data = "./data";
 	}
-	for (i = 0; i < argc; i++) {
+	for (i = 0; i < argc; i += 2) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--user") == 0 && v) {
@@ -185,7 +185,6 @@ brk_cli_token(int argc, char **argv)
 			    "[--jwt-secret S | --data DIR]\n");
 			return 2;
 		}
-		i++;
 	}
 	if (user == NULL || ttl <= 0) {
 		fprintf(stderr, "parley token: --user ID is required and --ttl "

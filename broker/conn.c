@@ -678,8 +678,7 @@ brk_conn_accept(brk_node *n, int fd, const struct sockaddr *sa,
 
 	(void)sa;
 	(void)salen;
-	if ((long)l->count >= brk_node_config(n)->max_connections ||
-	    brk_node_draining(n)) {
+	if ((long)l->count >= brk_node_config(n)->max_connections) {
 		st->refused++;
 		close(fd);
 		return PL_ELIMIT;
@@ -740,6 +739,18 @@ brk_conn_sweep(brk_conn_list *l, uint64_t now)
 			brk_conn_close(c, PRO_WS_CLOSE_PROTOCOL, "idle timeout");
 		}
 	}
+}
+
+size_t
+brk_conn_count_ws(const brk_conn_list *l)
+{
+	const brk_conn *c;
+	size_t n = 0;
+
+	for (c = l->head; c != NULL; c = c->next) {
+		n += c->state == S_WS || c->state == S_CLOSING;
+	}
+	return n;
 }
 
 void

@@ -37,6 +37,9 @@ typedef struct brk_conn_list {
 void brk_conn_flush_all(brk_conn_list *l);
 /* Closes every socket (node shutdown): close frames are queued first. */
 void brk_conn_close_all(brk_conn_list *l, uint16_t code, const char *reason);
+/* Sockets that are or were WebSockets and are not gone yet (the drain
+ * waits for these; plain HTTP probes do not count). */
+size_t brk_conn_count_ws(const brk_conn_list *l);
 /* Frees every socket at once (final teardown, after the loop stopped). */
 void brk_conn_free_all(brk_conn_list *l);
 

@@ -173,7 +173,7 @@ on_drain_check(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (n->conns.count == 0 ||
+	if (brk_conn_count_ws(&n->conns) == 0 ||
 	    waited >= (uint64_t)n->cfg->drain_timeout * 1000) {
 		LOG_NOTICE("BRK-DRAINED", "drain complete after %llu ms "
 		    "(%zu sockets left)", (unsigned long long)waited,
@@ -194,7 +194,8 @@ brk_node_drain(brk_node *n)
 	n->drain_started_ms = mono_ms();
 	LOG_NOTICE("BRK-DRAIN", "draining: leaving the cluster and closing "
 	    "%zu sockets", n->conns.count);
-	evconnlistener_disable(n->listener);
+	/* The listener stays open: probes must see /readyz answer 503, and
+	 * upgrades are refused with 503 so load balancers move on. */
 	brk_mesh_leave(n->mesh);
 	/* 1012 (service restart): clients reconnect, to another node. */
 	brk_conn_close_all(&n->conns, 1012, "node draining");

@@ -27,7 +27,7 @@
  * of broadcasts through; 8192 is NNG's maximum. */
 #define NNG_SENDBUF 4096
 #define NNG_RECVBUF 4096
-#define CLOSE_WAIT_S 2          /* how long destroy waits for nng_close */
+#define CLOSE_WAIT_MS 1000      /* how long destroy waits for nng_close */
 
 typedef struct dialer {
 	char *url;
@@ -320,6 +320,9 @@ typedef struct closer {
 
 static pthread_mutex_t abandoned_mu = PTHREAD_MUTEX_INITIALIZER;
 static closer *abandoned;
+/* Once one close hangs, NNG's single reaper thread is stuck and every later
+ * close hangs too: stop waiting long. */
+static atomic_bool reaper_stuck;
 
 static void
 closer_free(closer *cl)
@@ -364,6 +367,7 @@ clu_bus_destroy(clu_bus *b)
 	pthread_t th;
 	closer *cl;
 	bool done;
+	int wait_ms;
 
 	if (b == NULL) {
 		return;
@@ -387,7 +391,13 @@ clu_bus_destroy(clu_bus *b)
 	}
 	pthread_attr_destroy(&attr);
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += CLOSE_WAIT_S;
+	wait_ms = atomic_load(&reaper_stuck) ? 100 : CLOSE_WAIT_MS;
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
 	pthread_mutex_lock(&cl->mu);
 	while (!cl->done &&
 	    pthread_cond_timedwait(&cl->cv, &cl->mu, &until) == 0) {
@@ -402,8 +412,11 @@ clu_bus_destroy(clu_bus *b)
 	}
 	pthread_mutex_unlock(&cl->mu);
 	if (!done) {
-		LOG_WARN("CLU-CLOSEHANG", "NNG socket close did not finish in %d s "
-		    "(NNG 1.5 bug); leaving it behind", CLOSE_WAIT_S);
+		if (!atomic_exchange(&reaper_stuck, true)) {
+			LOG_WARN("CLU-CLOSEHANG", "NNG socket close did not finish "
+			    "in %d ms (NNG 1.5 issue #1543); leaving it behind",
+			    CLOSE_WAIT_MS);
+		}
 		return;
 	}
 	/* The thread touches cl no more once done is set under the lock. */

@@ -26,6 +26,7 @@
 
 enum bench_scenario {
 	SC_CONNECT, SC_FANOUT, SC_TOPICS, SC_COMMENTS, SC_CLUSTER, SC_CEILING,
+	SC_PRESENCE,
 };
 
 /* Which server a connection or a measurement is about. */
@@ -108,6 +109,12 @@ typedef struct bench_report {
 	int64_t bytes_in;
 	int64_t reads;       /* reads that brought counted deliveries */
 	int64_t rx_backlog;  /* bytes unread in our sockets at the window end */
+	/* presence scenario (bench_presence.c) */
+	int64_t diffs, diff_bytes, diff_max; /* presence_diff in, wire bytes */
+	int64_t diff_joins, diff_leaves; /* their metas, at checked members */
+	int64_t checked;     /* members that counted metas */
+	int64_t states, state_bytes, state_max; /* presence_state in */
+	int64_t joins, leaves; /* churner: changes sent */
 	char error[96];      /* one error reason, for the record */
 	uint64_t hist[BENCH_HIST_BUCKETS];     /* publish -> receipt */
 	uint64_t ack_hist[BENCH_HIST_BUCKETS]; /* publish -> reply */
@@ -137,6 +144,11 @@ int bench_read_all(int fd, void *p, size_t len);
 /* Runs a receiver (K_RECV, index idx of nworkers) or the publisher worker
  * (K_PUB) until ST_QUIT; returns the process exit status. o: borrowed. */
 int bench_worker_run(const bench_opts *o, int kind, int idx, int nworkers,
+    int ctl);
+
+/* Runs a presence-scenario member worker (K_RECV) or the churner (K_PUB)
+ * until ST_QUIT; returns the process exit status. o: borrowed. */
+int bench_presence_run(const bench_opts *o, int kind, int idx, int nworkers,
     int ctl);
 
 /* Runs the ceiling server on an already listening socket until ST_QUIT;

@@ -3,6 +3,7 @@
  * derived from the summed reports, the notes that say when the bench itself
  * (not the server) was the limit, and the table and JSON output. */
 #include "tests/bench/bench_report.h"
+#include "tests/bench/bench_presence.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -48,8 +49,13 @@ bench_agg_add(bench_agg *agg, const bench_report *r)
 	SUM(closed); SUM(deliveries); SUM(stray); SUM(presence); SUM(sent);
 	SUM(acks); SUM(errors); SUM(hb_sent); SUM(hb_ok); SUM(backed_up);
 	SUM(rounds); SUM(skips); SUM(bytes_in); SUM(reads);
-	SUM(rx_backlog);
+	SUM(rx_backlog); SUM(diffs); SUM(diff_bytes); SUM(diff_joins);
+	SUM(diff_leaves); SUM(checked); SUM(states); SUM(state_bytes);
+	SUM(joins); SUM(leaves);
 #undef SUM
+	a->diff_max = r->diff_max > a->diff_max ? r->diff_max : a->diff_max;
+	a->state_max = r->state_max > a->state_max ? r->state_max :
+	    a->state_max;
 	if (r->max_lag > a->max_lag) {
 		a->max_lag = r->max_lag;
 	}
@@ -705,6 +711,7 @@ bench_run_scenario(const bench_opts *o, const char *name)
 	}
 	json_object_set_new(j, "urls", urls);
 	rc = o->scenario == SC_CONNECT ? connect_scenario(o, j) :
+	    o->scenario == SC_PRESENCE ? bench_presence_scenario(o, j) :
 	    phases_scenario(o, j);
 	json_object_set_new(j, "ok", json_boolean(rc == 0));
 	emit_json(o, j);

@@ -25,6 +25,7 @@
 
 static const char *const scenario_names[] = {
 	"connect", "fanout", "topics", "comments", "cluster", "ceiling",
+	"presence",
 };
 
 typedef struct proc {
@@ -51,6 +52,9 @@ usage(FILE *f)
 	    "  comments  --connections posters, each posting again when acked\n"
 	    "  cluster   publish on the first --url, subscribe on the others\n"
 	    "  ceiling   the built-in minimal fan-out server alone\n"
+	    "  presence  --connections members on one topic, then users joining\n"
+	    "            and leaving it at --rate (default 20/s), then as fast as\n"
+	    "            --window changes in flight allow; diffs/s, bytes per change\n"
 	    "options:\n"
 	    "  --url ws://HOST:PORT[/PATH]  server (repeat for cluster); default\n"
 	    "                        ws://127.0.0.1:4000/socket/websocket\n"
@@ -277,7 +281,7 @@ settle_opts(bench_opts *o)
 		    o->scenario == SC_COMMENTS ? n : 1;
 	}
 	if (o->scenario == SC_FANOUT || o->scenario == SC_CLUSTER ||
-	    o->scenario == SC_CEILING) {
+	    o->scenario == SC_CEILING || o->scenario == SC_PRESENCE) {
 		o->topics = 1;
 	}
 	if (o->topics > n && o->scenario != SC_COMMENTS) {
@@ -369,7 +373,9 @@ spawn(const bench_opts *o, int kind, int idx, int nworkers, int lfd)
 			close(lfd);
 		}
 		rc = kind == K_CEIL ? bench_ceiling_run(o, lfd, sv[1]) :
-		    bench_worker_run(o, kind, idx, nworkers, sv[1]);
+		    o->scenario == SC_PRESENCE ? bench_presence_run(o, kind, idx,
+		    nworkers, sv[1]) : bench_worker_run(o, kind, idx, nworkers,
+		    sv[1]);
 		exit(rc);
 	}
 	close(sv[1]);
@@ -460,7 +466,7 @@ main(int argc, char **argv)
 	    o.scenario == SC_TOPICS));
 	o.with_ceiling = ceiling;
 	pubs = o.scenario == SC_FANOUT || o.scenario == SC_TOPICS ||
-	    o.scenario == SC_CLUSTER;
+	    o.scenario == SC_CLUSTER || o.scenario == SC_PRESENCE;
 	if (ceiling && (lfd = ceiling_listen(&o)) < 0) {
 		return 1;
 	}
