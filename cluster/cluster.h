@@ -73,9 +73,12 @@ void clu_cluster_opts_init(clu_cluster_opts *o);
  * (cannot listen), PL_ENOMEM. Caller destroys. */
 int clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o);
 
-/* Leaves gracefully (unless already left) and frees everything; blocks up
- * to ~50 ms so the leave announcement gets out. With crash = true nothing is
+/* Leaves gracefully (unless already left) and frees everything; blocks
+ * ~50 ms so the leave announcement gets out. With crash = true nothing is
  * announced: the socket just closes, as if the process were killed (tests).
+ * Remove clu_cluster_fd() from the event loop first. NNG 1.5.2's socket
+ * close can hang for ever (NNG issue #1543); destroy waits for it at most
+ * 1 s, then logs "CLU-CLOSEHANG" and returns, leaving the socket behind.
  * NULL is ignored. Never call from a callback. */
 void clu_cluster_destroy(clu_cluster *c, bool crash);
 

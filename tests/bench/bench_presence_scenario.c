@@ -96,6 +96,7 @@ join_phase(const bench_opts *o, json_t *j, int64_t *members)
 	bench_sample s0, s1;
 	double srv[BENCH_MAX_URLS], secs, settle;
 	const bench_report *m = &a.k[K_RECV], *dm = &d.k[K_RECV];
+	char cpus[96];
 
 	bench_sample_take(o, &s0);
 	if (step(o, ST_CONNECT, &a, srv) != 0) {
@@ -105,12 +106,22 @@ join_phase(const bench_opts *o, json_t *j, int64_t *members)
 	bench_sample_diff(o, &s0, &s1, srv, &a.machine_busy);
 	secs = m->last_ns > m->first_ns ? (double)(m->last_ns - m->first_ns) /
 	    1e9 : 0;
+	/* CPU shares over a very short step are tick noise: leave them out. */
+	if (s1.at - s0.at < BENCH_NS / 2) {
+		snprintf(cpus, sizeof(cpus), "too short to sample");
+	} else {
+		snprintf(cpus, sizeof(cpus), "server %.0f%%, busiest bench worker "
+		    "%.0f%%", srv[0] * 100, a.cpu_max[K_RECV] * 100);
+		if (srv[0] < 0) {
+			snprintf(cpus, sizeof(cpus), "busiest bench worker %.0f%%",
+			    a.cpu_max[K_RECV] * 100);
+		}
+	}
 	fprintf(f, "members: %lld/%lld joined one topic in %.2f s: %.0f/s "
-	    "(failed %lld%s%s); CPU: server %.0f%%, busiest bench worker %.0f%%; "
-	    "churner: %lld/%lld sockets upgraded\n", (long long)m->joined,
-	    (long long)m->conns, secs, secs > 0 ? (double)m->joined / secs : 0,
-	    (long long)m->failed, m->error[0] ? ": " : "", m->error,
-	    srv[0] * 100, a.cpu_max[K_RECV] * 100,
+	    "(failed %lld%s%s); CPU: %s; churner: %lld/%lld sockets upgraded\n",
+	    (long long)m->joined, (long long)m->conns, secs,
+	    secs > 0 ? (double)m->joined / secs : 0, (long long)m->failed,
+	    m->error[0] ? ": " : "", m->error, cpus,
 	    (long long)a.k[K_PUB].joined, (long long)a.k[K_PUB].conns);
 	*members = m->joined;
 	if (m->joined == 0 || a.k[K_PUB].joined == 0) {
@@ -282,15 +293,18 @@ print_head(FILE *f)
 static void
 print_phase(FILE *f, const pphase *p)
 {
-	char rate[16] = "max", lat[32];
+	char rate[16] = "max", lat[32], srv[16] = "-";
 
 	if (p->rate > 0) {
 		snprintf(rate, sizeof(rate), "%.0f", p->rate);
 	}
+	if (p->srv >= 0) {
+		snprintf(srv, sizeof(srv), "%.0f%%", p->srv * 100);
+	}
 	snprintf(lat, sizeof(lat), "%.2f / %.2f", p->j50, p->j99);
-	fprintf(f, "%-11s %6s %9.1f %15s %9.0f %8.1f %7.1f %8.1f %6.3f %6.0f%% "
+	fprintf(f, "%-11s %6s %9.1f %15s %9.0f %8.1f %7.1f %8.1f %6.3f %7s "
 	    "%5.0f%%  %s\n", p->name, rate, p->changes_ps, lat, p->dps,
-	    p->dps_member, p->per_diff, p->bytes_change, p->seen, p->srv * 100,
+	    p->dps_member, p->per_diff, p->bytes_change, p->seen, srv,
 	    (p->recv > p->churn ? p->recv : p->churn) * 100,
 	    p->notes[0] ? p->notes : "-");
 	fprintf(f, "%-11s %lld joins + %lld leaves; leave p50/p99 %.2f / %.2f "

@@ -70,7 +70,8 @@ describe('formation from one seed', () => {
       await sampler;
     }
     const converged = Date.now() - t0;
-    const memberLog = nodes.map((n) => `--- ${n.name}\n` + n.logs.split('\n').filter((l) => /CLU-|BRK-MEMBER|BRK-CLUSTER/.test(l)).slice(0, 20).join('\n')).join('\n');
+    const statsNow = await Promise.all(nodes.map((n) => n.adminJson('/v1/stats').then((x) => JSON.stringify(x.cluster), () => '?')));
+    const memberLog = nodes.map((n, i) => `--- ${n.name} stats ${statsNow[i]}\n` + n.logs.split('\n').filter((l) => /CLU-|BRK-MEMBER|BRK-CLUSTER/.test(l)).slice(0, 20).join('\n')).join('\n');
     assert.deepEqual([...new Set(wrong)], [], `a node named a leader other than n1 during formation (${wrong.length} samples; converged after ${converged} ms)\n${memberLog}`);
     assert.ok(converged < 3000, `converged after ${converged} ms`);
 

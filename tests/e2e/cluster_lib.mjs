@@ -49,6 +49,8 @@ export async function waitViews(nodes, status, leader, { timeout = 8000, interva
         v.leader === leader);
     }, { timeout: Math.max(timeout, 1), interval, what });
   } catch (e) {
+    const stats = await Promise.all(nodes.map((n) => n.adminJson('/v1/stats').then((x) => JSON.stringify(x.cluster), () => '?')));
+    e.message += `\ncluster stats:\n${nodes.map((n, i) => `  ${n.name}: ${stats[i]}`).join('\n')}`;
     e.message += `\nwanted ${JSON.stringify(status)} leader ${leader}; last views:\n` +
       last.map((v) => `  ${v.node}: ${JSON.stringify(v.status)} leader ${v.leader}`).join('\n') +
       nodes.map((n) => `\n--- ${n.name} log (membership lines)\n` + n.logs.split('\n')
