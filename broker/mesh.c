@@ -130,7 +130,10 @@ on_app(void *arg, const char *from, uint32_t kind, const void *bytes,
 		    "%s: %s", from, pl_strerror(rc));
 		return;
 	}
-	if (sender_up(m, from, pm) != PL_OK) {
+	rc = sender_up(m, from, pm);
+	if (rc != PL_OK) {
+		LOG_DEBUG("BRK-PRESSKIP", "presence message %u from %s skipped: %s",
+		    kind, from, pl_strerror(rc));
 		goto out;
 	}
 	if (kind == APP_PRES_CLOCKS) {
@@ -139,6 +142,8 @@ on_app(void *arg, const char *from, uint32_t kind, const void *bytes,
 		}
 		goto out;
 	}
+	LOG_DEBUG("BRK-PRESMSG", "presence %s from %s: %zu entries",
+	    kind == APP_PRES_DELTA ? "delta" : "state", from, pm->nentries);
 	rc = clu_presence_merge(crdt(m), pm);
 	if (rc != PL_OK) {
 		LOG_WARN("BRK-PRESMERGE", "presence %s from %s not merged: %s",
@@ -162,6 +167,8 @@ on_member_change(void *arg, const char *name, clu_status old, clu_status st)
 	}
 	LOG_INFO("BRK-MEMBER", "member %s: %s -> %s", name,
 	    clu_status_name(old), clu_status_name(st));
+	LOG_DEBUG("BRK-PRESREP", "member %s %s: presence replica follows",
+	    name, clu_status_name(st));
 	switch (st) {
 	case CLU_ALIVE:
 		/* A new or returning node gets our state at once rather than

@@ -24,6 +24,7 @@
 typedef struct pchange {
 	char *key;
 	char *meta;        /* wire JSON of the meta, phx_ref included */
+	char ref[CLU_PRESENCE_REF_LEN + 1];
 	uint32_t seq;      /* arrival order, kept within a key */
 	uint8_t leave;
 } pchange;
@@ -166,6 +167,7 @@ add_changes(ptopic *t, const clu_presence_meta *ms, size_t n, int leave)
 		c->key = strdup(ms[i].key);
 		c->seq = (uint32_t)t->n;
 		c->leave = (uint8_t)leave;
+		memcpy(c->ref, ms[i].phx_ref, sizeof(c->ref));
 		if (c->meta == NULL || c->key == NULL) {
 			free(c->meta);
 			free(c->key);
@@ -197,12 +199,54 @@ on_diff(void *arg, const char *topic, const clu_presence_meta *joins,
 	if (t == NULL) {
 		return;
 	}
+	LOG_DEBUG("BRK-PRESDIFF", "%s: %zu joins%s%s, %zu leaves%s%s", topic, nj,
+	    nj ? " first " : "", nj ? joins[0].key : "", nl,
+	    nl ? " first " : "", nl ? leaves[0].key : "");
 	add_changes(t, joins, nj, 0);
 	add_changes(t, leaves, nl, 1);
 	if (nj > 0 && strncmp(topic, DEVICE_PREFIX, strlen(DEVICE_PREFIX)) == 0) {
 		t->check_devices = 1;
 	}
 	arm(p);
+}
+
+static int
+by_key_ref_seq(const void *a, const void *b)
+{
+	const pchange *x = a, *y = b;
+	int c;
+
+	if ((c = strcmp(x->key, y->key)) != 0) {
+		return c;
+	}
+	if ((c = strcmp(x->ref, y->ref)) != 0) {
+		return c;
+	}
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Within one tick only the last change of each meta (key, phx_ref) counts:
+ * a leave and a re-join of the same meta (a node that flapped dead and
+ * alive) must not reach clients as both, since phoenix.js applies a diff's
+ * joins before its leaves. Net present → a join (idempotent by phx_ref);
+ * net absent → a leave (ignored for a ref the client never had). */
+static void
+keep_last_per_meta(ptopic *t)
+{
+	size_t i, out = 0;
+
+	qsort(t->changes, t->n, sizeof(*t->changes), by_key_ref_seq);
+	for (i = 0; i < t->n; i++) {
+		pchange *c = &t->changes[i];
+		if (i + 1 < t->n && strcmp(c->key, c[1].key) == 0 &&
+		    strcmp(c->ref, c[1].ref) == 0) {
+			free(c->key);
+			free(c->meta);
+			continue;
+		}
+		t->changes[out++] = *c;
+	}
+	t->n = out;
 }
 
 static int
@@ -248,6 +292,7 @@ diff_text(ptopic *t, size_t *len)
 	pl_sbuf b = PL_SBUF_INIT;
 	size_t nj = 0;
 
+	keep_last_per_meta(t);
 	qsort(t->changes, t->n, sizeof(*t->changes), by_side_key);
 	while (nj < t->n && !t->changes[nj].leave) {
 		nj++;
