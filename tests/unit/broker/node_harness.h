@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Test harness: one real node in the test process (see node_harness.c). */
+#ifndef PARLEY_TESTS_NODE_HARNESS_H
+#define PARLEY_TESTS_NODE_HARNESS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+typedef struct brk_node brk_node;
+
+extern brk_node *nh_node;
+
+/* Starts a node with --max-channels max_channels on a temp data dir. */
+void nh_start(const char *max_channels);
+/* Destroys the node and removes its data dir. */
+void nh_stop(void);
+/* Runs a few non-blocking loop passes. */
+void nh_pump(void);
+/* Reads exactly n bytes from fd, pumping the loop (2 s at most): 0 or -1. */
+int nh_read(int fd, void *buf, size_t n);
+/* Connects and upgrades a client for user with vsn ("1.0.0"/"2.0.0"). */
+int nh_client(const char *user, const char *vsn);
+/* Sends one masked text frame. */
+void nh_send(int fd, const char *s);
+/* The next text message as JSON (caller decrefs), NULL after 2 s. */
+json_t *nh_recv(int fd);
+/* Asserts the next V2 message's topic, event and (for replies) status. */
+json_t *nh_expect(int fd, const char *topic, const char *event,
+    const char *status);
+/* The reason of an error reply. */
+const char *nh_reason(json_t *m);
+
+#endif
