@@ -29,9 +29,12 @@ typedef struct clu_bus_opts {
  * address in use), PL_ENOMEM. Caller destroys. */
 int clu_bus_create(clu_bus **out, const clu_bus_opts *o);
 
-/* Closes the socket (queued outgoing messages may be lost), stops NNG's
- * callbacks, frees queued messages. The resolver thread, if any, finishes its
- * lookup on its own and then exits. NULL is ignored. */
+/* Stops receiving, quiesces the connections (~10 ms) and closes the socket
+ * (queued outgoing messages may be lost), then frees everything. Because
+ * NNG 1.5.2's close can hang (see bus.c), it waits for the close at most
+ * 1 s and otherwise leaves the socket behind (logged "CLU-CLOSEHANG").
+ * The resolver thread, if any, finishes its lookup on its own and exits.
+ * NULL is ignored. */
 void clu_bus_destroy(clu_bus *b);
 
 /* An fd that turns readable when messages or DNS results are waiting. Owned

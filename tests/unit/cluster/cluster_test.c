@@ -821,13 +821,6 @@ bad_options(void)
 	clu_cluster_destroy(NULL, false);
 }
 
-static void
-finish(void)
-{
-	/* Lets NNG release its threads so leak checkers see a clean exit. */
-	nng_fini();
-}
-
 TEST_LIST {
 	TEST_ENTRY(join_and_agree),
 	TEST_ENTRY(crash_and_rejoin),
@@ -838,7 +831,6 @@ TEST_LIST {
 	TEST_ENTRY(duplicate_name),
 	TEST_ENTRY(dns_seed_and_self_dial),
 	TEST_ENTRY(bad_options),
-	TEST_ENTRY(finish),
 };
 
 TEST_MAIN()
