@@ -9,6 +9,7 @@
 #include "broker/router.h"
 #include "cluster/presence.h"
 #include "common/err.h"
+#include "common/hash.h"
 #include "common/log.h"
 
 #include "common/sbuf.h"
@@ -94,21 +95,10 @@ add_wire_meta(pl_sbuf *b, const clu_presence_meta *m)
 	pl_sbuf_str(b, "\"}");
 }
 
-static uint64_t
-hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s) {
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	}
-	return h;
-}
-
 static ptopic *
 ptopic_get(brk_presence *p, const char *topic, int create)
 {
-	ptopic **bk = &p->buckets[hash_str(topic) % PT_BUCKETS], *t;
+	ptopic **bk = &p->buckets[pl_hash_str(topic) % PT_BUCKETS], *t;
 
 	for (t = *bk; t; t = t->hnext) {
 		if (strcmp(t->name, topic) == 0) {

@@ -8,6 +8,7 @@
 #include "broker/conn.h"
 #include "broker/node.h"
 #include "common/err.h"
+#include "common/hash.h"
 #include "common/log.h"
 
 #include <stdlib.h>
@@ -54,26 +55,6 @@ struct brk_router {
 	brk_forward_fn forward;
 	void *forward_arg;
 };
-
-static uint64_t
-hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s) {
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	}
-	return h;
-}
-
-static uint64_t
-hash_u64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	return x;
-}
 
 int
 brk_router_create(brk_router **out, brk_node *n)
@@ -148,7 +129,7 @@ rehash_topics(brk_router *r)
 	for (i = 0; i < r->tcap; i++) {
 		brk_topic *t = r->topics[i], *nx;
 		for (; t; t = nx) {
-			size_t b = hash_str(t->name) & (ncap - 1);
+			size_t b = pl_hash_str(t->name) & (ncap - 1);
 			nx = t->hnext;
 			t->hnext = nt[b];
 			nt[b] = t;
@@ -162,7 +143,7 @@ rehash_topics(brk_router *r)
 static brk_topic *
 topic_find(brk_router *r, const char *name)
 {
-	brk_topic *t = r->topics[hash_str(name) & (r->tcap - 1)];
+	brk_topic *t = r->topics[pl_hash_str(name) & (r->tcap - 1)];
 
 	while (t && strcmp(t->name, name) != 0) {
 		t = t->hnext;
@@ -187,7 +168,7 @@ topic_get(brk_router *r, const char *name)
 		free(t);
 		return NULL;
 	}
-	b = hash_str(name) & (r->tcap - 1);
+	b = pl_hash_str(name) & (r->tcap - 1);
 	t->hnext = r->topics[b];
 	r->topics[b] = t;
 	r->ntopics++;
@@ -202,7 +183,7 @@ topic_drop_if_empty(brk_router *r, brk_topic *t)
 	if (t->n > 0) {
 		return;
 	}
-	pp = &r->topics[hash_str(t->name) & (r->tcap - 1)];
+	pp = &r->topics[pl_hash_str(t->name) & (r->tcap - 1)];
 	while (*pp && *pp != t) {
 		pp = &(*pp)->hnext;
 	}
@@ -227,7 +208,7 @@ rehash_chans(brk_router *r)
 	for (i = 0; i < r->ccap; i++) {
 		brk_channel *c = r->chans[i], *nx;
 		for (; c; c = nx) {
-			size_t b = hash_u64(c->id) & (ncap - 1);
+			size_t b = pl_hash_u64(c->id) & (ncap - 1);
 			nx = c->id_next;
 			c->id_next = nt[b];
 			nt[b] = c;
@@ -241,7 +222,7 @@ rehash_chans(brk_router *r)
 brk_channel *
 brk_router_find_channel(brk_router *r, uint64_t id)
 {
-	brk_channel *c = r->chans[hash_u64(id) & (r->ccap - 1)];
+	brk_channel *c = r->chans[pl_hash_u64(id) & (r->ccap - 1)];
 
 	while (c && c->id != id) {
 		c = c->id_next;
@@ -283,7 +264,7 @@ channel_add(brk_router *r, brk_conn *conn, brk_topic *t,
 	t->subs[t->n++] = ch;
 	ch->next_in_conn = *brk_conn_channels(conn);
 	*brk_conn_channels(conn) = ch;
-	b = hash_u64(ch->id) & (r->ccap - 1);
+	b = pl_hash_u64(ch->id) & (r->ccap - 1);
 	ch->id_next = r->chans[b];
 	r->chans[b] = ch;
 	r->nchans++;
@@ -310,7 +291,7 @@ channel_remove(brk_router *r, brk_channel *ch)
 	if (*pp) {
 		*pp = ch->next_in_conn;
 	}
-	for (pp = &r->chans[hash_u64(ch->id) & (r->ccap - 1)]; *pp && *pp != ch;
+	for (pp = &r->chans[pl_hash_u64(ch->id) & (r->ccap - 1)]; *pp && *pp != ch;
 	    pp = &(*pp)->id_next) {
 	}
 	if (*pp) {
