@@ -1,11 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* NNG bus0 transport for the cluster (see bus.h): socket, dialer table,
  * receive queue handed from NNG's threads to the loop through an eventfd,
- * and the background DNS resolver for seeds. */
+ * and which dialers currently hold a connection. */
 #include "cluster/bus.h"
 
-#include <errno.h>
-#include <netdb.h>
 #include <nng/nng.h>
 #include <nng/protocol/bus0/bus.h>
 #include <pthread.h>
@@ -14,10 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -30,28 +26,17 @@
 #define CLOSE_WAIT_MS 1000      /* how long destroy waits for nng_close */
 #define QUIESCE_MS 10           /* reads in flight settle before the close */
 
+typedef struct dialed_pipe {
+	uint32_t pipe;
+	uint32_t dialer;    /* NNG dialer id */
+} dialed_pipe;
+
 typedef struct dialer {
 	char *url;
 	nng_dialer d;
 	bool ok;      /* NNG accepted the URL and the dialer is running */
 	bool marked;
 } dialer;
-
-/* Shared between the bus and its detached resolver thread; freed by the last
- * of the two to let go, so destroy never waits for a slow getaddrinfo. */
-typedef struct resolver {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int refs;
-	bool closed;
-	char **job;         /* "NAME:PORT" strings of the pending lookup */
-	size_t n_job;
-	bool busy;          /* a job is queued or running */
-	char **result;
-	size_t n_result;
-	bool have_result;
-	int wake_fd;        /* the thread's own dup of the eventfd */
-} resolver;
 
 struct clu_bus {
 	nng_socket sock;
@@ -69,7 +54,12 @@ struct clu_bus {
 	dialer *dialers;
 	size_t n_dialers, cap_dialers;
 
-	resolver *res;
+	/* Pipes our dialers made, maintained by NNG's pipe callbacks so the
+	 * loop can tell a dialer that is connected from one still trying. */
+	pthread_mutex_t pmu;
+	dialed_pipe *dpipes;
+	size_t n_dpipes, cap_dpipes;
+	atomic_bool pipes_changed;
 };
 
 static int
@@ -199,6 +189,52 @@ clu_bus_queue_dropped(const clu_bus *b)
 	return atomic_load(&((clu_bus *)b)->dropped);
 }
 
+/* ---- connection tracking (NNG threads) ---- */
+
+/* Remembers which of our dialers made each pipe: by the time NNG reports a
+ * pipe's removal it no longer tells which dialer it belonged to. */
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	clu_bus *b = arg;
+	bool changed = false;
+
+	pthread_mutex_lock(&b->pmu);
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		int did = nng_dialer_id(nng_pipe_dialer(p));
+
+		if (did > 0) {
+			if (b->n_dpipes == b->cap_dpipes) {
+				size_t cap = b->cap_dpipes ? b->cap_dpipes * 2 : 16;
+				dialed_pipe *v = realloc(b->dpipes, cap * sizeof(*v));
+				if (v != NULL) {
+					b->dpipes = v;
+					b->cap_dpipes = cap;
+				}
+			}
+			if (b->n_dpipes < b->cap_dpipes) {
+				b->dpipes[b->n_dpipes].pipe = nng_pipe_id(p);
+				b->dpipes[b->n_dpipes].dialer = (uint32_t)did;
+				b->n_dpipes++;
+				changed = true;
+			}
+		}
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		for (size_t i = 0; i < b->n_dpipes; i++) {
+			if (b->dpipes[i].pipe == (uint32_t)nng_pipe_id(p)) {
+				b->dpipes[i] = b->dpipes[--b->n_dpipes];
+				changed = true;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&b->pmu);
+	if (changed) {
+		atomic_store(&b->pipes_changed, true);
+		wake(b->efd);
+	}
+}
+
 /* ---- lifecycle ---- */
 
 int
@@ -219,7 +255,13 @@ clu_bus_create(clu_bus **out, const clu_bus_opts *o)
 	b->reconn_max = o->reconnect_max_ms;
 	b->cap = o->queue_max;
 	atomic_init(&b->dropped, 0);
+	atomic_init(&b->pipes_changed, false);
 	if (pthread_mutex_init(&b->mu, NULL) != 0) {
+		free(b);
+		return PL_ENOMEM;
+	}
+	if (pthread_mutex_init(&b->pmu, NULL) != 0) {
+		pthread_mutex_destroy(&b->mu);
 		free(b);
 		return PL_ENOMEM;
 	}
@@ -240,7 +282,9 @@ clu_bus_create(clu_bus **out, const clu_bus_opts *o)
 	    (rv = nng_socket_set_ms(b->sock, NNG_OPT_RECONNMINT,
 		(nng_duration)o->reconnect_min_ms)) != 0 ||
 	    (rv = nng_socket_set_ms(b->sock, NNG_OPT_RECONNMAXT,
-		(nng_duration)o->reconnect_max_ms)) != 0) {
+		(nng_duration)o->reconnect_max_ms)) != 0 ||
+	    (rv = nng_pipe_notify(b->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, b)) != 0 ||
+	    (rv = nng_pipe_notify(b->sock, NNG_PIPE_EV_REM_POST, pipe_cb, b)) != 0) {
 		rc = from_nng(rv);
 		goto fail_sock;
 	}
@@ -274,12 +318,12 @@ fail_efd:
 fail_ring:
 	free(b->ring);
 fail_mu:
+	free(b->dpipes);
+	pthread_mutex_destroy(&b->pmu);
 	pthread_mutex_destroy(&b->mu);
 	free(b);
 	return rc;
 }
-
-static void resolver_release(resolver *r);
 
 /* Everything after nng_close() has returned. */
 static void
@@ -296,13 +340,29 @@ finish_destroy(clu_bus *b)
 		free(b->dialers[i].url);
 	}
 	free(b->dialers);
-	if (b->res != NULL) {
-		resolver_release(b->res);
-	}
+	free(b->dpipes);
 	close(b->efd);
 	free(b->ring);
+	pthread_mutex_destroy(&b->pmu);
 	pthread_mutex_destroy(&b->mu);
 	free(b);
+}
+
+/* Closes every dialer we still hold, then the socket. nng_close() would
+ * close the dialers too, but closing each one first tears down its pipes
+ * and connection attempts while the socket is still whole, the same way a
+ * dialer dropped by reconciliation goes, rather than racing them against
+ * the socket's own shutdown. */
+static void
+close_socket(clu_bus *b)
+{
+	for (size_t i = 0; i < b->n_dialers; i++) {
+		if (b->dialers[i].ok) {
+			nng_dialer_close(b->dialers[i].d);
+			b->dialers[i].ok = false;
+		}
+	}
+	nng_close(b->sock);
 }
 
 /* nng_close() in NNG 1.5.2 can hang for ever when the socket's connections
@@ -344,7 +404,7 @@ closer_main(void *arg)
 	closer *cl = arg;
 	bool left_behind;
 
-	nng_close(cl->b->sock);
+	close_socket(cl->b);
 	pthread_mutex_lock(&cl->mu);
 	cl->done = true;
 	left_behind = cl->abandoned;
@@ -384,7 +444,7 @@ clu_bus_destroy(clu_bus *b)
 	until.tv_nsec = QUIESCE_MS * 1000000L;
 	nanosleep(&until, NULL);
 	if ((cl = calloc(1, sizeof(*cl))) == NULL) {
-		nng_close(b->sock);
+		close_socket(b);
 		finish_destroy(b);
 		return;
 	}
@@ -396,7 +456,7 @@ clu_bus_destroy(clu_bus *b)
 	if (pthread_create(&th, &attr, closer_main, cl) != 0) {
 		pthread_attr_destroy(&attr);
 		closer_free(cl);
-		nng_close(b->sock);
+		close_socket(b);
 		finish_destroy(b);
 		return;
 	}
@@ -589,6 +649,30 @@ clu_bus_pipe_dial_url(clu_bus *b, uint32_t pipe)
 	return NULL;
 }
 
+bool
+clu_bus_connected(clu_bus *b, const char *url)
+{
+	const dialer *d = find_dialer(b, url);
+	bool up = false;
+	int id;
+
+	if (d == NULL || !d->ok || (id = nng_dialer_id(d->d)) <= 0) {
+		return false;
+	}
+	pthread_mutex_lock(&b->pmu);
+	for (size_t i = 0; i < b->n_dpipes && !up; i++) {
+		up = b->dpipes[i].dialer == (uint32_t)id;
+	}
+	pthread_mutex_unlock(&b->pmu);
+	return up;
+}
+
+bool
+clu_bus_take_pipe_change(clu_bus *b)
+{
+	return atomic_exchange(&b->pipes_changed, false);
+}
+
 void
 clu_bus_pipe_close(clu_bus *b, uint32_t pipe)
 {
@@ -597,328 +681,4 @@ clu_bus_pipe_close(clu_bus *b, uint32_t pipe)
 	(void)b;
 	p.id = pipe;
 	nng_pipe_close(p);
-}
-
-/* ---- DNS resolver ---- */
-
-void
-clu_bus_strv_free(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(v[i]);
-	}
-	free(v);
-}
-
-static void
-resolver_release(resolver *r)
-{
-	bool last;
-
-	pthread_mutex_lock(&r->mu);
-	r->closed = true;
-	last = --r->refs == 0;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-	if (!last) {
-		return;
-	}
-	clu_bus_strv_free(r->job, r->n_job);
-	clu_bus_strv_free(r->result, r->n_result);
-	if (r->wake_fd >= 0) {
-		close(r->wake_fd);
-	}
-	pthread_cond_destroy(&r->cv);
-	pthread_mutex_destroy(&r->mu);
-	free(r);
-}
-
-static int
-add_url(char ***v, size_t *n, size_t *cap, const char *url)
-{
-	for (size_t i = 0; i < *n; i++) {
-		if (strcmp((*v)[i], url) == 0) {
-			return 0;
-		}
-	}
-	if (*n == *cap) {
-		size_t c = *cap ? *cap * 2 : 8;
-		char **p = realloc(*v, c * sizeof(*p));
-		if (p == NULL) {
-			return -1;
-		}
-		*v = p;
-		*cap = c;
-	}
-	if (((*v)[*n] = strdup(url)) == NULL) {
-		return -1;
-	}
-	(*n)++;
-	return 0;
-}
-
-/* Resolves one "NAME:PORT" and appends tcp:// URLs. */
-static void
-resolve_one(const char *hostport, char ***v, size_t *n, size_t *cap)
-{
-	char host[256], url[320], addr[INET6_ADDRSTRLEN];
-	const char *colon = strrchr(hostport, ':');
-	struct addrinfo hints, *res = NULL, *ai;
-	size_t hl;
-	int rv;
-
-	if (colon == NULL || (hl = (size_t)(colon - hostport)) == 0 ||
-	    hl >= sizeof(host) || colon[1] == '\0') {
-		return;
-	}
-	memcpy(host, hostport, hl);
-	host[hl] = '\0';
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	if ((rv = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
-		LOG_DEBUG("CLU-DNS", "cannot resolve %s: %s", host, gai_strerror(rv));
-		return;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if (ai->ai_family == AF_INET) {
-			struct sockaddr_in *sa = (struct sockaddr_in *)ai->ai_addr;
-			inet_ntop(AF_INET, &sa->sin_addr, addr, sizeof(addr));
-			snprintf(url, sizeof(url), "tcp://%s:%u", addr,
-			    (unsigned)ntohs(sa->sin_port));
-		} else if (ai->ai_family == AF_INET6) {
-			struct sockaddr_in6 *sa = (struct sockaddr_in6 *)ai->ai_addr;
-			inet_ntop(AF_INET6, &sa->sin6_addr, addr, sizeof(addr));
-			snprintf(url, sizeof(url), "tcp://[%s]:%u", addr,
-			    (unsigned)ntohs(sa->sin6_port));
-		} else {
-			continue;
-		}
-		if (add_url(v, n, cap, url) != 0) {
-			break;
-		}
-	}
-	freeaddrinfo(res);
-}
-
-static void *
-resolver_main(void *arg)
-{
-	resolver *r = arg;
-
-	pthread_mutex_lock(&r->mu);
-	for (;;) {
-		char **job, **out = NULL;
-		size_t n_job, n_out = 0, cap = 0;
-
-		while (!r->closed && r->job == NULL) {
-			pthread_cond_wait(&r->cv, &r->mu);
-		}
-		if (r->closed) {
-			break;
-		}
-		job = r->job;
-		n_job = r->n_job;
-		r->job = NULL;
-		r->n_job = 0;
-		pthread_mutex_unlock(&r->mu);
-
-		for (size_t i = 0; i < n_job; i++) {
-			resolve_one(job[i], &out, &n_out, &cap);
-		}
-		clu_bus_strv_free(job, n_job);
-
-		pthread_mutex_lock(&r->mu);
-		clu_bus_strv_free(r->result, r->n_result);
-		r->result = out;
-		r->n_result = n_out;
-		r->have_result = true;
-		r->busy = false;
-		if (!r->closed) {
-			wake(r->wake_fd);
-		}
-	}
-	pthread_mutex_unlock(&r->mu);
-	resolver_release(r);
-	return NULL;
-}
-
-static int
-resolver_start(clu_bus *b)
-{
-	resolver *r;
-	pthread_attr_t attr;
-	pthread_t th;
-
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		return PL_ENOMEM;
-	}
-	r->refs = 2;
-	if ((r->wake_fd = dup(b->efd)) < 0) {
-		free(r);
-		return PL_EIO;
-	}
-	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->cv, NULL);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &attr, resolver_main, r) != 0) {
-		pthread_attr_destroy(&attr);
-		r->refs = 1;
-		resolver_release(r);
-		return PL_EIO;
-	}
-	pthread_attr_destroy(&attr);
-	b->res = r;
-	return PL_OK;
-}
-
-int
-clu_bus_resolve(clu_bus *b, const char *const *hostports, size_t n)
-{
-	char **job;
-	int rc;
-
-	if (n == 0) {
-		return PL_OK;
-	}
-	if (b->res == NULL && (rc = resolver_start(b)) != PL_OK) {
-		return rc;
-	}
-	if ((job = calloc(n, sizeof(*job))) == NULL) {
-		return PL_ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if ((job[i] = strdup(hostports[i])) == NULL) {
-			clu_bus_strv_free(job, i);
-			return PL_ENOMEM;
-		}
-	}
-	pthread_mutex_lock(&b->res->mu);
-	if (b->res->busy) {
-		pthread_mutex_unlock(&b->res->mu);
-		clu_bus_strv_free(job, n);
-		return PL_EAGAIN;
-	}
-	b->res->job = job;
-	b->res->n_job = n;
-	b->res->busy = true;
-	pthread_cond_signal(&b->res->cv);
-	pthread_mutex_unlock(&b->res->mu);
-	return PL_OK;
-}
-
-bool
-clu_bus_resolved(clu_bus *b, char ***urls, size_t *n)
-{
-	bool got = false;
-
-	if (b->res == NULL) {
-		return false;
-	}
-	pthread_mutex_lock(&b->res->mu);
-	if (b->res->have_result) {
-		*urls = b->res->result;
-		*n = b->res->n_result;
-		b->res->result = NULL;
-		b->res->n_result = 0;
-		b->res->have_result = false;
-		got = true;
-	}
-	pthread_mutex_unlock(&b->res->mu);
-	return got;
-}
-
-/* ---- addresses ---- */
-
-int
-clu_bus_parse_join(const char *join, char ***urls, size_t *n_urls,
-    char ***dns, size_t *n_dns)
-{
-	const char *p = join;
-	size_t cap_u = 0, cap_d = 0;
-
-	*urls = *dns = NULL;
-	*n_urls = *n_dns = 0;
-	while (p != NULL && *p != '\0') {
-		const char *end = strchr(p, ',');
-		size_t n = end ? (size_t)(end - p) : strlen(p);
-		char item[320];
-		bool is_dns;
-		int rc;
-
-		while (n > 0 && (*p == ' ' || *p == '\t')) {
-			p++;
-			n--;
-		}
-		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
-			n--;
-		}
-		if (n >= sizeof(item)) {
-			goto bad;
-		}
-		memcpy(item, p, n);
-		item[n] = '\0';
-		is_dns = strncmp(item, "dns:", 4) == 0;
-		if (n == 0) {
-			/* an empty entry (",,") is ignored */
-		} else if (is_dns ? (strchr(item + 4, ':') == NULL ||
-		    item[4] == ':' || item[n - 1] == ':') :
-		    strstr(item, "://") == NULL) {
-			goto bad;
-		} else if ((rc = is_dns ? add_url(dns, n_dns, &cap_d, item + 4) :
-		    add_url(urls, n_urls, &cap_u, item)) != 0) {
-			clu_bus_strv_free(*urls, *n_urls);
-			clu_bus_strv_free(*dns, *n_dns);
-			*urls = *dns = NULL;
-			*n_urls = *n_dns = 0;
-			return PL_ENOMEM;
-		}
-		p = end ? end + 1 : NULL;
-		continue;
-bad:
-		LOG_ERR("CLU-JOIN", "bad join entry \"%.*s\": want tcp://HOST:PORT "
-		    "or dns:NAME:PORT", (int)(n > 200 ? 200 : n), p);
-		clu_bus_strv_free(*urls, *n_urls);
-		clu_bus_strv_free(*dns, *n_dns);
-		*urls = *dns = NULL;
-		*n_urls = *n_dns = 0;
-		return PL_EINVAL;
-	}
-	return PL_OK;
-}
-
-char *
-clu_bus_derive_advertise(const char *listen, int bound_port)
-{
-	char url[320], host[256], out[400];
-	const char *h, *colon;
-	size_t hl;
-
-	if (strncmp(listen, "tcp://", 6) != 0 || strlen(listen) >= sizeof(url)) {
-		return strdup(listen);
-	}
-	memcpy(url, listen, strlen(listen) + 1);
-	h = url + 6;
-	colon = strrchr(h, ':');
-	if (colon == NULL || (h[0] == '[' && strchr(h, ']') > colon)) {
-		return strdup(listen);
-	}
-	hl = (size_t)(colon - h);
-	if (hl == 0 || (hl == 1 && h[0] == '*') ||
-	    (hl == 7 && strncmp(h, "0.0.0.0", 7) == 0) ||
-	    (hl == 4 && strncmp(h, "[::]", 4) == 0)) {
-		if (gethostname(host, sizeof(host)) != 0) {
-			snprintf(host, sizeof(host), "localhost");
-		}
-		host[sizeof(host) - 1] = '\0';
-	} else {
-		snprintf(host, sizeof(host), "%.*s", (int)hl, h);
-	}
-	if (bound_port > 0) {
-		snprintf(out, sizeof(out), "tcp://%s:%d", host, bound_port);
-	} else {
-		snprintf(out, sizeof(out), "tcp://%s%s", host, colon);
-	}
-	return strdup(out);
 }

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The cluster transport: one NNG bus0 socket that listens on this node's bus
  * URL and keeps one background-redialling dialer per wanted peer URL. NNG
- * threads queue received messages and wake the owner's loop through an
- * eventfd; everything else is called from that one loop thread. Also hosts
- * the DNS resolver thread used for `dns:NAME:PORT` seeds, so no lookup ever
- * blocks the loop. */
+ * threads queue received messages (and note connections coming and going)
+ * and wake the owner's loop through an eventfd; everything else is called
+ * from that one loop thread. */
 #ifndef PARLEY_CLUSTER_BUS_H
 #define PARLEY_CLUSTER_BUS_H
 
@@ -29,16 +28,17 @@ typedef struct clu_bus_opts {
  * address in use), PL_ENOMEM. Caller destroys. */
 int clu_bus_create(clu_bus **out, const clu_bus_opts *o);
 
-/* Stops receiving, quiesces the connections (~10 ms) and closes the socket
- * (queued outgoing messages may be lost), then frees everything. Because
+/* Stops receiving, quiesces the connections (~10 ms), closes every dialer
+ * and then the socket (queued outgoing messages may be lost), then frees
+ * everything. Because
  * NNG 1.5.2's close can hang (see bus.c), it waits for the close at most
  * 1 s and otherwise leaves the socket behind (logged "CLU-CLOSEHANG").
- * The resolver thread, if any, finishes its lookup on its own and exits.
  * NULL is ignored. */
 void clu_bus_destroy(clu_bus *b);
 
-/* An fd that turns readable when messages or DNS results are waiting. Owned
- * by the bus; valid until destroy. */
+/* An fd that turns readable when messages are waiting or a dialer's
+ * connection came or went (an eventfd: others may also write an 8-byte
+ * increment to it to wake the loop). Owned by the bus; valid until destroy. */
 int clu_bus_fd(const clu_bus *b);
 
 /* Makes the fd readable (e.g. so the loop comes back to flush output). */
@@ -74,6 +74,12 @@ void clu_bus_dial_end(clu_bus *b);
 size_t clu_bus_dialer_count(const clu_bus *b);
 /* True when a working dialer for url exists. */
 bool clu_bus_dialing(const clu_bus *b, const char *url);
+/* True when the dialer for url currently holds a connection (one it made;
+ * connections the peer made to us do not count). */
+bool clu_bus_connected(clu_bus *b, const char *url);
+/* True once after any of our dialers connected or lost its connection
+ * since the last call (the fd was woken for it). */
+bool clu_bus_take_pipe_change(clu_bus *b);
 
 /* The URL of our own dialer that created pipe, or NULL when the pipe was
  * accepted by the listener or is gone. Borrowed; valid until the next
@@ -89,33 +95,5 @@ int clu_bus_port(const clu_bus *b);
 
 /* Messages NNG delivered that were dropped because the loop's queue was full. */
 uint64_t clu_bus_queue_dropped(const clu_bus *b);
-
-/* Starts resolving each "NAME:PORT" in the background (getaddrinfo on a
- * helper thread); a request while one is running is ignored (returns
- * PL_EAGAIN). Strings are copied. Results arrive through the fd.
- * Returns PL_OK, PL_EAGAIN, PL_ENOMEM, PL_EIO (thread not started). */
-int clu_bus_resolve(clu_bus *b, const char *const *hostports, size_t n);
-
-/* Takes the finished lookup's result, if any: a deduplicated array of
- * tcp:// URLs (every address every name resolved to; names that failed
- * contribute nothing). Returns true and sets *urls (caller frees each
- * string and the array) and *n; false when nothing new. */
-bool clu_bus_resolved(clu_bus *b, char ***urls, size_t *n);
-
-/* Splits a --join list (comma-separated, blanks trimmed) into bus URLs and
- * "NAME:PORT" strings from dns:NAME:PORT entries. Returns PL_OK with both
- * arrays set (caller frees with clu_bus_strv_free), PL_EINVAL (an entry is
- * neither; logged "CLU-JOIN"), PL_ENOMEM. */
-int clu_bus_parse_join(const char *join, char ***urls, size_t *n_urls,
-    char ***dns, size_t *n_dns);
-
-/* The URL peers should dial when none is configured: tcp://HOST:PORT with
- * the listen host (the hostname when listening on every interface) and the
- * bound port. Non-tcp URLs are returned as they are. Caller frees; NULL
- * when out of memory. */
-char *clu_bus_derive_advertise(const char *listen_url, int bound_port);
-
-/* Frees n strings and the array; NULL is fine. */
-void clu_bus_strv_free(char **v, size_t n);
 
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cluster/bus.h"
+#include "cluster/seeds.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "proto/wire.h"
@@ -35,13 +36,10 @@ struct clu_cluster {
 	clu_bus *bus;
 	clu_membership *mem;
 
-	char **seeds, **dns;        /* --join: URLs and "NAME:PORT" */
-	size_t n_seeds, n_dns;
-	char **resolved;            /* latest DNS answer */
-	size_t n_resolved;
-	char **self_urls;           /* URLs found to reach ourselves */
-	size_t n_self_urls;
+	clu_seeds *seeds;           /* --join, DNS answers, our own URLs */
 	uint64_t next_dns;
+	size_t reachable;           /* live peers our dialers are connected
+	                             * to, as of the last reconciliation */
 
 	char blocked[PRO_WIRE_SKIP_MAX][PRO_WIRE_NAME_MAX + 1];
 	size_t n_blocked;
@@ -269,20 +267,6 @@ clu_cluster_send_app(clu_cluster *c, const char *to, uint32_t app_kind,
 
 /* ---- dialing ---- */
 
-static bool
-is_self_url(const clu_cluster *c, const char *url)
-{
-	if (strcmp(url, c->advertise) == 0) {
-		return true;
-	}
-	for (size_t i = 0; i < c->n_self_urls; i++) {
-		if (strcmp(c->self_urls[i], url) == 0) {
-			return true;
-		}
-	}
-	return false;
-}
-
 static void
 dial_member(void *arg, const clu_member_info *m)
 {
@@ -291,19 +275,14 @@ dial_member(void *arg, const clu_member_info *m)
 	/* Dead members stay dialled (NNG retries with backoff) until they are
 	 * forgotten, so both sides of a healed network partition reconnect;
 	 * left members are not. */
-	if (!m->self && m->status != CLU_LEFT && m->address[0] != '\0' &&
-	    !is_self_url(c, m->address)) {
-		clu_bus_dial(c->bus, m->address);
+	if (m->self || m->status == CLU_LEFT || m->address[0] == '\0' ||
+	    clu_seeds_is_self(c->seeds, m->address)) {
+		return;
 	}
-}
-
-static void
-dial_list(clu_cluster *c, char **urls, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (!is_self_url(c, urls[i])) {
-			clu_bus_dial(c->bus, urls[i]);
-		}
+	clu_bus_dial(c->bus, m->address);
+	if ((m->status == CLU_ALIVE || m->status == CLU_SUSPECT) &&
+	    clu_bus_connected(c->bus, m->address)) {
+		c->reachable++;
 	}
 }
 
@@ -311,16 +290,19 @@ static void
 reconcile_dialers(clu_cluster *c)
 {
 	c->dial_dirty = false;
+	c->reachable = 0;
 	clu_bus_dial_begin(c->bus);
 	/* After our own leave we keep our connections so the repeated leave
 	 * announcements reach everyone until destroy. */
 	clu_membership_foreach(c->mem, dial_member, c);
-	/* Seeds are dialled (anonymously) only while we know no live peer;
-	 * once one answers, gossip tells us everyone else. */
-	if (clu_membership_live_others(c->mem) == 0 &&
-	    !clu_membership_self_left(c->mem)) {
-		dial_list(c, c->seeds, c->n_seeds);
-		dial_list(c, c->resolved, c->n_resolved);
+	/* Seeds are dialled (anonymously) until one of our own dialers is
+	 * connected to a live member; from then on gossip tells us everyone
+	 * else. Knowing a live member is not enough: its first message may
+	 * carry no address (a broadcast, or an answer to another joiner), and
+	 * a dialer to its address may not have connected yet. Dropping the
+	 * seed then would leave us unheard until the member is declared dead. */
+	if (c->reachable == 0 && !clu_membership_self_left(c->mem)) {
+		clu_seeds_dial(c->seeds, c->bus);
 	}
 	clu_bus_dial_end(c->bus);
 }
@@ -331,20 +313,10 @@ static void
 self_loop(clu_cluster *c, uint32_t pipe)
 {
 	const char *url = clu_bus_pipe_dial_url(c->bus, pipe);
-	char **v;
 
-	if (url == NULL || is_self_url(c, url) ||
-	    (v = realloc(c->self_urls, (c->n_self_urls + 1) * sizeof(*v))) == NULL) {
-		return;
+	if (url != NULL && clu_seeds_add_self(c->seeds, url)) {
+		c->dial_dirty = true;
 	}
-	c->self_urls = v;
-	if ((v[c->n_self_urls] = strdup(url)) == NULL) {
-		return;
-	}
-	c->n_self_urls++;
-	LOG_INFO("CLU-SELFDIAL", "%s reaches this node itself; not dialing it",
-	    url);
-	c->dial_dirty = true;
 }
 
 /* ---- events and leader ---- */
@@ -354,16 +326,21 @@ check_leader(clu_cluster *c)
 {
 	const char *l = clu_membership_leader(c->mem);
 
-	/* A node with seeds claims no leader until it has heard a peer (or
-	 * waited long enough to be sure it is alone), so a joining node does
-	 * not briefly lead on its own. */
-	if ((c->n_seeds > 0 || c->n_dns > 0) && !c->heard_other &&
+	if (clu_membership_self_left(c->mem)) {
+		/* A node that has left belongs to no cluster: it reports no
+		 * leader, once, rather than following the others' view while
+		 * it lingers. */
+		l = NULL;
+	} else if (clu_seeds_configured(c->seeds) && !c->heard_other &&
 	    c->now - c->created < c->o.suspect_after_ms) {
+		/* A node with seeds claims no leader until it has heard a
+		 * peer (or waited long enough to be sure it is alone), so a
+		 * joining node does not briefly lead on its own. */
 		l = NULL;
 	}
-	if ((l == NULL && !c->has_leader) ||
-	    (l != NULL && c->has_leader && strcmp(l, c->leader) == 0)) {
-		return;
+	if (l == NULL ? !c->has_leader :
+	    (c->has_leader && strcmp(l, c->leader) == 0)) {
+		return; /* no change */
 	}
 	LOG_INFO("CLU-LEADER", "leader is now %s (was %s)", l ? l : "(none)",
 	    c->has_leader ? c->leader : "(none)");
@@ -381,6 +358,10 @@ dispatch_events(clu_cluster *c)
 {
 	clu_member_event ev;
 
+	if (clu_membership_take_addr_changed(c->mem) ||
+	    clu_bus_take_pipe_change(c->bus)) {
+		c->dial_dirty = true;
+	}
 	while (clu_membership_next_event(c->mem, &ev)) {
 		c->dial_dirty = true;
 		if (c->o.cb.on_member_change != NULL) {
@@ -573,14 +554,9 @@ drain(clu_cluster *c, uint64_t now, size_t budget)
 {
 	clu_bus_msg *bm;
 	size_t done = 0;
-	char **urls;
-	size_t n;
 
 	clu_bus_clear_fd(c->bus);
-	if (clu_bus_resolved(c->bus, &urls, &n)) {
-		clu_bus_strv_free(c->resolved, c->n_resolved);
-		c->resolved = urls;
-		c->n_resolved = n;
+	if (clu_seeds_take_resolved(c->seeds)) {
 		c->dial_dirty = true;
 	}
 	while ((budget == 0 || done < budget) &&
@@ -636,7 +612,9 @@ clu_cluster_tick(clu_cluster *c, uint64_t now)
 	/* Everything that already arrived counts before timeouts are judged. */
 	drain(c, now, 0);
 	clu_membership_tick(c->mem, now);
-	alone = clu_membership_live_others(c->mem) == 0;
+	/* Alone also while no dialer of ours reaches a live member: our
+	 * heartbeats may then be going nowhere. */
+	alone = clu_membership_live_others(c->mem) == 0 || c->reachable == 0;
 	if (now >= c->next_hb) {
 		if (clu_membership_self_left(c->mem)) {
 			send_leave(c);
@@ -648,8 +626,8 @@ clu_cluster_tick(clu_cluster *c, uint64_t now)
 		c->next_hb = now + (alone && c->o.heartbeat_ms > CLU_CLUSTER_TICK_MS ?
 		    CLU_CLUSTER_TICK_MS : c->o.heartbeat_ms);
 	}
-	if (c->n_dns > 0 && alone && now >= c->next_dns) {
-		clu_bus_resolve(c->bus, (const char *const *)c->dns, c->n_dns);
+	if (alone && now >= c->next_dns) {
+		clu_seeds_resolve(c->seeds);
 		c->next_dns = now + c->o.dns_interval_ms;
 	}
 	for (size_t i = 0; i < c->n_bad;) {
@@ -670,7 +648,8 @@ clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o)
 	clu_membership_opts mo;
 	clu_bus_opts bo;
 	clu_cluster *c;
-	char host[256];
+	char host[256], **urls, **dns;
+	size_t n_urls, n_dns;
 	const char *name = o ? o->node_name : NULL;
 	int rc = PL_ENOMEM;
 
@@ -702,10 +681,13 @@ clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o)
 	if ((c->digest = calloc(PRO_WIRE_DIGEST_MAX, sizeof(*c->digest))) == NULL) {
 		goto fail;
 	}
-	if ((rc = clu_bus_parse_join(o->join, &c->seeds, &c->n_seeds, &c->dns,
-	    &c->n_dns)) != PL_OK) {
+	/* A bad join list fails before we bind the port. */
+	if ((rc = clu_seeds_parse_join(o->join, &urls, &n_urls, &dns,
+	    &n_dns)) != PL_OK) {
 		goto fail;
 	}
+	clu_seeds_strv_free(urls, n_urls);
+	clu_seeds_strv_free(dns, n_dns);
 	bo.listen_url = o->listen_url ? o->listen_url : "tcp://0.0.0.0:4002";
 	bo.recv_max = o->recv_max_bytes;
 	bo.reconnect_min_ms = o->reconnect_min_ms;
@@ -716,10 +698,15 @@ clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o)
 	}
 	rc = PL_ENOMEM;
 	c->advertise = o->advertise_url ? strdup(o->advertise_url) :
-	    clu_bus_derive_advertise(bo.listen_url, clu_bus_port(c->bus));
+	    clu_seeds_derive_advertise(bo.listen_url, clu_bus_port(c->bus));
 	if (c->advertise == NULL) {
 		goto fail;
 	}
+	if ((rc = clu_seeds_create(&c->seeds, o->join, c->advertise,
+	    clu_bus_fd(c->bus))) != PL_OK) {
+		goto fail;
+	}
+	rc = PL_ENOMEM;
 	mo.suspect_after_ms = o->suspect_after_ms;
 	mo.dead_after_ms = o->dead_after_ms;
 	mo.forget_after_ms = o->forget_after_ms;
@@ -756,12 +743,9 @@ clu_cluster_destroy(clu_cluster *c, bool crash)
 		 * a moment to reach the wire. */
 		nanosleep(&ts, NULL);
 	}
+	clu_seeds_destroy(c->seeds);
 	clu_bus_destroy(c->bus);
 	clu_membership_destroy(c->mem);
-	clu_bus_strv_free(c->seeds, c->n_seeds);
-	clu_bus_strv_free(c->dns, c->n_dns);
-	clu_bus_strv_free(c->resolved, c->n_resolved);
-	clu_bus_strv_free(c->self_urls, c->n_self_urls);
 	pro_wire_buf_free(&c->out);
 	free(c->digest);
 	free(c->advertise);
@@ -824,7 +808,7 @@ clu_cluster_member_status(const clu_cluster *c, const char *name)
 bool
 clu_cluster_joined(const clu_cluster *c)
 {
-	return ((c->n_seeds == 0 && c->n_dns == 0) || c->heard_other) &&
+	return (!clu_seeds_configured(c->seeds) || c->heard_other) &&
 	    !clu_membership_self_refused(c->mem, c->now);
 }
 

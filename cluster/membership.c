@@ -2,7 +2,8 @@
 /* SWIM-style membership view (see membership.h). Higher incarnation wins;
  * at equal incarnation left > dead > suspect > alive. Liveness is judged
  * only by messages heard directly from a member, so gossip can spread a
- * death but never keep a silent node alive. */
+ * death but never keep a silent node alive, and a death gossiped about a
+ * member we hear from ourselves counts only as a suspicion. */
 #include "cluster/membership.h"
 
 #include <stdio.h>
@@ -18,7 +19,10 @@ typedef struct member {
 	clu_status status;
 	uint64_t inc;
 	uint64_t start;
-	uint64_t last_seen;     /* caller clock: last direct message */
+	uint64_t last_seen;     /* caller clock: failure detector's last sign
+	                         * of life (direct, or a gossiped refutation) */
+	uint64_t heard;         /* caller clock: last direct message ... */
+	bool heard_any;         /* ... if there was one from this instance */
 	uint64_t status_since;  /* caller clock: last status change */
 	uint64_t conflict_start; /* instance we last logged a conflict for */
 	uint64_t seq_max;       /* highest message seq seen from it */
@@ -37,6 +41,7 @@ struct clu_membership {
 	uint64_t conflicts;
 	uint64_t self_refused_at; /* last news of an older live "us" */
 	bool urgent;
+	bool addr_changed;      /* a member's address was learnt or changed */
 };
 
 const char *
@@ -105,6 +110,19 @@ copy_str(char *dst, size_t cap, pro_wire_str s)
 	dst[n] = '\0';
 }
 
+/* Sets a member's address, noting a change for the dialer upkeep. */
+static void
+set_addr(clu_membership *m, member *r, pro_wire_str a)
+{
+	size_t n = a.len < sizeof(r->addr) - 1 ? a.len : sizeof(r->addr) - 1;
+
+	if (strlen(r->addr) == n && (n == 0 || memcmp(r->addr, a.ptr, n) == 0)) {
+		return;
+	}
+	copy_str(r->addr, sizeof(r->addr), a);
+	m->addr_changed = true;
+}
+
 static void
 push_event(clu_membership *m, const char *name, clu_status old, clu_status now,
     bool restarted)
@@ -159,6 +177,14 @@ static bool
 live(clu_status s)
 {
 	return s == CLU_ALIVE || s == CLU_SUSPECT;
+}
+
+/* True when r sent us a message itself within suspect_after_ms. */
+static bool
+heard_lately(const clu_membership *m, const member *r, uint64_t now)
+{
+	return r->heard_any && (now < r->heard ||
+	    now - r->heard < m->o.suspect_after_ms);
 }
 
 static member *
@@ -283,7 +309,8 @@ clu_membership_heard(clu_membership *m, pro_wire_str name, uint64_t inc,
 		if ((r = insert(m, name)) != NULL) {
 			r->start = start;
 			r->inc = inc;
-			r->last_seen = now;
+			r->last_seen = r->heard = now;
+			r->heard_any = true;
 			set_status(m, r, CLU_ALIVE, now, false);
 		}
 		return CLU_ACCEPT;
@@ -299,7 +326,8 @@ clu_membership_heard(clu_membership *m, pro_wire_str name, uint64_t inc,
 		if (r->status == CLU_LEFT) {
 			return CLU_ACCEPT; /* left is final for this instance */
 		}
-		r->last_seen = now;
+		r->last_seen = r->heard = now;
+		r->heard_any = true;
 		if (inc > r->inc) {
 			r->inc = inc;
 			set_status(m, r, CLU_ALIVE, now, false);
@@ -310,7 +338,8 @@ clu_membership_heard(clu_membership *m, pro_wire_str name, uint64_t inc,
 		/* A restarted node overrides its old dead or left record. */
 		r->start = start;
 		r->inc = inc;
-		r->last_seen = now;
+		r->last_seen = r->heard = now;
+		r->heard_any = true;
 		r->conflict_start = 0;
 		r->seq_max = r->seq_win = r->bc_next = 0;
 		set_status(m, r, CLU_ALIVE, now, true);
@@ -369,7 +398,7 @@ clu_membership_merge(clu_membership *m, pro_wire_str sender,
 			if (!live(st) || (r = insert(m, e->name)) == NULL) {
 				continue;
 			}
-			copy_str(r->addr, sizeof(r->addr), e->addr);
+			set_addr(m, r, e->addr);
 			r->start = e->start_id;
 			r->inc = e->incarnation;
 			r->last_seen = now;
@@ -377,6 +406,14 @@ clu_membership_merge(clu_membership *m, pro_wire_str sender,
 			continue;
 		}
 		if (e->start_id == r->start) {
+			if (st == CLU_DEAD && heard_lately(m, r, now)) {
+				/* Another node's failure detector, not ours:
+				 * we heard the member within suspect_after_ms,
+				 * so this is at most a suspicion, which it
+				 * refutes (typically stale news from the far
+				 * side of a healed partition). */
+				st = CLU_SUSPECT;
+			}
 			if (r->status != CLU_LEFT &&
 			    newer(e->incarnation, st, r->inc, r->status)) {
 				r->inc = e->incarnation;
@@ -388,7 +425,7 @@ clu_membership_merge(clu_membership *m, pro_wire_str sender,
 				set_status(m, r, st, now, false);
 			}
 			if ((own || r->addr[0] == '\0') && e->addr.len > 0) {
-				copy_str(r->addr, sizeof(r->addr), e->addr);
+				set_addr(m, r, e->addr);
 			}
 			continue;
 		}
@@ -397,10 +434,11 @@ clu_membership_merge(clu_membership *m, pro_wire_str sender,
 				conflict(m, r, e->start_id);
 				continue;
 			}
-			copy_str(r->addr, sizeof(r->addr), e->addr);
+			set_addr(m, r, e->addr);
 			r->start = e->start_id;
 			r->inc = e->incarnation;
 			r->last_seen = now;
+			r->heard_any = false;
 			r->conflict_start = 0;
 			r->seq_max = r->seq_win = r->bc_next = 0;
 			set_status(m, r, st, now, true);
@@ -550,6 +588,15 @@ clu_membership_take_urgent(clu_membership *m)
 
 	m->urgent = false;
 	return u;
+}
+
+bool
+clu_membership_take_addr_changed(clu_membership *m)
+{
+	bool c = m->addr_changed;
+
+	m->addr_changed = false;
+	return c;
 }
 
 uint64_t

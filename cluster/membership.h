@@ -33,7 +33,9 @@ typedef struct clu_member_info {
 	clu_status status;
 	uint64_t incarnation;
 	uint64_t start_id;      /* the instance's start time, unix ms */
-	uint64_t last_seen_ms;  /* caller's clock at the last direct message */
+	uint64_t last_seen_ms;  /* caller's clock at the failure detector's last
+	                         * sign of life: a direct message, or a
+	                         * refutation or restart learnt by gossip */
 	bool self;
 } clu_member_info;
 
@@ -82,7 +84,16 @@ clu_verdict clu_membership_heard(clu_membership *m, pro_wire_str name,
 
 /* Merges a digest received from `sender` (already accepted by heard()).
  * Claims that self is suspect/dead are refuted by raising our incarnation
- * (then clu_membership_take_urgent() returns true). */
+ * (then clu_membership_take_urgent() returns true).
+ * A claim that a member is dead, when that member itself sent us a message
+ * within suspect_after_ms, is taken as a suspicion only (as in SWIM's
+ * Lifeguard refinements): the claimant's failure detector is not ours, and
+ * typically it is stale news from the far side of a healed partition. The
+ * member refutes the suspicion by raising its incarnation when the gossip
+ * reaches it; if it really died, our own failure detector declares it dead
+ * after its silence (at most suspect_after_ms later than the claim would
+ * have). Dead verdicts from our own detector (clu_membership_tick) and
+ * left announcements are unaffected. */
 void clu_membership_merge(clu_membership *m, pro_wire_str sender,
     const pro_wire_member *members, size_t n, uint64_t now_ms);
 
@@ -114,6 +125,10 @@ bool clu_membership_next_event(clu_membership *m, clu_member_event *ev);
 /* True once after self's incarnation was raised to refute a suspicion: the
  * caller should send a ping at once. */
 bool clu_membership_take_urgent(clu_membership *m);
+
+/* True once after a member's address was first learnt or changed (no status
+ * event comes with it): the caller should revisit whom it dials. */
+bool clu_membership_take_addr_changed(clu_membership *m);
 
 uint64_t clu_membership_incarnation(const clu_membership *m);
 uint64_t clu_membership_start_id(const clu_membership *m);

@@ -3,7 +3,8 @@
  * sockets on 127.0.0.1, driven by a poll loop the way the broker drives
  * them: joining through a seed, crash detection and rejoin, graceful leave,
  * garbage from raw sockets, ordered broadcasts, app messages, partitions
- * through the fault hook, duplicate names, DNS seeds and self-dials. */
+ * through the fault hook, duplicate names, DNS seeds and self-dials,
+ * formation under traffic, and leader reports of a leaving node. */
 #include <arpa/inet.h>
 #include <msgpack.h>
 #include <netinet/in.h>
@@ -43,6 +44,8 @@ typedef struct node {
 	event_rec ev[MAX_EVENTS];
 	int n_ev;
 	int leader_changes;
+	int leader_repeats;     /* reported without a change */
+	char leader[PRO_WIRE_NAME_MAX + 1]; /* last reported; "" for none */
 	pub_rec pubs[MAX_NODES];
 	int n_pubs;
 	int apps;
@@ -53,6 +56,9 @@ typedef struct node {
 
 static node nodes[MAX_NODES];
 static uint64_t last_tick[MAX_NODES];
+/* When set, every node also sends an app message to all after each tick,
+ * as the broker's presence replication does. */
+static bool chatter;
 
 static uint64_t
 now_ms(void)
@@ -83,9 +89,12 @@ on_leader(void *arg, const char *leader, uint64_t since)
 {
 	node *nd = arg;
 
-	(void)leader;
 	(void)since;
 	nd->leader_changes++;
+	if (strcmp(nd->leader, leader ? leader : "") == 0) {
+		nd->leader_repeats++;
+	}
+	snprintf(nd->leader, sizeof(nd->leader), "%s", leader ? leader : "");
 }
 
 static void
@@ -186,6 +195,10 @@ stop_all(void)
 			stop_node(i, true);
 		}
 	}
+	/* No test ever sees a leader "change" to what it already was. */
+	for (int i = 0; i < MAX_NODES; i++) {
+		ASSERT_EQ(nodes[i].leader_repeats, 0);
+	}
 }
 
 /* One pass of the loop every node would run: poll the fds, then tick each
@@ -215,6 +228,9 @@ run_once(int wait_ms)
 		if (t - last_tick[i] >= CLU_CLUSTER_TICK_MS) {
 			clu_cluster_tick(nodes[i].c, t);
 			last_tick[i] = t;
+			if (chatter) {
+				clu_cluster_send_app(nodes[i].c, NULL, 99, "tick", 4);
+			}
 		}
 	}
 }
@@ -706,6 +722,84 @@ partition_and_heal(void)
 	took = run_until(converged_n1, 5000);
 	fprintf(stderr, "  partition healed into one view in %ld ms\n", took);
 	ASSERT_TRUE(took >= 0);
+	run_for(300);
+	/* n2 and n3 never lost each other: n1's stale word on the heal that
+	 * the other is dead must not make it so, not even for an instant. */
+	ASSERT_EQ(events_for(1, "n3", CLU_DEAD), 0);
+	ASSERT_EQ(events_for(2, "n2", CLU_DEAD), 0);
+	ASSERT_TRUE(all_alive());
+	stop_all();
+}
+
+/* Joiners start while the seed is busy sending (as a broker does with
+ * presence): the first thing a joiner hears from the seed is then often a
+ * message without a digest, so it knows the seed but not its address.
+ * Everyone must still see everyone alive within a second, every time. */
+static void
+formation_under_traffic(void)
+{
+	const int rounds = 12;
+	long worst = 0;
+
+	for (int round = 0; round < rounds; round++) {
+		long took;
+
+		ASSERT_OK(start_node(0, "n1", NULL, NULL, DEFAULTS));
+		chatter = true;
+		run_for(20 + (round * 37) % 200);
+		ASSERT_OK(start_node(1, "n2", NULL,
+		    clu_cluster_self_address(nodes[0].c), DEFAULTS));
+		if (round % 2 == 1) {
+			run_for(round * 5); /* n3 a little later */
+		}
+		ASSERT_OK(start_node(2, "n3", NULL,
+		    clu_cluster_self_address(nodes[0].c), DEFAULTS));
+		took = run_until(all_alive, 1000);
+		if (took < 0) {
+			for (int i = 0; i < 3; i++) {
+				fprintf(stderr, "  round %d: %s sees n1 %s n2 %s n3 %s\n",
+				    round, nodes[i].name,
+				    clu_status_name(clu_cluster_member_status(
+				    nodes[i].c, "n1")),
+				    clu_status_name(clu_cluster_member_status(
+				    nodes[i].c, "n2")),
+				    clu_status_name(clu_cluster_member_status(
+				    nodes[i].c, "n3")));
+			}
+		}
+		ASSERT_TRUE(took >= 0);
+		worst = took > worst ? took : worst;
+		chatter = false;
+		stop_all();
+	}
+	fprintf(stderr, "  %d formations under traffic: all alive everywhere "
+	    "within %ld ms at worst\n", rounds, worst);
+}
+
+/* A node that leaves reports no leader, once, and then follows nobody's
+ * changes while it lingers. */
+static void
+leaving_leader(void)
+{
+	start_three(DEFAULTS);
+	ASSERT_TRUE(run_until(converged_n1, 10000) >= 0);
+	ASSERT_EQ(nodes[0].leader_changes, 1);
+	ASSERT_OK(clu_cluster_leave(nodes[0].c));
+	run_for(300);
+	ASSERT_TRUE(leader_is(0, NULL));
+	ASSERT_EQ(nodes[0].leader_changes, 2);
+	ASSERT_TRUE(leader_is(1, "n2") && leader_is(2, "n2"));
+	ASSERT_EQ(nodes[1].leader_changes, 2);
+	/* The new leader leaves too; n1 still lingers. */
+	ASSERT_OK(clu_cluster_leave(nodes[1].c));
+	run_for(300);
+	ASSERT_TRUE(leader_is(2, "n3") && leader_is(1, NULL));
+	stop_node(1, false);
+	run_for(500);
+	ASSERT_TRUE(leader_is(0, NULL));
+	ASSERT_EQ(nodes[0].leader_changes, 2);
+	ASSERT_EQ(nodes[1].leader_changes, 3);
+	ASSERT_EQ(nodes[2].leader_changes, 3);
 	stop_all();
 }
 
@@ -828,6 +922,8 @@ TEST_LIST {
 	TEST_ENTRY(garbage_survived),
 	TEST_ENTRY(broadcast_order),
 	TEST_ENTRY(partition_and_heal),
+	TEST_ENTRY(formation_under_traffic),
+	TEST_ENTRY(leaving_leader),
 	TEST_ENTRY(duplicate_name),
 	TEST_ENTRY(dns_seed_and_self_dial),
 	TEST_ENTRY(bad_options),

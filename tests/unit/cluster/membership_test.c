@@ -118,8 +118,10 @@ precedence(void)
 	e = entry("a", "", PRO_WIRE_ALIVE, 5, 5);
 	clu_membership_merge(m, pro_wire_cstr("b"), &e, 1, 10);
 	ASSERT_EQ(clu_membership_status(m, "a"), CLU_SUSPECT);
+	/* (Once "a" itself has been silent for suspect_after_ms: see
+	 * dead_claims_while_heard.) */
 	e = entry("a", "", PRO_WIRE_DEAD, 5, 5);
-	clu_membership_merge(m, pro_wire_cstr("b"), &e, 1, 10);
+	clu_membership_merge(m, pro_wire_cstr("b"), &e, 1, 1500);
 	ASSERT_EQ(clu_membership_status(m, "a"), CLU_DEAD);
 	/* An older incarnation loses even with a stronger status. */
 	e = entry("a", "", PRO_WIRE_LEFT, 4, 5);
@@ -230,6 +232,116 @@ restart_and_conflicts(void)
 	clu_membership_destroy(m);
 }
 
+/* A third party's word that a member is dead, while that member itself
+ * talked to us within suspect_after_ms, is a suspicion only; the member's
+ * refutation clears it. This is the view of n2 when a partition that cut
+ * n1 off heals: n1 gossips "n3 dead", but n2 never lost contact with n3. */
+static void
+dead_claims_while_heard(void)
+{
+	clu_membership_opts o = opts();
+	clu_membership *m;
+	clu_member_event ev;
+	pro_wire_member e[2];
+
+	ASSERT_OK(clu_membership_create(&m, "n2", "tcp://n2:1", 20, &o));
+	ASSERT_EQ(ping(m, "n1", 10, 10, 1000), CLU_ACCEPT);
+	ASSERT_EQ(ping(m, "n3", 30, 30, 1000), CLU_ACCEPT);
+	while (clu_membership_next_event(m, &ev)) {
+	}
+	/* n1 goes silent and dies in our own detector; n3 keeps talking. */
+	for (uint64_t t = 1100; t <= 6000; t += 100) {
+		ASSERT_EQ(ping(m, "n3", 30, 30, t), CLU_ACCEPT);
+		clu_membership_tick(m, t);
+	}
+	ASSERT_EQ(clu_membership_status(m, "n1"), CLU_DEAD);
+	EXPECT_EVENT(m, "n1", CLU_ALIVE, CLU_SUSPECT);
+	EXPECT_EVENT(m, "n1", CLU_SUSPECT, CLU_DEAD);
+	ASSERT_TRUE(!clu_membership_next_event(m, &ev));
+
+	/* Heal: n1's stale digest says n3 (and we) are dead. n3 becomes
+	 * suspect, never dead; we refute. */
+	e[0] = entry("n1", "tcp://n1:1", PRO_WIRE_ALIVE, 11, 10);
+	e[1] = entry("n3", "tcp://n3:1", PRO_WIRE_DEAD, 30, 30);
+	ASSERT_EQ(clu_membership_heard(m, pro_wire_cstr("n1"), 11, 10, 6050),
+	    CLU_ACCEPT);
+	clu_membership_merge(m, pro_wire_cstr("n1"), e, 2, 6050);
+	ASSERT_EQ(clu_membership_status(m, "n1"), CLU_ALIVE);
+	ASSERT_EQ(clu_membership_status(m, "n3"), CLU_SUSPECT);
+	EXPECT_EVENT(m, "n1", CLU_DEAD, CLU_ALIVE);
+	EXPECT_EVENT(m, "n3", CLU_ALIVE, CLU_SUSPECT);
+	/* The same claim again, or with a higher incarnation: still no
+	 * more than suspect. */
+	clu_membership_merge(m, pro_wire_cstr("n1"), &e[1], 1, 6060);
+	e[1].incarnation = 31;
+	clu_membership_merge(m, pro_wire_cstr("n1"), &e[1], 1, 6070);
+	ASSERT_EQ(clu_membership_status(m, "n3"), CLU_SUSPECT);
+	ASSERT_TRUE(!clu_membership_next_event(m, &ev));
+	/* Our digest spreads the suspicion to n3, which refutes. */
+	{
+		pro_wire_member d[4];
+		size_t n = clu_membership_digest(m, d, 4);
+
+		ASSERT_EQ(n, 3);
+		ASSERT_EQ(d[2].status, PRO_WIRE_SUSPECT);
+		ASSERT_EQ(d[2].incarnation, 31);
+	}
+	ASSERT_EQ(ping(m, "n3", 32, 30, 6100), CLU_ACCEPT);
+	ASSERT_EQ(clu_membership_status(m, "n3"), CLU_ALIVE);
+	EXPECT_EVENT(m, "n3", CLU_SUSPECT, CLU_ALIVE);
+	ASSERT_TRUE(!clu_membership_next_event(m, &ev));
+
+	/* Once n3 has been silent for suspect_after_ms, the word of others
+	 * is taken as it is: dead. */
+	for (uint64_t t = 6200; t <= 7500; t += 100) {
+		ASSERT_EQ(ping(m, "n1", 11, 10, t), CLU_ACCEPT);
+		clu_membership_tick(m, t);
+	}
+	ASSERT_EQ(clu_membership_status(m, "n3"), CLU_ALIVE);
+	e[1] = entry("n3", "tcp://n3:1", PRO_WIRE_DEAD, 32, 30);
+	clu_membership_merge(m, pro_wire_cstr("n1"), &e[1], 1, 7600);
+	ASSERT_EQ(clu_membership_status(m, "n3"), CLU_DEAD);
+	EXPECT_EVENT(m, "n3", CLU_ALIVE, CLU_DEAD);
+	/* Left is announced by the member itself: never downgraded. */
+	ASSERT_EQ(ping(m, "n1", 11, 10, 7700), CLU_ACCEPT);
+	e[0] = entry("n1", "tcp://n1:1", PRO_WIRE_LEFT, 11, 10);
+	clu_membership_merge(m, pro_wire_cstr("n4"), e, 1, 7700);
+	ASSERT_EQ(clu_membership_status(m, "n1"), CLU_LEFT);
+	clu_membership_destroy(m);
+}
+
+/* Addresses learnt or changed by gossip are signalled once, since no status
+ * event comes with them. */
+static void
+address_changes(void)
+{
+	clu_membership_opts o = opts();
+	clu_membership *m;
+	pro_wire_member e;
+
+	ASSERT_OK(clu_membership_create(&m, "me", "tcp://me:1", 1, &o));
+	ASSERT_TRUE(!clu_membership_take_addr_changed(m));
+	/* Heard first through a message that carries no digest. */
+	ASSERT_EQ(clu_membership_heard(m, pro_wire_cstr("b"), 5, 5, 10),
+	    CLU_ACCEPT);
+	ASSERT_TRUE(!clu_membership_take_addr_changed(m));
+	e = entry("b", "tcp://b:1", PRO_WIRE_ALIVE, 5, 5);
+	clu_membership_merge(m, pro_wire_cstr("b"), &e, 1, 20);
+	ASSERT_TRUE(clu_membership_take_addr_changed(m));
+	ASSERT_TRUE(!clu_membership_take_addr_changed(m));
+	clu_membership_merge(m, pro_wire_cstr("b"), &e, 1, 30);
+	ASSERT_TRUE(!clu_membership_take_addr_changed(m));
+	/* A third party's idea of b's address does not override b's own. */
+	e = entry("b", "tcp://elsewhere:1", PRO_WIRE_ALIVE, 5, 5);
+	clu_membership_merge(m, pro_wire_cstr("c"), &e, 1, 40);
+	ASSERT_TRUE(!clu_membership_take_addr_changed(m));
+	/* A member learnt by gossip comes with its address. */
+	e = entry("c", "tcp://c:1", PRO_WIRE_ALIVE, 7, 7);
+	clu_membership_merge(m, pro_wire_cstr("b"), &e, 1, 50);
+	ASSERT_TRUE(clu_membership_take_addr_changed(m));
+	clu_membership_destroy(m);
+}
+
 /* A long gap between ticks is our own stall, not our peers' silence. */
 static void
 stall(void)
@@ -269,6 +381,8 @@ TEST_LIST {
 	TEST_ENTRY(precedence),
 	TEST_ENTRY(refutation),
 	TEST_ENTRY(restart_and_conflicts),
+	TEST_ENTRY(dead_claims_while_heard),
+	TEST_ENTRY(address_changes),
 	TEST_ENTRY(stall),
 	TEST_ENTRY(bad_args),
 };
