@@ -349,6 +349,26 @@ make_timers(brk_node *n)
 	return PL_OK;
 }
 
+/* Address flags are checked before anything is created on disk. */
+static int
+check_addresses(const brk_config *cfg, char *err, size_t errlen)
+{
+	char host[256];
+	int port;
+
+	if (brk_config_split_hostport(cfg->listen, host, sizeof(host), &port)) {
+		snprintf(err, errlen, "--listen: expected HOST:PORT, got \"%s\"",
+		    cfg->listen);
+		return PL_EINVAL;
+	}
+	if (brk_config_split_hostport(cfg->admin, host, sizeof(host), &port)) {
+		snprintf(err, errlen, "--admin: expected HOST:PORT, got \"%s\"",
+		    cfg->admin);
+		return PL_EINVAL;
+	}
+	return PL_OK;
+}
+
 int
 brk_node_create(brk_node **out, const brk_config *cfg, char *err,
     size_t errlen)
@@ -362,6 +382,9 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err,
 	}
 	*out = n;
 	n->cfg = cfg;
+	if (check_addresses(cfg, err, errlen) != PL_OK) {
+		return PL_EINVAL;
+	}
 	n->name = cfg->node_name ? strdup(cfg->node_name) : default_name();
 	pl_log_set_node(n->name);
 	signal(SIGPIPE, SIG_IGN);
