@@ -21,6 +21,7 @@ typedef struct clu_bus_opts {
 	uint32_t reconnect_min_ms;  /* NNG redial backoff bounds */
 	uint32_t reconnect_max_ms;
 	size_t queue_max;           /* received messages waiting for the loop */
+	uint32_t retire_ms;         /* 0: 15000; see clu_bus_dial_end() */
 } clu_bus_opts;
 
 /* Opens the socket and starts listening and receiving.
@@ -28,12 +29,11 @@ typedef struct clu_bus_opts {
  * address in use), PL_ENOMEM. Caller destroys. */
 int clu_bus_create(clu_bus **out, const clu_bus_opts *o);
 
-/* Stops receiving, quiesces the connections (~10 ms), closes every dialer
- * and then the socket (queued outgoing messages may be lost), then frees
- * everything. Because
- * NNG 1.5.2's close can hang (see bus.c), it waits for the close at most
- * 1 s and otherwise leaves the socket behind (logged "CLU-CLOSEHANG").
- * NULL is ignored. */
+/* Stops receiving, quiesces the connections (~10 ms) and closes the socket,
+ * which closes every dialer, retired ones included (queued outgoing
+ * messages may be lost), then frees everything. Because NNG 1.5.2's close
+ * can hang (see bus.c), it waits for the close at most 1 s and otherwise
+ * leaves the socket behind (logged "CLU-CLOSEHANG"). NULL is ignored. */
 void clu_bus_destroy(clu_bus *b);
 
 /* An fd that turns readable when messages are waiting or a dialer's
@@ -64,26 +64,43 @@ int clu_bus_send(clu_bus *b, const void *data, size_t len);
 
 /* Dialer reconciliation: clu_bus_dial_begin() unmarks every dialer,
  * clu_bus_dial() marks (creating if needed) the dialer for url, and
- * clu_bus_dial_end() closes the unmarked ones. clu_bus_dial() may also be
- * used alone. A URL NNG rejects is logged once and remembered (not retried)
- * while it stays wanted. Returns PL_OK, PL_EINVAL (bad URL), PL_ENOMEM. */
+ * clu_bus_dial_end() lets go of the unmarked ones. clu_bus_dial() may also
+ * be used alone. A URL NNG rejects is logged once and remembered (not
+ * retried) while it stays wanted. Returns PL_OK, PL_EINVAL (bad URL),
+ * PL_ENOMEM.
+ * Letting go retires a dialer rather than closing it, because closing one
+ * at the wrong moment leaks or wedges NNG 1.5.2 (see bus.c): a retired
+ * dialer is no longer counted or reported as dialing, redials only after an
+ * hour, keeps a connection its peer keeps up, and is closed once it has
+ * been retired retire_ms without a connection (by dial_end,
+ * clu_bus_dial_sweep or destroy). Dialing the URL again revives it while it is connected,
+ * else a new dialer takes over. */
 void clu_bus_dial_begin(clu_bus *b);
 int clu_bus_dial(clu_bus *b, const char *url);
 void clu_bus_dial_end(clu_bus *b);
-/* Number of dialers currently open. */
+/* Closes the retired dialers that are due; call about once a second (the
+ * cluster does every tick). Cheap when none is retired. */
+void clu_bus_dial_sweep(clu_bus *b);
+/* Closes every dialer for url (retired ones too) at once, connected or not:
+ * for a URL found to reach ourselves, where keeping it would echo all we
+ * send. url may be borrowed from the bus. Unknown URLs are ignored. */
+void clu_bus_undial(clu_bus *b, const char *url);
+/* Number of dialers open and wanted (retired ones not counted). */
 size_t clu_bus_dialer_count(const clu_bus *b);
-/* True when a working dialer for url exists. */
+/* Number of retired dialers not closed yet. */
+size_t clu_bus_retired_count(const clu_bus *b);
+/* True when a working, wanted dialer for url exists. */
 bool clu_bus_dialing(const clu_bus *b, const char *url);
-/* True when the dialer for url currently holds a connection (one it made;
- * connections the peer made to us do not count). */
+/* True when the wanted dialer for url currently holds a connection (one
+ * it made; connections the peer made to us do not count). */
 bool clu_bus_connected(clu_bus *b, const char *url);
 /* True once after any of our dialers connected or lost its connection
  * since the last call (the fd was woken for it). */
 bool clu_bus_take_pipe_change(clu_bus *b);
 
-/* The URL of our own dialer that created pipe, or NULL when the pipe was
- * accepted by the listener or is gone. Borrowed; valid until the next
- * dial_end/destroy. */
+/* The URL of our own dialer (wanted or retired) that created pipe, or NULL
+ * when the pipe was accepted by the listener or is gone. Borrowed; valid
+ * until the next dial_end, dial_sweep, undial or destroy. */
 const char *clu_bus_pipe_dial_url(clu_bus *b, uint32_t pipe);
 
 /* Closes one connection (e.g. a misbehaving peer). A dialer-owned pipe is

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cluster/bus.h"
+#include "cluster/filter.h"
 #include "cluster/seeds.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -20,14 +21,7 @@
 #define POLL_BUDGET 256         /* frames per poll before yielding */
 #define QUEUE_MAX 16384         /* received frames waiting for the loop */
 #define FRAME_MAX (256u << 10)  /* batch envelopes up to this many bytes */
-#define MAX_BAD_PIPES 256       /* connections tracked for malformed input */
 #define LEAVE_LINGER_MS 50
-
-typedef struct bad_pipe {
-	uint32_t pipe;
-	uint32_t count;
-	uint64_t since;
-} bad_pipe;
 
 struct clu_cluster {
 	clu_cluster_opts o;
@@ -41,10 +35,7 @@ struct clu_cluster {
 	size_t reachable;           /* live peers our dialers are connected
 	                             * to, as of the last reconciliation */
 
-	char blocked[PRO_WIRE_SKIP_MAX][PRO_WIRE_NAME_MAX + 1];
-	size_t n_blocked;
-	bad_pipe bad[MAX_BAD_PIPES];
-	size_t n_bad;
+	clu_filter *filter;         /* malformed input, fault hook */
 
 	/* Outgoing frame: envelopes queued since the last flush. NNG 1.5's
 	 * bus0 keeps only 16 messages per connection and drops the rest, so a
@@ -148,16 +139,13 @@ flush(clu_cluster *c)
 static void
 make_hdr(clu_cluster *c, pro_wire_hdr *h, pro_wire_str *skip, const char *dest)
 {
-	for (size_t i = 0; i < c->n_blocked; i++) {
-		skip[i] = pro_wire_cstr(c->blocked[i]);
-	}
+	h->n_skip = clu_filter_skip(c->filter, skip);
 	h->sender = pro_wire_cstr(c->name);
 	h->incarnation = clu_membership_incarnation(c->mem);
 	h->start_id = clu_membership_start_id(c->mem);
 	h->seq = c->seq + 1;
 	h->dest = pro_wire_cstr(dest);
 	h->skip = skip;
-	h->n_skip = c->n_blocked;
 }
 
 /* Accounts for the envelope just appended at out[before..len): starts a new
@@ -315,6 +303,8 @@ self_loop(clu_cluster *c, uint32_t pipe)
 	const char *url = clu_bus_pipe_dial_url(c->bus, pipe);
 
 	if (url != NULL && clu_seeds_add_self(c->seeds, url)) {
+		/* Closed at once: a dialer to ourselves echoes everything. */
+		clu_bus_undial(c->bus, url);
 		c->dial_dirty = true;
 	}
 }
@@ -378,56 +368,6 @@ dispatch_events(clu_cluster *c)
 /* ---- receiving ---- */
 
 static void
-note_malformed(clu_cluster *c, uint32_t pipe, uint64_t now)
-{
-	bad_pipe *b = NULL;
-
-	c->st.malformed++;
-	for (size_t i = 0; i < c->n_bad && b == NULL; i++) {
-		b = c->bad[i].pipe == pipe ? &c->bad[i] : NULL;
-	}
-	if (b != NULL && now - b->since > c->o.malformed_window_ms) {
-		b->count = 0;
-		b->since = now;
-	}
-	if (b == NULL) {
-		if (c->n_bad == MAX_BAD_PIPES) {
-			c->bad[0] = c->bad[--c->n_bad];
-		}
-		b = &c->bad[c->n_bad++];
-		b->pipe = pipe;
-		b->count = 0;
-		b->since = now;
-		LOG_WARN("CLU-MALFORMED", "malformed cluster message on "
-		    "connection %u", pipe);
-	}
-	if (++b->count > c->o.malformed_limit) {
-		LOG_WARN("CLU-PEERCUT", "closing connection %u: %u malformed "
-		    "messages within %u ms", pipe, b->count,
-		    c->o.malformed_window_ms);
-		clu_bus_pipe_close(c->bus, pipe);
-		c->st.cut_off_peers++;
-		*b = c->bad[--c->n_bad];
-	}
-}
-
-static bool
-is_blocked(const clu_cluster *c, const pro_wire_hdr *h)
-{
-	for (size_t i = 0; i < c->n_blocked; i++) {
-		if (str_eq(h->sender, c->blocked[i])) {
-			return true;
-		}
-	}
-	for (size_t i = 0; i < h->n_skip; i++) {
-		if (str_eq(h->skip[i], c->name)) {
-			return true;
-		}
-	}
-	return false;
-}
-
-static void
 deliver_broadcast(clu_cluster *c, const pro_wire_msg *m, const char *from)
 {
 	char topic[PRO_WIRE_TOPIC_MAX + 1], event[PRO_WIRE_EVENT_MAX + 1];
@@ -461,13 +401,15 @@ handle(clu_cluster *c, const pro_wire_msg *m, uint32_t pipe, uint64_t now)
 	char from[PRO_WIRE_NAME_MAX + 1];
 	clu_status before;
 	clu_verdict v;
+	bool knew_addr;
 
-	if (is_blocked(c, h)) {
+	if (clu_filter_drops(c->filter, h, c->name)) {
 		c->st.blocked++;
 		return;
 	}
 	copy_str(from, h->sender);
 	before = clu_membership_status(c->mem, from);
+	knew_addr = clu_membership_address(c->mem, from)[0] != '\0';
 	v = clu_membership_heard(c->mem, h->sender, h->incarnation, h->start_id,
 	    now);
 	if (v == CLU_REFUSE_SELF) {
@@ -492,11 +434,14 @@ handle(clu_cluster *c, const pro_wire_msg *m, uint32_t pipe, uint64_t now)
 	case PRO_WIRE_PING_ACK:
 		clu_membership_merge(c->mem, h->sender, m->u.digest.members,
 		    m->u.digest.n, now);
-		/* A newcomer (or a restarted node) learns the whole cluster
-		 * from our answer instead of waiting for our next heartbeat. */
-		if (m->kind == PRO_WIRE_PING && (before == CLU_NONE ||
+		/* A newcomer (or a restarted node, or one we had only heard
+		 * through messages without its address) learns the whole
+		 * cluster from our answer instead of waiting for our next
+		 * heartbeat, and so do the others learn the newcomer: the
+		 * answer goes to everyone. */
+		if (m->kind == PRO_WIRE_PING && (!knew_addr ||
 		    v == CLU_ACCEPT_RESTART) && !clu_membership_self_left(c->mem)) {
-			send_digest(c, PRO_WIRE_PING_ACK, from);
+			send_digest(c, PRO_WIRE_PING_ACK, NULL);
 		}
 		break;
 	case PRO_WIRE_LEAVE:
@@ -532,7 +477,11 @@ handle_frame(clu_cluster *c, clu_bus_msg *bm, uint64_t now)
 		pro_wire_msg m;
 
 		if (pro_wire_decode(p, left, &used, &m) != PL_OK) {
-			note_malformed(c, pipe, now);
+			c->st.malformed++;
+			if (clu_filter_malformed(c->filter, pipe, now)) {
+				clu_bus_pipe_close(c->bus, pipe);
+				c->st.cut_off_peers++;
+			}
 			return;
 		}
 		c->st.received++;
@@ -630,13 +579,8 @@ clu_cluster_tick(clu_cluster *c, uint64_t now)
 		clu_seeds_resolve(c->seeds);
 		c->next_dns = now + c->o.dns_interval_ms;
 	}
-	for (size_t i = 0; i < c->n_bad;) {
-		if (now - c->bad[i].since > c->o.malformed_window_ms) {
-			c->bad[i] = c->bad[--c->n_bad];
-		} else {
-			i++;
-		}
-	}
+	clu_bus_dial_sweep(c->bus);
+	clu_filter_expire(c->filter, now);
 	leave_call(c);
 }
 
@@ -678,7 +622,9 @@ clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o)
 	c->frame_max = o->recv_max_bytes < FRAME_MAX ? o->recv_max_bytes : FRAME_MAX;
 	c->leader_since = wall_ms();
 	pro_wire_buf_init(&c->out);
-	if ((c->digest = calloc(PRO_WIRE_DIGEST_MAX, sizeof(*c->digest))) == NULL) {
+	if ((c->digest = calloc(PRO_WIRE_DIGEST_MAX, sizeof(*c->digest))) == NULL ||
+	    clu_filter_create(&c->filter, o->malformed_limit,
+	    o->malformed_window_ms) != PL_OK) {
 		goto fail;
 	}
 	/* A bad join list fails before we bind the port. */
@@ -693,6 +639,7 @@ clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o)
 	bo.reconnect_min_ms = o->reconnect_min_ms;
 	bo.reconnect_max_ms = o->reconnect_max_ms;
 	bo.queue_max = QUEUE_MAX;
+	bo.retire_ms = 0;
 	if ((rc = clu_bus_create(&c->bus, &bo)) != PL_OK) {
 		goto fail;
 	}
@@ -746,6 +693,7 @@ clu_cluster_destroy(clu_cluster *c, bool crash)
 	clu_seeds_destroy(c->seeds);
 	clu_bus_destroy(c->bus);
 	clu_membership_destroy(c->mem);
+	clu_filter_destroy(c->filter);
 	pro_wire_buf_free(&c->out);
 	free(c->digest);
 	free(c->advertise);
@@ -815,28 +763,8 @@ clu_cluster_joined(const clu_cluster *c)
 int
 clu_cluster_set_blocked(clu_cluster *c, const char *name, bool blocked)
 {
-	if (!name_valid(name)) {
-		return PL_EINVAL;
-	}
-	for (size_t i = 0; i < c->n_blocked; i++) {
-		if (strcmp(c->blocked[i], name) == 0) {
-			if (!blocked) {
-				memcpy(c->blocked[i], c->blocked[--c->n_blocked],
-				    sizeof(c->blocked[i]));
-				LOG_WARN("CLU-FAULT", "traffic with %s restored", name);
-			}
-			return PL_OK;
-		}
-	}
-	if (!blocked) {
-		return PL_OK;
-	}
-	if (c->n_blocked == PRO_WIRE_SKIP_MAX) {
-		return PL_EFULL;
-	}
-	memcpy(c->blocked[c->n_blocked++], name, strlen(name) + 1);
-	LOG_WARN("CLU-FAULT", "test hook: dropping all traffic with %s", name);
-	return PL_OK;
+	return name_valid(name) ? clu_filter_block(c->filter, name, blocked) :
+	    PL_EINVAL;
 }
 
 static void

@@ -28,8 +28,10 @@ typedef struct clu_cluster_callbacks {
 	 * Remove a node's presences on CLU_DEAD and CLU_LEFT. */
 	void (*on_member_change)(void *arg, const char *name,
 	    clu_status old_status, clu_status new_status);
-	/* The local view's leader changed; leader is NULL while unknown.
-	 * since_ms is the unix time of the change. */
+	/* The local view's leader changed (only on a real change: never
+	 * the same value twice in a row); leader is NULL while unknown and
+	 * from this node's own leave on. since_ms is the unix time of the
+	 * change. */
 	void (*on_leader_change)(void *arg, const char *leader,
 	    uint64_t since_ms);
 	/* A broadcast from another node, exactly once and in the publisher's
@@ -127,8 +129,10 @@ const char *clu_cluster_self_address(const clu_cluster *c);
  * restarts the Firebase queue; a crashed leader is replaced when it is
  * declared dead (within 5 s with the default timings). NULL while unknown:
  * a node with seeds claims nothing until it has heard from a peer or
- * suspect_after_ms has passed. *since_ms (optional) gets the unix ms of the last change.
- * Borrowed until the next poll/tick. */
+ * suspect_after_ms has passed; and NULL from clu_cluster_leave() on, since
+ * a node that has left belongs to no cluster (it does not follow the
+ * others' changes while it lingers). *since_ms (optional) gets the unix ms
+ * of the last change. Borrowed until the next poll/tick. */
 const char *clu_cluster_leader(const clu_cluster *c, uint64_t *since_ms);
 
 /* Calls fn for every known member (self included) in name order; info is
@@ -171,7 +175,8 @@ typedef struct clu_cluster_stats {
 	uint32_t members_suspect;
 	uint32_t members_dead;
 	uint32_t members_left;
-	uint32_t dialers;          /* dialers open */
+	uint32_t dialers;          /* dialers open and wanted (retired ones,
+	                            * see bus.h, not counted) */
 } clu_cluster_stats;
 
 void clu_cluster_stats_get(const clu_cluster *c, clu_cluster_stats *out);

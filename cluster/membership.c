@@ -684,6 +684,14 @@ clu_membership_status(const clu_membership *m, const char *name)
 	return i >= 0 ? m->v[i].status : CLU_NONE;
 }
 
+const char *
+clu_membership_address(const clu_membership *m, const char *name)
+{
+	long i = name != NULL ? search(m, pro_wire_cstr(name)) : -1;
+
+	return i >= 0 ? m->v[i].addr : "";
+}
+
 void
 clu_membership_foreach(const clu_membership *m,
     void (*fn)(void *arg, const clu_member_info *info), void *arg)

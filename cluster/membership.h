@@ -149,6 +149,10 @@ size_t clu_membership_live_others(const clu_membership *m);
 /* Status of name, CLU_NONE if unknown. */
 clu_status clu_membership_status(const clu_membership *m, const char *name);
 
+/* The advertised URL recorded for name: "" when unknown or no record.
+ * Borrowed until the view changes. */
+const char *clu_membership_address(const clu_membership *m, const char *name);
+
 /* Calls fn for every record in name order; fn must not change the view. */
 void clu_membership_foreach(const clu_membership *m,
     void (*fn)(void *arg, const clu_member_info *info), void *arg);

@@ -325,9 +325,13 @@ address_changes(void)
 	ASSERT_EQ(clu_membership_heard(m, pro_wire_cstr("b"), 5, 5, 10),
 	    CLU_ACCEPT);
 	ASSERT_TRUE(!clu_membership_take_addr_changed(m));
+	ASSERT_STREQ(clu_membership_address(m, "b"), "");
 	e = entry("b", "tcp://b:1", PRO_WIRE_ALIVE, 5, 5);
 	clu_membership_merge(m, pro_wire_cstr("b"), &e, 1, 20);
 	ASSERT_TRUE(clu_membership_take_addr_changed(m));
+	ASSERT_STREQ(clu_membership_address(m, "b"), "tcp://b:1");
+	ASSERT_STREQ(clu_membership_address(m, "me"), "tcp://me:1");
+	ASSERT_STREQ(clu_membership_address(m, "nobody"), "");
 	ASSERT_TRUE(!clu_membership_take_addr_changed(m));
 	clu_membership_merge(m, pro_wire_cstr("b"), &e, 1, 30);
 	ASSERT_TRUE(!clu_membership_take_addr_changed(m));

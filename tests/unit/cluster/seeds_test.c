@@ -25,7 +25,7 @@ now_ms(void)
 static clu_bus *
 open_bus(void)
 {
-	clu_bus_opts o = { "tcp://127.0.0.1:0", 1 << 20, 50, 200, 64 };
+	clu_bus_opts o = { "tcp://127.0.0.1:0", 1 << 20, 50, 200, 64, 0 };
 	clu_bus *b = NULL;
 
 	ASSERT_OK(clu_bus_create(&b, &o));
