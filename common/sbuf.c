@@ -93,3 +93,15 @@ pl_sbuf_free(pl_sbuf *b)
 	b->len = b->cap = 0;
 	b->oom = 0;
 }
+
+char *
+pl_memdup_z(const void *p, size_t n)
+{
+	char *d = malloc(n + 1);
+
+	if (d != NULL) {
+		memcpy(d, p, n);
+		d[n] = '\0';
+	}
+	return d;
+}

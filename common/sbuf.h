@@ -24,4 +24,8 @@ void pl_sbuf_json_str(pl_sbuf *b, const char *s);
 char *pl_sbuf_take(pl_sbuf *b, size_t *len);
 void pl_sbuf_free(pl_sbuf *b);
 
+/* A malloc'ed copy of n bytes plus a terminating NUL (the bytes may hold
+ * NUL themselves); NULL on allocation failure. Caller frees. */
+char *pl_memdup_z(const void *p, size_t n);
+
 #endif

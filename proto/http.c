@@ -2,6 +2,7 @@
 /* HTTP/1.1 request heads parsed in place on libevent evbuffers, with the
  * strict line rules a listener facing the internet needs, and the plain
  * responses written back before a close. */
+#include "common/sbuf.h"
 #include "proto/http.h"
 
 #include <stddef.h>
@@ -43,18 +44,6 @@ is_tchar(int c)
 	    (c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-static char *
-dupn(const char *s, size_t n)
-{
-	char *d = malloc(n + 1);
-
-	if (d != NULL) {
-		memcpy(d, s, n);
-		d[n] = '\0';
-	}
-	return d;
-}
-
 /* ---- HTTP request parsing ---- */
 
 /* The headers kept; the others are skipped. */
@@ -79,7 +68,7 @@ store_header(char **slot, bool list, const char *v, size_t vn)
 	char *s;
 
 	if (*slot == NULL) {
-		*slot = dupn(v, vn);
+		*slot = pl_memdup_z(v, vn);
 		return *slot != NULL ? 0 : 400;
 	}
 	if (!list) {
@@ -109,7 +98,7 @@ parse_request_line(const char *p, size_t n, pro_http_req *req)
 	if (i == 0 || i == n || p[i] != ' ') {
 		return 400;
 	}
-	req->method = dupn(p, i);
+	req->method = pl_memdup_z(p, i);
 	tb = ++i;
 	while (i < n && p[i] > 0x20 && p[i] < 0x7f) {
 		i++;
@@ -117,7 +106,7 @@ parse_request_line(const char *p, size_t n, pro_http_req *req)
 	if (i == tb || i == n || p[i] != ' ') {
 		return 400;
 	}
-	req->target = dupn(p + tb, i - tb);
+	req->target = pl_memdup_z(p + tb, i - tb);
 	i++;
 	if (n - i != 8 || memcmp(p + i, "HTTP/", 5) != 0 ||
 	    p[i + 5] < '0' || p[i + 5] > '9' || p[i + 6] != '.' ||
@@ -147,7 +136,7 @@ parse_request_line(const char *p, size_t n, pro_http_req *req)
 		}
 	}
 	pn = q != NULL ? (size_t)(q - t) : strlen(t);
-	req->path = pn != 0 ? dupn(t, pn) : strdup("/");
+	req->path = pn != 0 ? pl_memdup_z(t, pn) : strdup("/");
 	return req->path != NULL ? 0 : 400;
 }
 

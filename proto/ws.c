@@ -2,6 +2,7 @@
 /* RFC 6455 server side on libevent evbuffers: the handshake, and a frame
  * reader that keeps incomplete frames in the caller's input buffer instead of
  * copying them into a per-connection buffer. */
+#include "common/sbuf.h"
 #include "proto/ws.h"
 
 #include <stdio.h>
@@ -15,18 +16,6 @@
 #include "proto/utf8.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-static char *
-dupn(const char *s, size_t n)
-{
-	char *d = malloc(n + 1);
-
-	if (d != NULL) {
-		memcpy(d, s, n);
-		d[n] = '\0';
-	}
-	return d;
-}
 
 /* ---- Handshake ---- */
 
@@ -367,7 +356,7 @@ read_control(pro_ws_reader *r, struct evbuffer *in, const frame *f,
 			}
 		}
 	}
-	msg->data = dupn((const char *)body, n);
+	msg->data = pl_memdup_z((const char *)body, n);
 	if (msg->data == NULL) {
 		return fail(r, msg, PRO_WS_CLOSE_INTERNAL, "out of memory");
 	}
