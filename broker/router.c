@@ -28,6 +28,7 @@ struct brk_channel {
 	json_t *join_ref;
 	uint64_t id;
 	uint32_t sub_index;
+	int joined;       /* the module accepted the join: terminate runs */
 	brk_channel *next_in_conn;
 	brk_channel *id_next;
 	void *state;
@@ -279,7 +280,7 @@ channel_remove(brk_router *r, brk_channel *ch)
 	brk_topic *t = ch->topic;
 	brk_channel **pp;
 
-	if (ch->ops->terminate) {
+	if (ch->joined && ch->ops->terminate) {
 		ch->ops->terminate(ch);
 	}
 	t->subs[ch->sub_index] = t->subs[t->n - 1];
@@ -565,14 +566,12 @@ do_join(brk_router *r, brk_conn *c, pro_phx_msg *m)
 		goto close_old;
 	}
 	if (ops->join(ch, m->payload, &reply, &reason) != 0) {
-		/* The refusal must not run the module's terminate hook for a
-		 * join it never accepted. */
-		static const brk_channel_ops none = { 0 };
-		ch->ops = &none;
+		/* Not joined: the module's terminate hook does not run. */
 		channel_remove(r, ch);
 		send_error(c, rjr, m->ref, m->topic, reason ? reason : "join refused");
 		goto close_old;
 	}
+	ch->joined = 1;
 	send_reply(c, rjr, m->ref, m->topic, "ok", reply ? reply : "{}");
 	free(reply);
 	if (ops->after_join) {
