@@ -133,6 +133,8 @@ describe('bad input on one node', () => {
         ['new_comment', { content: 'x'.repeat(2001) }, 'content_too_long'],
         ['list_comments', { limit: 'ten' }, 'invalid_params'],
         ['list_comments', { before: 7 }, 'invalid_params'],
+        ['list_comments', { before: 'not-a-comment-id' }, 'invalid_params'],
+        ['list_comments', { before: 'x'.repeat(5000) }, 'invalid_params'],
         ['list_comments', 'nope', 'invalid_params'],
       ];
       for (const [i, [ev, payload, reason]] of cases.entries()) {
@@ -146,6 +148,17 @@ describe('bad input on one node', () => {
       assert.equal((await ws.next((m) => m[1] === 'ok1'))[4].status, 'ok');
       ws.sendJson([jr, 'ok2', topic, 'new_comment', { content: 'é'.repeat(1001) }]);
       assert.deepEqual((await ws.next((m) => m[1] === 'ok2'))[4], { status: 'error', response: { reason: 'content_too_long' } });
+      // Bad join params get an error reply and leave the socket usable.
+      const joins = [
+        [`comments:${uniq('j')}`, { limit: 'ten' }, 'invalid_params'],
+        [`comments:${uniq('j')}`, { since: 42 }, 'invalid_params'],
+        [`comments:${uniq('j')}`, { since: 'not-a-comment-id' }, 'invalid_params'],
+        [`comments:${'v'.repeat(300)}`, {}, 'invalid_topic'],
+      ];
+      for (const [t, params, reason] of joins) {
+        const r = await rawJoin(ws, t, params);
+        assert.deepEqual(r[4], { status: 'error', response: { reason } }, `join ${t.slice(0, 40)} ${JSON.stringify(params)}`);
+      }
       await rawHeartbeat(ws);
     } finally { ws.close(); }
     await by.check('after wrong payload types');
