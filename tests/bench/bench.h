@@ -155,4 +155,74 @@ int bench_presence_run(const bench_opts *o, int kind, int idx, int nworkers,
  * returns the process exit status. o: borrowed. */
 int bench_ceiling_run(const bench_opts *o, int listen_fd, int ctl);
 
+/* ---- shared by the client sides (bench_client.c, bench_presence_conn.c)
+ * and the workers; all in bench_util.c ---- */
+
+struct event;
+
+/* Adds ev (already assigned) to fire at CLOCK_MONOTONIC time t (ns), at
+ * once when t is past. */
+void bench_arm_at(struct event *ev, int64_t t);
+
+/* Keeps the first error reason of a step in rep->error; later ones and a
+ * NULL why are dropped. */
+void bench_note_error(bench_report *rep, const char *why, size_t len);
+
+/* Appends a printf-formatted note to notes (size cap), "; "-separated. */
+void bench_note_add(char *notes, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Writes a masked text frame of payload at dst (room for len + 14 bytes)
+ * with a key from the xorshift64 state *rng; returns the frame's length. */
+size_t bench_mask_into(uint64_t *rng, const char *payload, size_t len,
+    char *dst);
+
+/* Writes the masked (zero key) pong answering a ping of n <= 125 bytes at
+ * dst (room for n + 14 bytes); returns the frame's length. */
+size_t bench_pong_into(char *dst, const char *p, size_t n);
+
+/* Reads the head of an unmasked server frame from the avail bytes at b.
+ * Returns 1 with *plen and *hl set, 0 when the head is incomplete, -1 for
+ * a masked frame, -2 for a payload over max. */
+int bench_frame_head(const uint8_t *b, size_t avail, uint64_t max,
+    uint64_t *plen, size_t *hl);
+
+/* A connection's buffer of unparsed bytes (carry) across reads. Before a
+ * read: when a carry is held, grows it as needed and points *buf, *have,
+ * *cap at it (else leaves them). Returns 0, or -1 out of memory. */
+int bench_carry_begin(char **carry, uint32_t carry_len, uint32_t *carry_cap,
+    char **buf, size_t *have, size_t *cap);
+
+/* After parsing: keeps buf[used..have) in the carry, freeing it when empty
+ * so idle sockets hold no buffer. Returns 0, or -1 out of memory. */
+int bench_carry_keep(char **carry, uint32_t *carry_len, uint32_t *carry_cap,
+    const char *buf, size_t have, size_t used);
+
+/* Opens a non-blocking TCP socket to u and starts connecting; when src is
+ * set and u is 127/8 IPv4, binds source 127.0.0.(2 + src_idx % 250) first.
+ * Returns the fd, or -1 with errno set. */
+int bench_connect(const bench_url *u, bool src, uint32_t src_idx);
+
+/* Sends p (len bytes) on fd, or appends what the socket does not take to
+ * the out buffer (*out, *out_len, *out_cap) and adds wev, once, to flush it
+ * later; when the buffer already holds bytes, only appends. Returns 0, -1
+ * on a send error, -2 out of memory. */
+int bench_out_send(int fd, struct event *wev, char **out, uint32_t *out_len,
+    uint32_t *out_cap, const char *p, size_t len);
+
+/* wev fired: sends what it can of the out buffer and re-adds wev while
+ * bytes remain. Returns 0, or -1 on a send error. */
+int bench_out_flush(int fd, struct event *wev, char *out, uint32_t *out_len);
+
+/* One element of a Phoenix V2 array head in [p, end): a string without
+ * escapes (refs, topics and events never need them), null, or a bare
+ * number; *s and *n point into the input. Returns the start of the next
+ * element, or NULL when this one is the last or malformed. */
+const char *bench_phx_elem(const char *p, const char *end, const char **s,
+    size_t *n);
+
+/* Formats the WebSocket upgrade request for u with token into *req (caller
+ * frees). Returns its length, or -1 out of memory. */
+int bench_upgrade_request(char **req, const bench_url *u, const char *token);
+
 #endif

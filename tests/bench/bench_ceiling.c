@@ -363,18 +363,6 @@ report(csrv *s)
 }
 
 static void
-arm_at(struct event *ev, int64_t t)
-{
-	int64_t d = t - bench_now();
-	struct timeval tv;
-
-	d = d < 0 ? 0 : d;
-	tv.tv_sec = d / BENCH_NS;
-	tv.tv_usec = (d % BENCH_NS) / 1000;
-	event_add(ev, &tv);
-}
-
-static void
 on_step(evutil_socket_t fd, short what, void *arg)
 {
 	csrv *s = arg;
@@ -385,7 +373,7 @@ on_step(evutil_socket_t fd, short what, void *arg)
 		s->phase = 1;
 		s->cpu0 = bench_cpu_self();
 		s->wall0 = bench_now();
-		arm_at(&s->step_ev, s->cmd.t_end);
+		bench_arm_at(&s->step_ev, s->cmd.t_end);
 		return;
 	}
 	s->rep.cpu_ns = bench_cpu_self() - s->cpu0;
@@ -416,7 +404,7 @@ on_ctl(evutil_socket_t fd, short what, void *arg)
 	}
 	s->phase = 0;
 	s->done = 0;
-	arm_at(&s->step_ev, cmd.t_measure);
+	bench_arm_at(&s->step_ev, cmd.t_measure);
 	if (cmd.target == TGT_CEILING) {
 		if (build_frame(s, cmd.frame_bytes) != 0) {
 			snprintf(s->rep.error, sizeof(s->rep.error),

@@ -32,34 +32,10 @@ bc_put_digits(char *p, int64_t v, int digits)
 	}
 }
 
-static uint32_t
-rnd32(bworker *w)
-{
-	/* xorshift64: mask keys need to be unpredictable to a proxy, not to
-	 * an attacker; the server's unmasking cost is the same either way. */
-	w->rng ^= w->rng << 13;
-	w->rng ^= w->rng >> 7;
-	w->rng ^= w->rng << 17;
-	return (uint32_t)w->rng;
-}
-
 size_t
 bc_mask_into(bworker *w, const char *payload, size_t len, char *dst)
 {
-	uint8_t hdr[10];
-	size_t hl = pro_ws_frame_header(hdr, PRO_WS_TEXT, len), i;
-	uint32_t key = rnd32(w);
-	uint8_t k[4];
-
-	memcpy(k, &key, 4);
-	hdr[1] |= 0x80;
-	memcpy(dst, hdr, hl);
-	memcpy(dst + hl, k, 4);
-	dst += hl + 4;
-	for (i = 0; i < len; i++) {
-		dst[i] = (char)(payload[i] ^ k[i & 3]);
-	}
-	return hl + 4 + len;
+	return bench_mask_into(&w->rng, payload, len, dst);
 }
 
 void
@@ -101,60 +77,25 @@ static void
 on_writable(evutil_socket_t fd, short what, void *arg)
 {
 	bconn *c = arg;
-	ssize_t n;
 
 	(void)what;
-	n = send(fd, c->out, c->out_len, MSG_NOSIGNAL);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-		event_add(&c->wev, NULL);
-		return;
-	}
-	if (n < 0) {
+	if (bench_out_flush(fd, &c->wev, c->out, &c->out_len) != 0) {
 		fail(c, 0, "send failed");
-		return;
-	}
-	memmove(c->out, c->out + n, c->out_len - (size_t)n);
-	c->out_len -= (uint32_t)n;
-	if (c->out_len > 0) {
-		event_add(&c->wev, NULL);
 	}
 }
 
 void
 bc_send_raw(bconn *c, const char *p, size_t len)
 {
-	ssize_t n;
+	int r;
 
 	if (c->fd < 0 || c->state == CS_CONNECTING) {
 		return;
 	}
-	if (c->out_len == 0) {
-		n = send(c->fd, p, len, MSG_NOSIGNAL);
-		if (n == (ssize_t)len) {
-			return;
-		}
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			fail(c, 0, "send failed");
-			return;
-		}
-		n = n < 0 ? 0 : n;
-		p += n;
-		len -= (size_t)n;
-	}
-	if (c->out_len + len > c->out_cap) {
-		size_t cap = (c->out_len + len) * 2;
-		char *q = realloc(c->out, cap);
-		if (q == NULL) {
-			fail(c, 0, "out of memory");
-			return;
-		}
-		c->out = q;
-		c->out_cap = (uint32_t)cap;
-	}
-	memcpy(c->out + c->out_len, p, len);
-	c->out_len += (uint32_t)len;
-	if (!event_pending(&c->wev, EV_WRITE, NULL)) {
-		event_add(&c->wev, NULL);
+	r = bench_out_send(c->fd, &c->wev, &c->out, &c->out_len, &c->out_cap,
+	    p, len);
+	if (r != 0) {
+		fail(c, 0, r == -1 ? "send failed" : "out of memory");
 	}
 }
 
@@ -234,29 +175,6 @@ typedef struct head {
 	size_t ref_len, topic_len, event_len, payload_len;
 } head;
 
-/* One element of the V2 array head: a string without escapes (refs, topics
- * and events never need them), null, or a bare number. */
-static const char *
-elem(const char *p, const char *end, const char **s, size_t *n)
-{
-	const char *q;
-
-	if (p < end && *p == '"') {
-		q = memchr(p + 1, '"', (size_t)(end - p - 1));
-		if (q == NULL) {
-			return NULL;
-		}
-		*s = p + 1;
-		*n = (size_t)(q - p - 1);
-		q++;
-	} else {
-		for (q = p; q < end && *q != ',' && *q != ']'; q++) {
-		}
-		*s = p;
-		*n = (size_t)(q - p);
-	}
-	return q < end && *q == ',' ? q + 1 : NULL;
-}
 
 static int
 split(const char *p, size_t n, head *h)
@@ -268,10 +186,10 @@ split(const char *p, size_t n, head *h)
 		return -1;
 	}
 	end--;
-	if ((p = elem(p + 1, end, &jr, &jl)) == NULL ||
-	    (p = elem(p, end, &h->ref, &h->ref_len)) == NULL ||
-	    (p = elem(p, end, &h->topic, &h->topic_len)) == NULL ||
-	    (p = elem(p, end, &h->event, &h->event_len)) == NULL) {
+	if ((p = bench_phx_elem(p + 1, end, &jr, &jl)) == NULL ||
+	    (p = bench_phx_elem(p, end, &h->ref, &h->ref_len)) == NULL ||
+	    (p = bench_phx_elem(p, end, &h->topic, &h->topic_len)) == NULL ||
+	    (p = bench_phx_elem(p, end, &h->event, &h->event_len)) == NULL) {
 		return -1;
 	}
 	h->payload = p;
@@ -391,15 +309,7 @@ control(bconn *c, int op, const char *p, size_t n)
 	char buf[PRO_WS_MAX_CONTROL + 14];
 
 	if (op == PRO_WS_PING && n <= PRO_WS_MAX_CONTROL) {
-		uint8_t hdr[10];
-		size_t hl = pro_ws_frame_header(hdr, PRO_WS_PONG, n), i;
-		memcpy(buf, hdr, hl);
-		buf[1] |= (char)0x80;
-		memset(buf + hl, 0, 4); /* a zero key: pongs are rare */
-		for (i = 0; i < n; i++) {
-			buf[hl + 4 + i] = p[i];
-		}
-		bc_send_raw(c, buf, hl + 4 + n);
+		bc_send_raw(c, buf, bench_pong_into(buf, p, n));
 	} else if (op == PRO_WS_CLOSE) {
 		unsigned code = n >= 2 ? ((unsigned)(uint8_t)p[0] << 8) |
 		    (uint8_t)p[1] : 1005;
@@ -418,34 +328,17 @@ frames(bconn *c, const char *p, size_t len, int64_t now)
 
 	while (c->fd >= 0 && len - off >= 2) {
 		const uint8_t *b = (const uint8_t *)p + off;
-		uint64_t plen = b[1] & 0x7f;
-		size_t hl = 2, i;
+		uint64_t plen;
+		size_t hl;
 		int op = b[0] & 0x0f;
+		int r = bench_frame_head(b, len - off, MAX_FRAME, &plen, &hl);
 
-		if (b[1] & 0x80) {
-			fail(c, 0, "masked server frame");
+		if (r < 0) {
+			fail(c, 0, r == -1 ? "masked server frame" :
+			    "frame too large");
 			break;
 		}
-		if (plen == 126) {
-			if (len - off < 4) {
-				break;
-			}
-			plen = ((uint64_t)b[2] << 8) | b[3];
-			hl = 4;
-		} else if (plen == 127) {
-			if (len - off < 10) {
-				break;
-			}
-			for (plen = 0, i = 2; i < 10; i++) {
-				plen = (plen << 8) | b[i];
-			}
-			hl = 10;
-		}
-		if (plen > MAX_FRAME) {
-			fail(c, 0, "frame too large");
-			break;
-		}
-		if (len - off < hl + plen) {
+		if (r == 0 || len - off < hl + plen) {
 			break;
 		}
 		if (op == PRO_WS_TEXT && (b[0] & 0x80)) {
@@ -486,30 +379,16 @@ on_read(evutil_socket_t fd, short what, void *arg)
 {
 	bconn *c = arg;
 	bworker *w = c->w;
-	char *buf;
-	size_t have, cap, used = 0, rest;
+	char *buf = w->rbuf;
+	size_t have = 0, cap = w->rbuf_cap, used = 0;
 	ssize_t n;
 	int64_t now;
 
 	(void)what;
-	if (c->carry_len > 0) {
-		if (c->carry_cap - c->carry_len < 16384) {
-			size_t ncap = c->carry_len * 2 + 65536;
-			char *q = realloc(c->carry, ncap);
-			if (q == NULL) {
-				fail(c, 0, "out of memory");
-				return;
-			}
-			c->carry = q;
-			c->carry_cap = (uint32_t)ncap;
-		}
-		buf = c->carry;
-		have = c->carry_len;
-		cap = c->carry_cap;
-	} else {
-		buf = w->rbuf;
-		have = 0;
-		cap = w->rbuf_cap;
+	if (bench_carry_begin(&c->carry, c->carry_len, &c->carry_cap, &buf,
+	    &have, &cap) != 0) {
+		fail(c, 0, "out of memory");
+		return;
 	}
 	n = recv(fd, buf + have, cap - have, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -536,29 +415,10 @@ on_read(evutil_socket_t fd, short what, void *arg)
 		w->rep.reads++;
 	}
 keep:
-	if (c->fd < 0) {
-		return;
+	if (c->fd >= 0 && bench_carry_keep(&c->carry, &c->carry_len,
+	    &c->carry_cap, buf, have, used) != 0) {
+		fail(c, 0, "out of memory");
 	}
-	rest = have - used;
-	if (rest == 0) {
-		/* Idle sockets must hold no buffer: that is most of them. */
-		free(c->carry);
-		c->carry = NULL;
-		c->carry_len = c->carry_cap = 0;
-		return;
-	}
-	if (buf == c->carry) {
-		memmove(c->carry, c->carry + used, rest);
-	} else {
-		c->carry = malloc(rest + 65536);
-		if (c->carry == NULL) {
-			fail(c, 0, "out of memory");
-			return;
-		}
-		c->carry_cap = (uint32_t)(rest + 65536);
-		memcpy(c->carry, buf + used, rest);
-	}
-	c->carry_len = (uint32_t)rest;
 }
 
 /* ---- connecting ---- */
@@ -573,7 +433,6 @@ url_of(const bconn *c)
 static void
 on_connected(evutil_socket_t fd, short what, void *arg)
 {
-	static const char key[] = "dGhlIHNhbXBsZSBub25jZQ==";
 	bconn *c = arg;
 	const bench_url *u = url_of(c);
 	int err = 0;
@@ -586,10 +445,7 @@ on_connected(evutil_socket_t fd, short what, void *arg)
 		fail(c, 0, strerror(err ? err : errno));
 		return;
 	}
-	len = asprintf(&req, "GET %svsn=2.0.0&token=%s HTTP/1.1\r\nHost: %s\r\n"
-	    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-	    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-	    u->target, c->token ? c->token : "none", u->host, key);
+	len = bench_upgrade_request(&req, u, c->token ? c->token : "none");
 	free(c->token);
 	c->token = NULL;
 	if (len < 0) {
@@ -610,38 +466,13 @@ on_connected(evutil_socket_t fd, short what, void *arg)
 void
 bc_open(bconn *c)
 {
-	const bench_opts *o = c->w->o;
 	const bench_url *u = url_of(c);
-	int fd, one = 1;
+	int fd;
 
 	c->t0 = bench_now();
-	fd = socket(u->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
+	fd = bench_connect(u, c->w->o->src_addrs, c->idx);
 	if (fd < 0) {
 		fail(c, 0, strerror(errno));
-		return;
-	}
-	if (o->src_addrs && u->loopback4) {
-		struct sockaddr_in src;
-		memset(&src, 0, sizeof(src));
-		src.sin_family = AF_INET;
-		/* 127.0.0.2..127.0.0.251: each source address has its own
-		 * ephemeral port range towards the server's address. */
-		src.sin_addr.s_addr = htonl(0x7f000002u + c->idx % 250);
-		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
-		    sizeof(one));
-		if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
-			close(fd);
-			fail(c, 0, strerror(errno));
-			return;
-		}
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (const struct sockaddr *)&u->addr, u->addrlen) != 0 &&
-	    errno != EINPROGRESS) {
-		int e = errno;
-		close(fd);
-		fail(c, 0, strerror(e));
 		return;
 	}
 	c->fd = fd;

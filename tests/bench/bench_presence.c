@@ -52,25 +52,6 @@ ring_pop(uint32_t *r, size_t *head, size_t *cnt, size_t cap)
 	return v;
 }
 
-static void
-note_error(pworker *w, const char *why, size_t len)
-{
-	if (w->rep.error[0] == '\0' && why) {
-		snprintf(w->rep.error, sizeof(w->rep.error), "%.*s", (int)len, why);
-	}
-}
-
-static void
-arm_at(struct event *ev, int64_t t)
-{
-	int64_t d = t - bench_now();
-	struct timeval tv;
-
-	d = d < 0 ? 0 : d;
-	tv.tv_sec = d / BENCH_NS;
-	tv.tv_usec = (d % BENCH_NS) / 1000;
-	event_add(ev, &tv);
-}
 
 /* ---- sending ---- */
 
@@ -216,28 +197,6 @@ typedef struct head {
 	size_t topic_len, event_len, payload_len;
 } head;
 
-/* One element of the V2 array head: a string without escapes (refs, topics
- * and events never need them), null, or a bare number. */
-static const char *
-elem(const char *p, const char *end, const char **s, size_t *n)
-{
-	const char *q;
-
-	if (p < end && *p == '"') {
-		if ((q = memchr(p + 1, '"', (size_t)(end - p - 1))) == NULL) {
-			return NULL;
-		}
-		*s = p + 1;
-		*n = (size_t)(q - p - 1);
-		q++;
-	} else {
-		for (q = p; q < end && *q != ',' && *q != ']'; q++) {
-		}
-		*s = p;
-		*n = (size_t)(q - p);
-	}
-	return q < end && *q == ',' ? q + 1 : NULL;
-}
 
 static int
 split(const char *p, size_t n, head *h)
@@ -246,10 +205,10 @@ split(const char *p, size_t n, head *h)
 	size_t xl;
 
 	if (n < 2 || p[0] != '[' || p[n - 1] != ']' ||
-	    (p = elem(p + 1, end, &x, &xl)) == NULL ||
-	    (p = elem(p, end, &x, &xl)) == NULL ||
-	    (p = elem(p, end, &h->topic, &h->topic_len)) == NULL ||
-	    (p = elem(p, end, &h->event, &h->event_len)) == NULL) {
+	    (p = bench_phx_elem(p + 1, end, &x, &xl)) == NULL ||
+	    (p = bench_phx_elem(p, end, &x, &xl)) == NULL ||
+	    (p = bench_phx_elem(p, end, &h->topic, &h->topic_len)) == NULL ||
+	    (p = bench_phx_elem(p, end, &h->event, &h->event_len)) == NULL) {
 		return -1;
 	}
 	h->payload = p;
@@ -302,7 +261,7 @@ member_ready(pconn *c, int ok, const char *why)
 		w->rep.last_ns = w->last_progress;
 	} else {
 		w->rep.failed++;
-		note_error(w, why, strlen(why));
+		bench_note_error(&w->rep, why, strlen(why));
 	}
 	fill_opening(w);
 }
@@ -347,8 +306,8 @@ bp_on_text(pconn *c, const char *p, size_t n, size_t wire, int64_t now)
 		    memcmp(h.payload, okp, sizeof(okp) - 1) == 0;
 		if (!ok) {
 			w->rep.errors++;
-			note_error(w, h.payload, h.payload_len < 60 ?
-			    h.payload_len : 60);
+			bench_note_error(&w->rep, h.payload,
+			    h.payload_len < 60 ? h.payload_len : 60);
 		}
 		if (c->state == P_LEAVING) {
 			op_done(c, now, ok);
@@ -370,7 +329,7 @@ bp_on_text(pconn *c, const char *p, size_t n, size_t wire, int64_t now)
 	    (IS(&h, "phx_close") && w->kind == K_RECV)) {
 		/* The churner's own leaves end in phx_close: not an error. */
 		w->rep.errors++;
-		note_error(w, h.event, h.event_len);
+		bench_note_error(&w->rep, h.event, h.event_len);
 		return;
 	}
 	if (c->state == P_JOINING && c->replied && c->stated) {
@@ -414,7 +373,7 @@ bp_on_lost(pconn *c, int was, const char *why)
 		member_ready(c, 0, why);
 	} else {
 		w->rep.closed++;
-		note_error(w, why, strlen(why));
+		bench_note_error(&w->rep, why, strlen(why));
 	}
 }
 
@@ -480,7 +439,7 @@ on_step_timer(evutil_socket_t fd, short what, void *arg)
 	switch (w->cmd.step) {
 	case ST_CONNECT:
 		if (now - w->last_progress < STALL_NS) {
-			arm_at(&w->step_ev, now + BENCH_NS);
+			bench_arm_at(&w->step_ev, now + BENCH_NS);
 			return;
 		}
 		for (j = 0; j < w->n; j++) {
@@ -490,14 +449,14 @@ on_step_timer(evutil_socket_t fd, short what, void *arg)
 				w->rep.failed++;
 			}
 		}
-		note_error(w, "timeout", 7);
+		bench_note_error(&w->rep, "timeout", 7);
 		break;
 	case ST_MEASURE:
 		if (w->phase == 0) {
 			w->phase = 1;
 			w->cpu0 = bench_cpu_self();
 			w->wall0 = now;
-			arm_at(&w->step_ev, w->cmd.t_end);
+			bench_arm_at(&w->step_ev, w->cmd.t_end);
 			return;
 		}
 		w->rep.cpu_ns = bench_cpu_self() - w->cpu0;
@@ -513,7 +472,7 @@ on_step_timer(evutil_socket_t fd, short what, void *arg)
 		quiet = now - (w->last_rx > w->drain0 ? w->last_rx : w->drain0);
 		if ((w->ops > 0 || (w->kind == K_RECV && quiet < QUIET_NS)) &&
 		    now - w->drain0 < DRAIN_MAX_NS) {
-			arm_at(&w->step_ev, now + 50 * 1000000LL);
+			bench_arm_at(&w->step_ev, now + 50 * 1000000LL);
 			return;
 		}
 		break;
@@ -554,19 +513,19 @@ on_ctl(evutil_socket_t fd, short what, void *arg)
 		w->inflight = 0;
 		w->rep.conns = (int64_t)w->n;
 		w->last_progress = bench_now();
-		arm_at(&w->step_ev, w->last_progress + BENCH_NS);
+		bench_arm_at(&w->step_ev, w->last_progress + BENCH_NS);
 		fill_opening(w);
 		break;
 	case ST_MEASURE:
 		w->step_changes = 0;
 		w->phase = 0;
-		arm_at(&w->step_ev, cmd.t_measure);
+		bench_arm_at(&w->step_ev, cmd.t_measure);
 		if (w->kind == K_PUB) {
 			event_add(&w->tick_ev, &tv);
 		}
 		break;
 	case ST_DRAIN:
-		arm_at(&w->step_ev, w->drain0 + 50 * 1000000LL);
+		bench_arm_at(&w->step_ev, w->drain0 + 50 * 1000000LL);
 		break;
 	default:
 		finish_step(w);

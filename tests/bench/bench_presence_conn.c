@@ -8,8 +8,6 @@
 #include "proto/ws.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,57 +38,25 @@ static void
 on_writable(evutil_socket_t fd, short what, void *arg)
 {
 	pconn *c = arg;
-	ssize_t n = send(fd, c->out, c->out_len, MSG_NOSIGNAL);
 
 	(void)what;
-	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-		event_add(&c->wev, NULL);
-		return;
-	}
-	if (n < 0) {
+	if (bench_out_flush(fd, &c->wev, c->out, &c->out_len) != 0) {
 		bp_fail(c, "send failed");
-		return;
-	}
-	memmove(c->out, c->out + n, c->out_len - (size_t)n);
-	c->out_len -= (uint32_t)n;
-	if (c->out_len > 0) {
-		event_add(&c->wev, NULL);
 	}
 }
 
 static void
 send_raw(pconn *c, const char *p, size_t len)
 {
-	ssize_t n = 0;
+	int r;
 
 	if (c->fd < 0 || c->state == P_CONN) {
 		return;
 	}
-	if (c->out_len == 0) {
-		n = send(c->fd, p, len, MSG_NOSIGNAL);
-		if (n == (ssize_t)len) {
-			return;
-		}
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			bp_fail(c, "send failed");
-			return;
-		}
-		n = n < 0 ? 0 : n;
-	}
-	if (c->out_len + len - (size_t)n > c->out_cap) {
-		size_t cap = (c->out_len + len) * 2;
-		char *q = realloc(c->out, cap);
-		if (q == NULL) {
-			bp_fail(c, "out of memory");
-			return;
-		}
-		c->out = q;
-		c->out_cap = (uint32_t)cap;
-	}
-	memcpy(c->out + c->out_len, p + n, len - (size_t)n);
-	c->out_len += (uint32_t)(len - (size_t)n);
-	if (!event_pending(&c->wev, EV_WRITE, NULL)) {
-		event_add(&c->wev, NULL);
+	r = bench_out_send(c->fd, &c->wev, &c->out, &c->out_len, &c->out_cap,
+	    p, len);
+	if (r != 0) {
+		bp_fail(c, r == -1 ? "send failed" : "out of memory");
 	}
 }
 
@@ -98,9 +64,6 @@ void
 bp_send_text(pconn *c, const char *payload, size_t len)
 {
 	pworker *w = c->w;
-	uint8_t hdr[10], k[4];
-	size_t hl, i;
-	uint32_t key;
 
 	if (w->stage_cap < len + 14) {
 		char *q = realloc(w->stage, len + 14);
@@ -111,19 +74,7 @@ bp_send_text(pconn *c, const char *payload, size_t len)
 		w->stage = q;
 		w->stage_cap = len + 14;
 	}
-	w->rng ^= w->rng << 13;
-	w->rng ^= w->rng >> 7;
-	w->rng ^= w->rng << 17;
-	key = (uint32_t)w->rng;
-	memcpy(k, &key, 4);
-	hl = pro_ws_frame_header(hdr, PRO_WS_TEXT, len);
-	hdr[1] |= 0x80;
-	memcpy(w->stage, hdr, hl);
-	memcpy(w->stage + hl, k, 4);
-	for (i = 0; i < len; i++) {
-		w->stage[hl + 4 + i] = (char)(payload[i] ^ k[i & 3]);
-	}
-	send_raw(c, w->stage, hl + 4 + len);
+	send_raw(c, w->stage, bench_mask_into(&w->rng, payload, len, w->stage));
 }
 
 static void
@@ -131,16 +82,9 @@ control(pconn *c, int op, const char *p, size_t n)
 {
 	static char why[48];
 	char buf[PRO_WS_MAX_CONTROL + 14];
-	uint8_t hdr[10];
-	size_t hl;
 
 	if (op == PRO_WS_PING && n <= PRO_WS_MAX_CONTROL) {
-		hl = pro_ws_frame_header(hdr, PRO_WS_PONG, n);
-		memcpy(buf, hdr, hl);
-		buf[1] |= (char)0x80;
-		memset(buf + hl, 0, 4); /* a zero key: pongs are rare */
-		memcpy(buf + hl + 4, p, n);
-		send_raw(c, buf, hl + 4 + n);
+		send_raw(c, buf, bench_pong_into(buf, p, n));
 	} else if (op == PRO_WS_CLOSE) {
 		snprintf(why, sizeof(why), "closed by server (%u)", n >= 2 ?
 		    ((unsigned)(uint8_t)p[0] << 8) | (uint8_t)p[1] : 1005);
@@ -156,29 +100,15 @@ frames(pconn *c, const char *p, size_t len, int64_t now)
 
 	while (c->fd >= 0 && len - off >= 2) {
 		const uint8_t *b = (const uint8_t *)p + off;
-		uint64_t plen = b[1] & 0x7f;
-		size_t hl = 2, i;
+		uint64_t plen;
+		size_t hl;
+		int r = bench_frame_head(b, len - off, MAX_FRAME, &plen, &hl);
 
-		if (plen == 126) {
-			if (len - off < 4) {
-				break;
-			}
-			plen = ((uint64_t)b[2] << 8) | b[3];
-			hl = 4;
-		} else if (plen == 127) {
-			if (len - off < 10) {
-				break;
-			}
-			for (plen = 0, i = 2; i < 10; i++) {
-				plen = (plen << 8) | b[i];
-			}
-			hl = 10;
-		}
-		if ((b[1] & 0x80) || plen > MAX_FRAME) {
+		if (r < 0) {
 			bp_fail(c, "bad server frame");
 			break;
 		}
-		if (len - off < hl + plen) {
+		if (r == 0 || len - off < hl + plen) {
 			break;
 		}
 		if ((b[0] & 0x0f) == PRO_WS_TEXT && (b[0] & 0x80)) {
@@ -198,24 +128,14 @@ on_read(evutil_socket_t fd, short what, void *arg)
 	pconn *c = arg;
 	pworker *w = c->w;
 	char *buf = w->rbuf, *e;
-	size_t have = 0, cap = w->rbuf_cap, used = 0, rest;
+	size_t have = 0, cap = w->rbuf_cap, used = 0;
 	ssize_t n;
 
 	(void)what;
-	if (c->carry_len > 0) {
-		if (c->carry_cap - c->carry_len < 16384) {
-			size_t ncap = c->carry_len * 2 + 65536;
-			char *q = realloc(c->carry, ncap);
-			if (q == NULL) {
-				bp_fail(c, "out of memory");
-				return;
-			}
-			c->carry = q;
-			c->carry_cap = (uint32_t)ncap;
-		}
-		buf = c->carry;
-		have = c->carry_len;
-		cap = c->carry_cap;
+	if (bench_carry_begin(&c->carry, c->carry_len, &c->carry_cap, &buf,
+	    &have, &cap) != 0) {
+		bp_fail(c, "out of memory");
+		return;
 	}
 	n = recv(fd, buf + have, cap - have, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -240,28 +160,10 @@ on_read(evutil_socket_t fd, short what, void *arg)
 	}
 	used += frames(c, buf + used, have - used, bench_now());
 keep:
-	if (c->fd < 0) {
-		return;
+	if (c->fd >= 0 && bench_carry_keep(&c->carry, &c->carry_len,
+	    &c->carry_cap, buf, have, used) != 0) {
+		bp_fail(c, "out of memory");
 	}
-	rest = have - used;
-	if (rest == 0) {
-		/* Idle sockets must hold no buffer: that is most of them. */
-		free(c->carry);
-		c->carry = NULL;
-		c->carry_len = c->carry_cap = 0;
-		return;
-	}
-	if (buf == c->carry) {
-		memmove(c->carry, c->carry + used, rest);
-	} else {
-		if ((c->carry = malloc(rest + 65536)) == NULL) {
-			bp_fail(c, "out of memory");
-			return;
-		}
-		c->carry_cap = (uint32_t)(rest + 65536);
-		memcpy(c->carry, buf + used, rest);
-	}
-	c->carry_len = (uint32_t)rest;
 }
 
 /* ---- connecting ---- */
@@ -280,10 +182,7 @@ on_connected(evutil_socket_t fd, short what, void *arg)
 		bp_fail(c, strerror(err ? err : errno));
 		return;
 	}
-	len = asprintf(&req, "GET %svsn=2.0.0&token=%s HTTP/1.1\r\nHost: %s\r\n"
-	    "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
-	    "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-	    u->target, c->token, u->host);
+	len = bench_upgrade_request(&req, u, c->token);
 	free(c->token);
 	c->token = NULL;
 	if (len < 0) {
@@ -301,36 +200,11 @@ void
 bp_open(pconn *c)
 {
 	const bench_url *u = &c->w->o->urls[0];
-	struct sockaddr_in src;
-	int fd, one = 1, e;
+	int fd;
 
-	fd = socket(u->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (fd >= 0 && c->w->o->src_addrs && u->loopback4) {
-		/* 127.0.0.2..251: a port range per source address. */
-		memset(&src, 0, sizeof(src));
-		src.sin_family = AF_INET;
-		src.sin_addr.s_addr = htonl(0x7f000002u + (c->idx +
-		    (c->w->kind == K_PUB ? 125 : 0)) % 250);
-		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
-		    sizeof(one));
-		if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0) {
-			e = errno;
-			close(fd);
-			fd = -1;
-			errno = e;
-		}
-	}
-	if (fd >= 0) {
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (connect(fd, (const struct sockaddr *)&u->addr, u->addrlen) !=
-		    0 && errno != EINPROGRESS) {
-			e = errno;
-			close(fd);
-			fd = -1;
-			errno = e;
-		}
-	}
+	/* The churner's sources start half way round, away from members'. */
+	fd = bench_connect(u, c->w->o->src_addrs, c->idx +
+	    (c->w->kind == K_PUB ? 125 : 0));
 	if (fd < 0) {
 		c->state = P_CONN;
 		bp_fail(c, strerror(errno));

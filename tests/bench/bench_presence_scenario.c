@@ -7,7 +7,6 @@
 #include "tests/bench/bench_presence.h"
 #include "tests/bench/bench_report.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,23 +25,9 @@ typedef struct pphase {
 	char notes[400];
 } pphase;
 
-static void
-note(pphase *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-note(pphase *p, const char *fmt, ...)
-{
-	size_t n = strlen(p->notes);
-	va_list ap;
-
-	if (n > 0 && n + 2 < sizeof(p->notes)) {
-		strcpy(p->notes + n, "; ");
-		n += 2;
-	}
-	va_start(ap, fmt);
-	vsnprintf(p->notes + n, sizeof(p->notes) - n, fmt, ap);
-	va_end(ap);
-}
+/* Appends to a phase's notes (see bench_note_add). */
+#define note(p, ...) \
+	bench_note_add((p)->notes, sizeof((p)->notes), __VA_ARGS__)
 
 static FILE *
 out(const bench_opts *o)
@@ -191,6 +176,8 @@ add_notes(const bench_opts *o, pphase *p, const bench_agg *m,
 		note(p, "other processes used ~%.0f%% of a core", p->other * 100);
 	}
 	if (p->seen < 0.999 || p->seen > 1.001) {
+		/* Expected at max rate: a join and its leave in one tick
+		 * reach members as one leave. */
 		note(p, "checked members saw %.3f x the changes made", p->seen);
 	}
 	if (p->member_states > 0) {

@@ -6,7 +6,6 @@
 #include "tests/bench/bench_presence.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,23 +175,9 @@ bench_rss_kib(pid_t pid)
 
 /* ---- phases ---- */
 
-static void
-note(phase *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-note(phase *p, const char *fmt, ...)
-{
-	size_t n = strlen(p->notes);
-	va_list ap;
-
-	if (n > 0 && n + 2 < sizeof(p->notes)) {
-		strcpy(p->notes + n, "; ");
-		n += 2;
-	}
-	va_start(ap, fmt);
-	vsnprintf(p->notes + n, sizeof(p->notes) - n, fmt, ap);
-	va_end(ap);
-}
+/* Appends to a phase's notes (see bench_note_add). */
+#define note(p, ...) \
+	bench_note_add((p)->notes, sizeof((p)->notes), __VA_ARGS__)
 
 static double
 ms(int64_t ns)

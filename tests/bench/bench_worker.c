@@ -237,27 +237,6 @@ layout(bworker *w)
 
 /* ---- reporting ---- */
 
-static void
-note_error(bworker *w, const char *why, size_t len)
-{
-	if (w->rep.error[0] == '\0' && why) {
-		snprintf(w->rep.error, sizeof(w->rep.error), "%.*s", (int)len, why);
-	}
-}
-
-static void
-arm_at(struct event *ev, int64_t t)
-{
-	int64_t d = t - bench_now();
-	struct timeval tv;
-
-	if (d < 0) {
-		d = 0;
-	}
-	tv.tv_sec = d / BENCH_NS;
-	tv.tv_usec = (d % BENCH_NS) / 1000;
-	event_add(ev, &tv);
-}
 
 static void
 finish_step(bworker *w)
@@ -297,10 +276,10 @@ bw_conn_finished(bconn *c, int ok, int refused, const char *why)
 		w->rep.last_ns = now;
 	} else if (refused) {
 		w->rep.refused++;
-		note_error(w, why, strlen(why));
+		bench_note_error(&w->rep, why, strlen(why));
 	} else {
 		w->rep.failed++;
-		note_error(w, why, strlen(why));
+		bench_note_error(&w->rep, why, strlen(why));
 	}
 	fill_opening(w);
 }
@@ -311,7 +290,7 @@ bw_conn_lost(bconn *c, const char *why)
 	bworker *w = c->w;
 
 	w->rep.closed++;
-	note_error(w, why, strlen(why));
+	bench_note_error(&w->rep, why, strlen(why));
 	if (w->busy && w->cmd.step == ST_HEARTBEAT &&
 	    w->rep.hb_ok + w->rep.errors + w->rep.closed >= w->rep.hb_sent) {
 		finish_step(w);
@@ -469,10 +448,10 @@ bw_on_ack(bconn *c, int64_t ref, int ok, const char *why, size_t why_len,
 			}
 		} else {
 			w->rep.errors++;
-			note_error(w, why, why_len);
+			bench_note_error(&w->rep, why, why_len);
 		}
 	} else if (!ok) {
-		note_error(w, why, why_len);
+		bench_note_error(&w->rep, why, why_len);
 	}
 	pub_fill(w, c, now);
 }
@@ -537,7 +516,7 @@ on_step_timer(evutil_socket_t fd, short what, void *arg)
 	case ST_CONNECT:
 	case ST_OVERFLOW:
 		if (now - w->last_progress < STALL_NS) {
-			arm_at(&w->step_ev, now + BENCH_NS);
+			bench_arm_at(&w->step_ev, now + BENCH_NS);
 			return;
 		}
 		for (j = w->open_beg; j < w->open_end; j++) {
@@ -548,7 +527,7 @@ on_step_timer(evutil_socket_t fd, short what, void *arg)
 				w->rep.failed++;
 			}
 		}
-		note_error(w, "timeout", 7);
+		bench_note_error(&w->rep, "timeout", 7);
 		finish_step(w);
 		return;
 	case ST_MEASURE:
@@ -556,7 +535,7 @@ on_step_timer(evutil_socket_t fd, short what, void *arg)
 			w->phase = 1;
 			w->cpu0 = bench_cpu_self();
 			w->wall0 = now;
-			arm_at(&w->step_ev, w->cmd.t_end);
+			bench_arm_at(&w->step_ev, w->cmd.t_end);
 			return;
 		}
 		w->phase = 2;
@@ -578,7 +557,7 @@ on_step_timer(evutil_socket_t fd, short what, void *arg)
 		if (now - (w->rep.last_rx_ns > w->wall0 ? w->rep.last_rx_ns :
 		    w->wall0) < DRAIN_QUIET_NS &&
 		    now - w->wall0 < DRAIN_MAX_NS) {
-			arm_at(&w->step_ev, now + 50 * 1000000LL);
+			bench_arm_at(&w->step_ev, now + 50 * 1000000LL);
 			return;
 		}
 		finish_step(w);
@@ -598,7 +577,7 @@ start_opening(bworker *w, int group)
 	w->inflight = 0;
 	w->rep.conns = (int64_t)w->pending;
 	w->last_progress = bench_now();
-	arm_at(&w->step_ev, w->last_progress + BENCH_NS);
+	bench_arm_at(&w->step_ev, w->last_progress + BENCH_NS);
 	fill_opening(w);
 }
 
@@ -623,7 +602,7 @@ start_measure(bworker *w)
 		}
 	}
 	w->phase = 0;
-	arm_at(&w->step_ev, w->cmd.t_measure);
+	bench_arm_at(&w->step_ev, w->cmd.t_measure);
 	if (pubs > 0 && w->cmd.target == TGT_NODE) {
 		struct timeval tv = { 0, 1000 };
 		event_add(&w->tick_ev, &tv);
@@ -647,7 +626,7 @@ start_heartbeat(bworker *w)
 		finish_step(w);
 		return;
 	}
-	arm_at(&w->step_ev, bench_now() + HB_MAX_NS);
+	bench_arm_at(&w->step_ev, bench_now() + HB_MAX_NS);
 }
 
 static void
@@ -679,7 +658,7 @@ on_ctl(evutil_socket_t fd, short what, void *arg)
 		start_measure(w);
 		break;
 	case ST_DRAIN:
-		arm_at(&w->step_ev, w->wall0 + 50 * 1000000LL);
+		bench_arm_at(&w->step_ev, w->wall0 + 50 * 1000000LL);
 		break;
 	case ST_HEARTBEAT:
 		start_heartbeat(w);
