@@ -53,38 +53,28 @@ stats_json(brk_node *n)
 
 	sto_comments_stats_get(brk_node_comments(n), &ss);
 	return json_pack("{s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	    "s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, "
-	    "s:{s:I, s:I}, s:{s:I, s:I, s:I, s:f, s:I}, s:I, s:o}",
-	    "node", brk_node_name(n),
-	    "sockets",
-	    "open", (json_int_t)s->open_conns,
-	    "websocket", (json_int_t)s->ws_conns,
-	    "accepted", (json_int_t)s->accepted,
-	    "refused", (json_int_t)s->refused,
-	    "accept_errors", (json_int_t)s->accept_errors,
-	    "upgrades", (json_int_t)s->upgrades,
-	    "upgrade_refused", (json_int_t)s->upgrade_refused,
-	    "frames_in", (json_int_t)s->frames_in,
-	    "frames_out", (json_int_t)s->frames_out,
-	    "protocol_errors", (json_int_t)s->protocol_errors,
-	    "slow_closed", (json_int_t)s->slow_closed,
-	    "idle_closed", (json_int_t)s->idle_closed,
-	    "channels",
-	    "topics", (json_int_t)brk_router_topic_count(r),
-	    "joined", (json_int_t)brk_router_channel_count(r),
-	    "broadcasts", (json_int_t)brk_router_broadcasts(r),
-	    "deliveries", (json_int_t)brk_router_deliveries(r),
-	    "comments",
-	    "accepted", (json_int_t)s->comments_ok,
-	    "refused", (json_int_t)s->comments_refused,
-	    "storage",
-	    "commits", (json_int_t)ss.commits,
-	    "fsyncs", (json_int_t)ss.fsyncs,
-	    "committed", (json_int_t)ss.committed_ops,
-	    "avg_batch", ss.avg_batch,
-	    "map_size", (json_int_t)ss.map_size,
-	    "presences", (json_int_t)brk_presence_entry_count(
-	        brk_node_presence(n)),
+			 "s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, "
+			 "s:{s:I, s:I}, s:{s:I, s:I, s:I, s:f, s:I}, s:I, s:o}",
+	    "node", brk_node_name(n), "sockets", "open",
+	    (json_int_t)s->open_conns, "websocket", (json_int_t)s->ws_conns,
+	    "accepted", (json_int_t)s->accepted, "refused",
+	    (json_int_t)s->refused, "accept_errors",
+	    (json_int_t)s->accept_errors, "upgrades", (json_int_t)s->upgrades,
+	    "upgrade_refused", (json_int_t)s->upgrade_refused, "frames_in",
+	    (json_int_t)s->frames_in, "frames_out", (json_int_t)s->frames_out,
+	    "protocol_errors", (json_int_t)s->protocol_errors, "slow_closed",
+	    (json_int_t)s->slow_closed, "idle_closed",
+	    (json_int_t)s->idle_closed, "channels", "topics",
+	    (json_int_t)brk_router_topic_count(r), "joined",
+	    (json_int_t)brk_router_channel_count(r), "broadcasts",
+	    (json_int_t)brk_router_broadcasts(r), "deliveries",
+	    (json_int_t)brk_router_deliveries(r), "comments", "accepted",
+	    (json_int_t)s->comments_ok, "refused",
+	    (json_int_t)s->comments_refused, "storage", "commits",
+	    (json_int_t)ss.commits, "fsyncs", (json_int_t)ss.fsyncs,
+	    "committed", (json_int_t)ss.committed_ops, "avg_batch",
+	    ss.avg_batch, "map_size", (json_int_t)ss.map_size, "presences",
+	    (json_int_t)brk_presence_entry_count(brk_node_presence(n)),
 	    "cluster", brk_mesh_stats_json(brk_node_mesh(n)));
 }
 
@@ -96,7 +86,8 @@ prom(struct evbuffer *out, const char *prefix, json_t *v)
 	json_t *x;
 	char name[160];
 
-	json_object_foreach(v, k, x) {
+	json_object_foreach(v, k, x)
+	{
 		snprintf(name, sizeof(name), "%s_%s", prefix, k);
 		if (json_is_object(x)) {
 			prom(out, name, x);
@@ -104,7 +95,8 @@ prom(struct evbuffer *out, const char *prefix, json_t *v)
 			evbuffer_add_printf(out, "%s %lld\n", name,
 			    (long long)json_integer_value(x));
 		} else if (json_is_real(x)) {
-			evbuffer_add_printf(out, "%s %g\n", name, json_real_value(x));
+			evbuffer_add_printf(
+			    out, "%s %g\n", name, json_real_value(x));
 		}
 	}
 }
@@ -118,8 +110,8 @@ metrics(struct evhttp_request *req, brk_node *n)
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; version=0.0.4");
 	if (out && s) {
-		evbuffer_add_printf(out, "parley_up 1\nparley_ready %d\n",
-		    brk_node_ready(n));
+		evbuffer_add_printf(
+		    out, "parley_up 1\nparley_ready %d\n", brk_node_ready(n));
 		prom(out, "parley", s);
 	}
 	evhttp_send_reply(req, 200, "OK", out);
@@ -143,8 +135,9 @@ test_block(struct evhttp_request *req, brk_node *n)
 	evhttp_parse_query(evhttp_request_get_uri(req), &q);
 	peer = evhttp_find_header(&q, "peer");
 	on = evhttp_find_header(&q, "on");
-	rc = peer ? brk_mesh_block(brk_node_mesh(n), peer,
-	    on && strcmp(on, "0") != 0) : PL_EINVAL;
+	rc = peer
+	    ? brk_mesh_block(brk_node_mesh(n), peer, on && strcmp(on, "0") != 0)
+	    : PL_EINVAL;
 	send_json(req, rc ? 400 : 200, json_pack("{s:b}", "ok", rc == 0));
 	evhttp_clear_headers(&q);
 }
@@ -154,7 +147,8 @@ route(struct evhttp_request *req, void *arg)
 {
 	brk_admin *a = arg;
 	brk_node *n = a->node;
-	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	const char *path =
+	    evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	int get = cmd == EVHTTP_REQ_GET, post = cmd == EVHTTP_REQ_POST;
 
@@ -170,9 +164,10 @@ route(struct evhttp_request *req, void *arg)
 	} else if (get && strcmp(path, "/v1/stats") == 0) {
 		send_json(req, 200, stats_json(n));
 	} else if (get && strcmp(path, "/v1/sync") == 0) {
-		send_json(req, 200, json_pack("{s:s, s:b, s:s}", "self",
-		    brk_node_name(n), "enabled", 0, "reason",
-		    "Firebase sync is not built yet"));
+		send_json(req, 200,
+		    json_pack("{s:s, s:b, s:s}", "self", brk_node_name(n),
+			"enabled", 0, "reason",
+			"Firebase sync is not built yet"));
 	} else if (post && strcmp(path, "/v1/drain") == 0) {
 		send_json(req, 200, json_pack("{s:b}", "draining", 1));
 		brk_node_drain(n);

@@ -23,112 +23,18 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "common/base64.h"
 #include "common/err.h"
 #include "common/log.h"
 
-#define SIG_LEN 32             /* HMAC-SHA256 output */
-#define SIG_B64_LEN 43         /* its unpadded base64url length */
+#define SIG_LEN 32     /* HMAC-SHA256 output */
+#define SIG_B64_LEN 43 /* its unpadded base64url length */
 #define SECRET_GEN_BYTES 32
 #define SECRET_FILE_MAX 4096
 #define SECRET_FILE_NAME "jwt_secret"
 
 /* base64url of {"alg":"HS256","typ":"JWT"}, the only header we mint. */
 static const char mint_header[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
-
-/* ---- base64url ---- */
-
-static const char b64url_chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static size_t
-b64url_encoded_len(size_t n)
-{
-	return (n / 3) * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
-}
-
-/* Writes the unpadded encoding of in[0..n) to out (no NUL); returns its
- * length. */
-static size_t
-b64url_encode(const uint8_t *in, size_t n, char *out)
-{
-	size_t o = 0;
-	size_t i = 0;
-
-	for (; i + 3 <= n; i += 3) {
-		uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8) |
-		    in[i + 2];
-		out[o++] = b64url_chars[(v >> 18) & 63];
-		out[o++] = b64url_chars[(v >> 12) & 63];
-		out[o++] = b64url_chars[(v >> 6) & 63];
-		out[o++] = b64url_chars[v & 63];
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		out[o++] = b64url_chars[(v >> 18) & 63];
-		out[o++] = b64url_chars[(v >> 12) & 63];
-	} else if (n - i == 2) {
-		uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8);
-		out[o++] = b64url_chars[(v >> 18) & 63];
-		out[o++] = b64url_chars[(v >> 12) & 63];
-		out[o++] = b64url_chars[(v >> 6) & 63];
-	}
-	return o;
-}
-
-static int
-b64url_val(char c)
-{
-	if (c >= 'A' && c <= 'Z') {
-		return c - 'A';
-	}
-	if (c >= 'a' && c <= 'z') {
-		return c - 'a' + 26;
-	}
-	if (c >= '0' && c <= '9') {
-		return c - '0' + 52;
-	}
-	if (c == '-') {
-		return 62;
-	}
-	if (c == '_') {
-		return 63;
-	}
-	return -1;
-}
-
-/* Decodes s[0..n) into out, which must hold n * 3 / 4 + 2 bytes. Refuses
- * padding, characters outside the url alphabet, impossible lengths and
- * non-zero trailing bits, so each byte string has exactly one encoding.
- * Returns false on any of those. */
-static bool
-b64url_decode(const char *s, size_t n, uint8_t *out, size_t *outlen)
-{
-	size_t o = 0;
-	uint32_t acc = 0;
-	unsigned bits = 0;
-
-	if (n % 4 == 1) {
-		return false;
-	}
-	for (size_t i = 0; i < n; i++) {
-		int v = b64url_val(s[i]);
-		if (v < 0) {
-			return false;
-		}
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (uint8_t)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	if (acc != 0) {
-		return false;
-	}
-	*outlen = o;
-	return true;
-}
 
 /* ---- JWT ---- */
 
@@ -142,7 +48,8 @@ hmac_sha256(const uint8_t *key, size_t keylen, const char *data, size_t n,
 		return false;
 	}
 	if (HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)data, n,
-	        out, &mdlen) == NULL || mdlen != SIG_LEN) {
+		out, &mdlen) == NULL ||
+	    mdlen != SIG_LEN) {
 		return false;
 	}
 	return true;
@@ -170,8 +77,8 @@ sub_ok(const char *s, size_t n)
 static json_t *
 parse_object(const uint8_t *buf, size_t len)
 {
-	json_t *j = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES,
-	    NULL);
+	json_t *j =
+	    json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, NULL);
 
 	if (j != NULL && !json_is_object(j)) {
 		json_decref(j);
@@ -251,7 +158,8 @@ brk_auth_verify(const uint8_t *secret, size_t secret_len, const char *token,
 		goto fail;
 	}
 	d2 = memchr(d1 + 1, '.', tlen - (size_t)(d1 + 1 - token));
-	if (d2 == NULL || memchr(d2 + 1, '.', tlen - (size_t)(d2 + 1 - token))) {
+	if (d2 == NULL ||
+	    memchr(d2 + 1, '.', tlen - (size_t)(d2 + 1 - token))) {
 		goto fail;
 	}
 	hlen = (size_t)(d1 - token);
@@ -264,7 +172,7 @@ brk_auth_verify(const uint8_t *secret, size_t secret_len, const char *token,
 		rc = PL_ENOMEM;
 		goto fail;
 	}
-	if (hlen == 0 || !b64url_decode(token, hlen, buf, &len)) {
+	if (hlen == 0 || !pl_b64url_decode(token, hlen, buf, &len)) {
 		goto fail;
 	}
 	hdr = parse_object(buf, len);
@@ -277,18 +185,19 @@ brk_auth_verify(const uint8_t *secret, size_t secret_len, const char *token,
 	}
 	/* Decode (but do not parse) the payload now so encoding errors are
 	 * reported as such; only a signed payload gets parsed. */
-	if (plen == 0 || !b64url_decode(d1 + 1, plen, buf, &len)) {
+	if (plen == 0 || !pl_b64url_decode(d1 + 1, plen, buf, &len)) {
 		goto fail;
 	}
 	sig = buf + len;
-	if (!b64url_decode(d2 + 1, slen, sig, &siglen)) {
+	if (!pl_b64url_decode(d2 + 1, slen, sig, &siglen)) {
 		goto fail;
 	}
 	if (siglen != SIG_LEN) {
 		reason = "bad_signature";
 		goto fail;
 	}
-	if (!hmac_sha256(secret, secret_len, token, (size_t)(d2 - token), mac)) {
+	if (!hmac_sha256(
+		secret, secret_len, token, (size_t)(d2 - token), mac)) {
 		rc = PL_ENOMEM;
 		goto fail;
 	}
@@ -301,7 +210,8 @@ brk_auth_verify(const uint8_t *secret, size_t secret_len, const char *token,
 		goto fail;
 	}
 	sub = json_object_get(pl, "sub");
-	if (sub == NULL || (json_is_string(sub) && json_string_length(sub) == 0)) {
+	if (sub == NULL ||
+	    (json_is_string(sub) && json_string_length(sub) == 0)) {
 		reason = "missing_sub";
 		goto fail;
 	}
@@ -351,8 +261,7 @@ fail:
 }
 
 char *
-brk_auth_mint(const uint8_t *secret, size_t len, const char *user,
-    int64_t exp)
+brk_auth_mint(const uint8_t *secret, size_t len, const char *user, int64_t exp)
 {
 	json_t *pl = NULL;
 	char *pjson = NULL, *tok = NULL;
@@ -372,7 +281,7 @@ brk_auth_mint(const uint8_t *secret, size_t len, const char *user,
 		goto fail;
 	}
 	pjlen = strlen(pjson);
-	pb = b64url_encoded_len(pjlen);
+	pb = pl_b64_encoded_len(pjlen);
 	tok = malloc(hb + 1 + pb + 1 + SIG_B64_LEN + 1);
 	if (tok == NULL) {
 		goto fail;
@@ -380,14 +289,14 @@ brk_auth_mint(const uint8_t *secret, size_t len, const char *user,
 	memcpy(tok, mint_header, hb);
 	o = hb;
 	tok[o++] = '.';
-	o += b64url_encode((const uint8_t *)pjson, pjlen, tok + o);
+	o += pl_b64url_encode((const uint8_t *)pjson, pjlen, tok + o);
 	if (!hmac_sha256(secret, len, tok, o, mac)) {
 		free(tok);
 		tok = NULL;
 		goto fail;
 	}
 	tok[o++] = '.';
-	o += b64url_encode(mac, SIG_LEN, tok + o);
+	o += pl_b64url_encode(mac, SIG_LEN, tok + o);
 	tok[o] = '\0';
 
 fail:
@@ -429,7 +338,8 @@ mkdir_p(const char *dir, char *err, size_t errlen)
 		char save = *s;
 		*s = '\0';
 		if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-			set_err(err, errlen, "mkdir %s: %s", p, strerror(errno));
+			set_err(
+			    err, errlen, "mkdir %s: %s", p, strerror(errno));
 			rc = PL_EIO;
 			break;
 		}
@@ -445,8 +355,8 @@ mkdir_p(const char *dir, char *err, size_t errlen)
 /* Reads the secret file into a fresh buffer with trailing whitespace
  * trimmed. PL_ENOTFOUND if the file does not exist. */
 static int
-read_secret(const char *path, uint8_t **secret, size_t *len, char *err,
-    size_t errlen)
+read_secret(
+    const char *path, uint8_t **secret, size_t *len, char *err, size_t errlen)
 {
 	struct stat st;
 	uint8_t *buf = NULL;
@@ -467,8 +377,10 @@ read_secret(const char *path, uint8_t **secret, size_t *len, char *err,
 		goto fail;
 	}
 	if ((st.st_mode & 077) != 0) {
-		LOG_WARN("BRK-SECRETPERM", "%s is readable by group or others "
-		    "(mode %03o)", path, (unsigned)(st.st_mode & 0777));
+		LOG_WARN("BRK-SECRETPERM",
+		    "%s is readable by group or others "
+		    "(mode %03o)",
+		    path, (unsigned)(st.st_mode & 0777));
 	}
 	buf = malloc(SECRET_FILE_MAX + 1);
 	if (buf == NULL) {
@@ -481,7 +393,8 @@ read_secret(const char *path, uint8_t **secret, size_t *len, char *err,
 			continue;
 		}
 		if (r < 0) {
-			set_err(err, errlen, "read %s: %s", path, strerror(errno));
+			set_err(
+			    err, errlen, "read %s: %s", path, strerror(errno));
 			rc = PL_EIO;
 			goto fail;
 		}
@@ -552,7 +465,7 @@ create_secret(const char *dir, const char *path, char *err, size_t errlen)
 	}
 	OPENSSL_cleanse(raw, sizeof(raw));
 	if (asprintf(&tmp, "%s/.%s.tmp.%ld", dir, SECRET_FILE_NAME,
-	        (long)getpid()) < 0) {
+		(long)getpid()) < 0) {
 		tmp = NULL;
 		rc = PL_ENOMEM;
 		goto fail;
@@ -589,7 +502,8 @@ create_secret(const char *dir, const char *path, char *err, size_t errlen)
 		}
 		/* Filesystems without hard links: fall back to rename. */
 		if (rename(tmp, path) != 0) {
-			set_err(err, errlen, "publish %s: %s", path, strerror(errno));
+			set_err(err, errlen, "publish %s: %s", path,
+			    strerror(errno));
 			rc = PL_EIO;
 			goto fail_unlink;
 		}

@@ -27,15 +27,15 @@
  * "not_yet_valid".
  * Returns PL_OK, PL_EAUTH (refused), PL_EINVAL (NULL args or empty secret),
  * PL_ENOMEM. Thread-safe. */
-int brk_auth_verify(const uint8_t *secret, size_t secret_len,
-    const char *token, int64_t now, char **user_out, const char **why);
+int brk_auth_verify(const uint8_t *secret, size_t secret_len, const char *token,
+    int64_t now, char **user_out, const char **why);
 
 /* Mints an HS256 JWT {"sub": user, "exp": exp} with header
  * {"alg":"HS256","typ":"JWT"}. secret/user: borrowed; `user` must be a valid
  * `sub` as brk_auth_verify defines it. Returns a NUL-terminated token the
  * caller frees, or NULL on invalid arguments or out of memory. */
-char *brk_auth_mint(const uint8_t *secret, size_t len, const char *user,
-    int64_t exp);
+char *
+brk_auth_mint(const uint8_t *secret, size_t len, const char *user, int64_t exp);
 
 /* Resolves the HS256 secret. If flag_value (from --jwt-secret or
  * PARLEY_JWT_SECRET; the caller picks) is non-NULL and non-empty, its bytes

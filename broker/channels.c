@@ -44,9 +44,9 @@ online_meta(void)
 static json_t *
 comment_json(const sto_comment *c)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", c->id,
-	    "video_id", c->video_id, "user_id", c->user_id,
-	    "content", c->content, "inserted_at", (json_int_t)c->inserted_at);
+	return json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", c->id, "video_id",
+	    c->video_id, "user_id", c->user_id, "content", c->content,
+	    "inserted_at", (json_int_t)c->inserted_at);
 }
 
 static char *
@@ -58,8 +58,8 @@ list_json(const sto_comment_list *l)
 	for (i = 0; arr && i < l->count; i++) {
 		json_array_append_new(arr, comment_json(&l->items[i]));
 	}
-	return dumps(json_pack("{s:o, s:b}", "comments", arr,
-	    "has_more", l->has_more));
+	return dumps(
+	    json_pack("{s:o, s:b}", "comments", arr, "has_more", l->has_more));
 }
 
 static const char *
@@ -109,8 +109,8 @@ read_id(json_t *params, const char *name, const char **id)
 /* ---- comments:<video_id> ---- */
 
 static int
-comments_join(brk_channel *ch, json_t *params, char **reply,
-    const char **reason)
+comments_join(
+    brk_channel *ch, json_t *params, char **reply, const char **reason)
 {
 	sto_comments *st = brk_node_comments(brk_channel_node(ch));
 	const char *video = video_of(ch), *since;
@@ -127,7 +127,7 @@ comments_join(brk_channel *ch, json_t *params, char **reply,
 		return -1;
 	}
 	rc = since ? sto_comments_after(st, video, since, limit, &l)
-	    : sto_comments_latest(st, video, limit, &l);
+		   : sto_comments_latest(st, video, limit, &l);
 	if (rc == PL_EINVAL) {
 		*reason = "invalid_params";
 		return -1;
@@ -196,8 +196,9 @@ out:
 static const char *
 check_content(json_t *payload, long max_bytes, const char **text)
 {
-	json_t *v = json_is_object(payload) ? json_object_get(payload,
-	    "content") : NULL;
+	json_t *v = json_is_object(payload)
+	    ? json_object_get(payload, "content")
+	    : NULL;
 	const char *s;
 	size_t len, i;
 
@@ -230,11 +231,11 @@ new_comment(brk_channel *ch, json_t *payload, brk_reply *r)
 	post_ctx *pc;
 	int rc;
 
-	why = check_content(payload, brk_node_config(n)->max_comment_bytes,
-	    &text);
-	if (why == NULL && brk_ratelimit_check(brk_node_ratelimit(n),
-	    "new_comment", brk_channel_user(ch),
-	    (uint64_t)time(NULL) * 1000) != PL_OK) {
+	why = check_content(
+	    payload, brk_node_config(n)->max_comment_bytes, &text);
+	if (why == NULL &&
+	    brk_ratelimit_check(brk_node_ratelimit(n), "new_comment",
+		brk_channel_user(ch), (uint64_t)time(NULL) * 1000) != PL_OK) {
 		why = "rate_limit_exceeded";
 	}
 	if (why) {
@@ -253,11 +254,13 @@ new_comment(brk_channel *ch, json_t *payload, brk_reply *r)
 	in.video_id = video_of(ch);
 	in.user_id = brk_channel_user(ch);
 	in.content = text;
-	rc = sto_comments_append(brk_node_comments(n), &in, on_durable, pc, NULL);
+	rc = sto_comments_append(
+	    brk_node_comments(n), &in, on_durable, pc, NULL);
 	if (rc != PL_OK) {
 		LOG_WARN("BRK-STORE", "comment on %s refused by storage: %s",
 		    pc->topic, pl_strerror(rc));
-		brk_reply_error(r, rc == PL_EAGAIN ? "overloaded" : "internal_error");
+		brk_reply_error(
+		    r, rc == PL_EAGAIN ? "overloaded" : "internal_error");
 		free(pc->topic);
 		free(pc);
 	}
@@ -279,7 +282,7 @@ list_comments(brk_channel *ch, json_t *payload, brk_reply *r)
 		return;
 	}
 	rc = before ? sto_comments_before(st, video_of(ch), before, limit, &l)
-	    : sto_comments_latest(st, video_of(ch), limit, &l);
+		    : sto_comments_latest(st, video_of(ch), limit, &l);
 	if (rc == PL_EINVAL) {
 		brk_reply_error(r, "invalid_params");
 		return;
@@ -299,8 +302,7 @@ list_comments(brk_channel *ch, json_t *payload, brk_reply *r)
 }
 
 static void
-comments_in(brk_channel *ch, const char *event, json_t *payload,
-    brk_reply *r)
+comments_in(brk_channel *ch, const char *event, json_t *payload, brk_reply *r)
 {
 	if (strcmp(event, "new_comment") == 0) {
 		new_comment(ch, payload, r);
@@ -328,8 +330,8 @@ static const brk_channel_ops comments_ops = {
 /* ---- presence:<user_id> ---- */
 
 static int
-presence_join(brk_channel *ch, json_t *params, char **reply,
-    const char **reason)
+presence_join(
+    brk_channel *ch, json_t *params, char **reply, const char **reason)
 {
 	brk_node *n = brk_channel_node(ch);
 	brk_presence *p = brk_node_presence(n);
@@ -352,7 +354,7 @@ presence_join(brk_channel *ch, json_t *params, char **reply,
 	device = json_string_value(dev);
 	if (!brk_presence_has_key(p, topic, device) &&
 	    brk_presence_key_count(p, topic) >=
-	    (size_t)brk_node_config(n)->max_devices) {
+		(size_t)brk_node_config(n)->max_devices) {
 		*reason = "device_limit_reached";
 		return -1;
 	}
@@ -378,8 +380,7 @@ presence_after_join(brk_channel *ch)
 }
 
 static void
-presence_in(brk_channel *ch, const char *event, json_t *payload,
-    brk_reply *r)
+presence_in(brk_channel *ch, const char *event, json_t *payload, brk_reply *r)
 {
 	(void)ch;
 	(void)event;

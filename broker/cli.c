@@ -13,7 +13,10 @@
 #include <string.h>
 #include <time.h>
 
-typedef struct body { char *p; size_t len; } body;
+typedef struct body {
+	char *p;
+	size_t len;
+} body;
 
 static size_t
 on_data(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -53,8 +56,9 @@ fetch(const char *admin, const char *path, int post, body *b, long *code)
 	}
 	rc = curl_easy_perform(h);
 	if (rc != CURLE_OK) {
-		fprintf(stderr, "parley: cannot reach the admin API at %s: %s\n",
-		    admin, curl_easy_strerror(rc));
+		fprintf(stderr,
+		    "parley: cannot reach the admin API at %s: %s\n", admin,
+		    curl_easy_strerror(rc));
 		curl_easy_cleanup(h);
 		return -1;
 	}
@@ -71,15 +75,20 @@ print_members(json_t *v)
 
 	printf("%-24s %-36s %-8s %s\n", "NAME", "ADDRESS", "STATUS",
 	    "INCARNATION");
-	json_array_foreach(json_object_get(v, "members"), i, m) {
-		const char *name = json_string_value(json_object_get(m, "name"));
+	json_array_foreach(json_object_get(v, "members"), i, m)
+	{
+		const char *name =
+		    json_string_value(json_object_get(m, "name"));
 		printf("%-24s %-36s %-8s %lld%s\n", name ? name : "?",
 		    json_string_value(json_object_get(m, "address")) ?: "?",
 		    json_string_value(json_object_get(m, "status")) ?: "?",
-		    (long long)json_integer_value(json_object_get(m,
-		    "incarnation")),
-		    name && json_equal(json_object_get(v, "self"),
-		    json_object_get(m, "name")) ? "  (self)" : "");
+		    (long long)json_integer_value(
+			json_object_get(m, "incarnation")),
+		    name &&
+			    json_equal(json_object_get(v, "self"),
+				json_object_get(m, "name"))
+			? "  (self)"
+			: "");
 	}
 }
 
@@ -90,9 +99,10 @@ print_flat(const char *prefix, json_t *v)
 	json_t *x;
 	char name[160];
 
-	json_object_foreach(v, k, x) {
-		snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? "." : "",
-		    k);
+	json_object_foreach(v, k, x)
+	{
+		snprintf(name, sizeof(name), "%s%s%s", prefix,
+		    *prefix ? "." : "", k);
 		if (json_is_object(x)) {
 			print_flat(name, x);
 		} else {
@@ -145,8 +155,8 @@ brk_cli_admin(const char *cmd, int argc, char **argv)
 		print_members(v);
 	} else if (strcmp(cmd, "leader") == 0) {
 		json_t *l = json_object_get(v, "leader");
-		printf("%s\n", json_is_string(l) ? json_string_value(l)
-		    : "(unknown)");
+		printf("%s\n",
+		    json_is_string(l) ? json_string_value(l) : "(unknown)");
 	} else {
 		print_flat("", v);
 	}
@@ -181,18 +191,20 @@ brk_cli_token(int argc, char **argv)
 		} else if (strcmp(a, "--data") == 0 && v) {
 			data = v;
 		} else {
-			fprintf(stderr, "usage: parley token --user ID [--ttl SECONDS] "
+			fprintf(stderr,
+			    "usage: parley token --user ID [--ttl SECONDS] "
 			    "[--jwt-secret S | --data DIR]\n");
 			return 2;
 		}
 	}
 	if (user == NULL || ttl <= 0) {
-		fprintf(stderr, "parley token: --user ID is required and --ttl "
+		fprintf(stderr,
+		    "parley token: --user ID is required and --ttl "
 		    "must be positive\n");
 		return 2;
 	}
-	if (brk_auth_load_secret(secret_flag, data, &secret, &slen, err,
-	    sizeof(err)) != PL_OK) {
+	if (brk_auth_load_secret(
+		secret_flag, data, &secret, &slen, err, sizeof(err)) != PL_OK) {
 		fprintf(stderr, "parley token: %s\n", err);
 		return 1;
 	}

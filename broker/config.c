@@ -17,7 +17,7 @@ typedef struct flag {
 	const char *name;
 	int type;
 	size_t off;
-	const char *def;   /* NULL = unset */
+	const char *def; /* NULL = unset */
 	long min, max;
 	const char *help;
 } flag;
@@ -27,30 +27,55 @@ typedef struct flag {
 #define B(f) T_BOOL, offsetof(brk_config, f)
 
 static const flag flags[] = {
-	{ "listen", S(listen), "0.0.0.0:4000", 0, 0, "WebSocket and public HTTP" },
-	{ "admin", S(admin), "127.0.0.1:4001", 0, 0, "admin JSON API and /metrics" },
-	{ "cluster-listen", S(cluster_listen), "tcp://0.0.0.0:4002", 0, 0, "NNG bus address this node listens on" },
-	{ "advertise", S(advertise), NULL, 0, 0, "bus address other nodes dial (default: from hostname)" },
-	{ "join", S(join), NULL, 0, 0, "comma-separated seed bus URLs, or dns:NAME:PORT" },
-	{ "node-name", S(node_name), NULL, 0, 0, "unique name in the cluster (default: hostname)" },
+	{ "listen", S(listen), "0.0.0.0:4000", 0, 0,
+	    "WebSocket and public HTTP" },
+	{ "admin", S(admin), "127.0.0.1:4001", 0, 0,
+	    "admin JSON API and /metrics" },
+	{ "cluster-listen", S(cluster_listen), "tcp://0.0.0.0:4002", 0, 0,
+	    "NNG bus address this node listens on" },
+	{ "advertise", S(advertise), NULL, 0, 0,
+	    "bus address other nodes dial (default: from hostname)" },
+	{ "join", S(join), NULL, 0, 0,
+	    "comma-separated seed bus URLs, or dns:NAME:PORT" },
+	{ "node-name", S(node_name), NULL, 0, 0,
+	    "unique name in the cluster (default: hostname)" },
 	{ "data", S(data), "./data", 0, 0, "LMDB directory" },
-	{ "jwt-secret", S(jwt_secret), NULL, 0, 0, "HS256 secret (default: generated once into the data dir)" },
-	{ "allowed-origins", S(allowed_origins), NULL, 0, 0, "comma-separated origins a browser may connect from (default: any)" },
-	{ "max-devices", L(max_devices), "1", 1, 1000, "devices one user may have online at once" },
-	{ "rate-limit", S(rate_limit), "30/60", 0, 0, "actions per user per action kind per window (seconds)" },
-	{ "max-comment-bytes", L(max_comment_bytes), "2000", 1, 1 << 20, "longest comment accepted, in bytes of UTF-8" },
-	{ "firebase-url", S(firebase_url), NULL, 0, 0, "Firebase Realtime Database base URL" },
-	{ "firebase-auth", S(firebase_auth), NULL, 0, 0, "Firebase auth= token" },
-	{ "firebase-credentials", S(firebase_credentials), NULL, 0, 0, "Google service-account JSON file" },
-	{ "max-message-bytes", L(max_message_bytes), "1048576", 1024, 64 << 20, "largest WebSocket message (close 1009 beyond)" },
-	{ "max-channels", L(max_channels), "100", 1, 100000, "channels one socket may join" },
-	{ "idle-timeout", L(idle_timeout), "60", 1, 86400, "seconds of silence before a socket is closed" },
-	{ "max-out-bytes", L(max_out_bytes), "4194304", 65536, 1L << 30, "unsent bytes one socket may queue before it is closed as a slow consumer" },
-	{ "max-connections", L(max_connections), "19900", 1, 10000000, "sockets served at once; more are refused" },
-	{ "presence-tick-ms", L(presence_tick_ms), "50", 1, 10000, "presence_diff coalescing period" },
-	{ "drain-timeout", L(drain_timeout), "10", 0, 600, "seconds SIGTERM waits for pending writes" },
-	{ "log-level", S(log_level), "info", 0, 0, "error, warn, notice, info or debug" },
-	{ "cluster-test-hooks", B(cluster_test_hooks), "0", 0, 1, "enable the admin fault-injection endpoint (tests only)" },
+	{ "jwt-secret", S(jwt_secret), NULL, 0, 0,
+	    "HS256 secret (default: generated once into the data dir)" },
+	{ "allowed-origins", S(allowed_origins), NULL, 0, 0,
+	    "comma-separated origins a browser may connect from (default: "
+	    "any)" },
+	{ "max-devices", L(max_devices), "1", 1, 1000,
+	    "devices one user may have online at once" },
+	{ "rate-limit", S(rate_limit), "30/60", 0, 0,
+	    "actions per user per action kind per window (seconds)" },
+	{ "max-comment-bytes", L(max_comment_bytes), "2000", 1, 1 << 20,
+	    "longest comment accepted, in bytes of UTF-8" },
+	{ "firebase-url", S(firebase_url), NULL, 0, 0,
+	    "Firebase Realtime Database base URL" },
+	{ "firebase-auth", S(firebase_auth), NULL, 0, 0,
+	    "Firebase auth= token" },
+	{ "firebase-credentials", S(firebase_credentials), NULL, 0, 0,
+	    "Google service-account JSON file" },
+	{ "max-message-bytes", L(max_message_bytes), "1048576", 1024, 64 << 20,
+	    "largest WebSocket message (close 1009 beyond)" },
+	{ "max-channels", L(max_channels), "100", 1, 100000,
+	    "channels one socket may join" },
+	{ "idle-timeout", L(idle_timeout), "60", 1, 86400,
+	    "seconds of silence before a socket is closed" },
+	{ "max-out-bytes", L(max_out_bytes), "4194304", 65536, 1L << 30,
+	    "unsent bytes one socket may queue before it is closed as a slow "
+	    "consumer" },
+	{ "max-connections", L(max_connections), "19900", 1, 10000000,
+	    "sockets served at once; more are refused" },
+	{ "presence-tick-ms", L(presence_tick_ms), "50", 1, 10000,
+	    "presence_diff coalescing period" },
+	{ "drain-timeout", L(drain_timeout), "10", 0, 600,
+	    "seconds SIGTERM waits for pending writes" },
+	{ "log-level", S(log_level), "info", 0, 0,
+	    "error, warn, notice, info or debug" },
+	{ "cluster-test-hooks", B(cluster_test_hooks), "0", 0, 1,
+	    "enable the admin fault-injection endpoint (tests only)" },
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -73,8 +98,10 @@ set(brk_config *c, const flag *f, const char *v, char *err, size_t errlen)
 	}
 	errno = 0;
 	n = strtol(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n < f->min || n > f->max) {
-		snprintf(err, errlen, "--%s: expected a number from %ld to %ld, got \"%s\"",
+	if (errno != 0 || end == v || *end != '\0' || n < f->min ||
+	    n > f->max) {
+		snprintf(err, errlen,
+		    "--%s: expected a number from %ld to %ld, got \"%s\"",
 		    f->name, f->min, f->max, v);
 		return PL_EINVAL;
 	}
@@ -93,7 +120,8 @@ env_name(const char *flag, char *out, size_t len)
 
 	i = (size_t)snprintf(out, len, "PARLEY_");
 	for (; *flag && i + 1 < len; flag++) {
-		out[i++] = *flag == '-' ? '_' : (char)toupper((unsigned char)*flag);
+		out[i++] =
+		    *flag == '-' ? '_' : (char)toupper((unsigned char)*flag);
 	}
 	out[i] = '\0';
 }
@@ -108,7 +136,8 @@ brk_config_load(brk_config *c, int argc, char **argv, char *err, size_t errlen)
 	memset(c, 0, sizeof(*c));
 	for (i = 0; i < NFLAGS; i++) {
 		const char *v;
-		if (flags[i].def && set(c, &flags[i], flags[i].def, err, errlen)) {
+		if (flags[i].def &&
+		    set(c, &flags[i], flags[i].def, err, errlen)) {
 			return PL_EINVAL;
 		}
 		env_name(flags[i].name, env, sizeof(env));
@@ -123,7 +152,8 @@ brk_config_load(brk_config *c, int argc, char **argv, char *err, size_t errlen)
 		const flag *f = NULL;
 
 		if (strncmp(arg, "--", 2) != 0) {
-			snprintf(err, errlen, "unexpected argument \"%s\"", arg);
+			snprintf(
+			    err, errlen, "unexpected argument \"%s\"", arg);
 			return PL_EINVAL;
 		}
 		arg += 2;
@@ -136,15 +166,16 @@ brk_config_load(brk_config *c, int argc, char **argv, char *err, size_t errlen)
 			}
 		}
 		if (f == NULL) {
-			snprintf(err, errlen, "unknown flag --%.*s (see --help)",
-			    (int)nlen, arg);
+			snprintf(err, errlen,
+			    "unknown flag --%.*s (see --help)", (int)nlen, arg);
 			return PL_EINVAL;
 		}
 		if (eq) {
 			val = eq + 1;
 		} else if (f->type != T_BOOL) {
 			if (a + 1 >= argc) {
-				snprintf(err, errlen, "--%s needs a value", f->name);
+				snprintf(
+				    err, errlen, "--%s needs a value", f->name);
 				return PL_EINVAL;
 			}
 			val = argv[++a];

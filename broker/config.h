@@ -8,44 +8,44 @@
 #include <stdint.h>
 
 typedef struct brk_config {
-	char *listen;            /* host:port for WebSocket and public HTTP */
-	char *admin;             /* host:port for the admin API */
-	char *cluster_listen;    /* NNG bus URL */
-	char *advertise;         /* bus URL peers dial; NULL = derived */
-	char *join;              /* comma-separated seeds */
-	char *node_name;         /* NULL = hostname */
-	char *data;              /* LMDB directory */
-	char *jwt_secret;        /* NULL = generated into data dir */
-	char *allowed_origins;   /* NULL = any */
-	char *rate_limit;        /* "30/60" */
+	char *listen;          /* host:port for WebSocket and public HTTP */
+	char *admin;           /* host:port for the admin API */
+	char *cluster_listen;  /* NNG bus URL */
+	char *advertise;       /* bus URL peers dial; NULL = derived */
+	char *join;            /* comma-separated seeds */
+	char *node_name;       /* NULL = hostname */
+	char *data;            /* LMDB directory */
+	char *jwt_secret;      /* NULL = generated into data dir */
+	char *allowed_origins; /* NULL = any */
+	char *rate_limit;      /* "30/60" */
 	char *firebase_url;
 	char *firebase_auth;
 	char *firebase_credentials;
-	char *log_level;         /* error|warn|notice|info|debug */
+	char *log_level; /* error|warn|notice|info|debug */
 	long max_devices;
 	long max_comment_bytes;
-	long max_message_bytes;  /* WebSocket message limit (close 1009) */
-	long max_channels;       /* channels per socket */
-	long idle_timeout;       /* seconds of silence before close */
-	long max_out_bytes;      /* output buffer cap before a slow consumer is closed */
-	long max_connections;    /* refuse beyond this many sockets */
-	long presence_tick_ms;   /* presence_diff coalescing period */
-	long drain_timeout;      /* seconds SIGTERM waits for flushes */
-	int cluster_test_hooks;  /* enables the admin fault-injection endpoint */
+	long max_message_bytes; /* WebSocket message limit (close 1009) */
+	long max_channels;      /* channels per socket */
+	long idle_timeout;      /* seconds of silence before close */
+	long max_out_bytes; /* output buffer cap before a slow consumer is closed */
+	long max_connections;   /* refuse beyond this many sockets */
+	long presence_tick_ms;  /* presence_diff coalescing period */
+	long drain_timeout;     /* seconds SIGTERM waits for flushes */
+	int cluster_test_hooks; /* enables the admin fault-injection endpoint */
 } brk_config;
 
 /* Fills *c from defaults, then the environment, then argv (flags of the form
  * --name value or --name=value). Unknown flags and bad values are errors:
  * returns PL_EINVAL with a message in err. Free with brk_config_fini. */
-int brk_config_load(brk_config *c, int argc, char **argv, char *err,
-    size_t errlen);
+int
+brk_config_load(brk_config *c, int argc, char **argv, char *err, size_t errlen);
 void brk_config_fini(brk_config *c);
 
 /* Prints the flag table (name, default, meaning) for --help. */
 void brk_config_usage(void);
 
 /* Splits "host:port" (IPv6 as [::1]:4000). Returns PL_OK or PL_EINVAL. */
-int brk_config_split_hostport(const char *s, char *host, size_t hostlen,
-    int *port);
+int
+brk_config_split_hostport(const char *s, char *host, size_t hostlen, int *port);
 
 #endif

@@ -9,6 +9,7 @@
 #include "broker/auth.h"
 #include "broker/node.h"
 #include "broker/router.h"
+#include "common/base64.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "proto/http.h"
@@ -22,7 +23,6 @@
 #include <event2/event_struct.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,8 +268,8 @@ brk_conn_send_frame(brk_conn *c, brk_frame *f)
 		evbuffer_add(c->out, f->data, f->len);
 	} else {
 		f->refs++;
-		if (evbuffer_add_reference(c->out, f->data, f->len,
-		    frame_cleanup, f) != 0) {
+		if (evbuffer_add_reference(
+			c->out, f->data, f->len, frame_cleanup, f) != 0) {
 			f->refs--;
 		}
 	}
@@ -297,9 +297,10 @@ brk_conn_flush(brk_conn *c)
 		return;
 	}
 	if (c->slow) {
-		LOG_WARN("BRK-SLOW", "closing slow consumer %s (user %s): more "
-		    "than %ld bytes unsent", brk_conn_peer(c),
-		    c->user ? c->user : "-",
+		LOG_WARN("BRK-SLOW",
+		    "closing slow consumer %s (user %s): more "
+		    "than %ld bytes unsent",
+		    brk_conn_peer(c), c->user ? c->user : "-",
 		    brk_node_config(c->node)->max_out_bytes);
 		brk_node_stats_of(c->node)->slow_closed++;
 		conn_kill(c);
@@ -371,8 +372,8 @@ static void
 http_answer(brk_conn *c, int status, const char *body)
 {
 	if (outbuf(c)) {
-		pro_http_write_response(c->out, status, NULL,
-		    "text/plain; charset=utf-8", body);
+		pro_http_write_response(
+		    c->out, status, NULL, "text/plain; charset=utf-8", body);
 	}
 	c->state = S_CLOSING;
 	queue_flush(c);
@@ -437,38 +438,22 @@ static char *
 subprotocol_token(const char *list)
 {
 	const char *p = list ? strstr(list, BEARER_PREFIX) : NULL;
-	unsigned char *out;
-	char *in;
-	size_t n, pad;
-	int len;
+	uint8_t *out;
+	size_t n, len;
 
 	if (p == NULL || !pro_http_list_has(list, "phoenix")) {
 		return NULL;
 	}
 	p += strlen(BEARER_PREFIX);
 	n = strcspn(p, ", \t");
-	if (n == 0 || n > 8192) {
+	if (n == 0 || n > 8192 || (out = malloc(n * 3 / 4 + 3)) == NULL) {
 		return NULL;
 	}
-	pad = (4 - n % 4) % 4;
-	in = malloc(n + pad + 1);
-	out = malloc(n + 4);
-	if (in == NULL || out == NULL) {
-		free(in);
+	if (!pl_b64_decode(p, n, out, &len)) {
 		free(out);
 		return NULL;
 	}
-	memcpy(in, p, n);
-	memset(in + n, '=', pad);
-	in[n + pad] = '\0';
-	len = EVP_DecodeBlock(out, (unsigned char *)in, (int)(n + pad));
-	free(in);
-	if (len < 0) {
-		free(out);
-		return NULL;
-	}
-	len -= (int)pad;
-	out[len < 0 ? 0 : len] = '\0';
+	out[len] = '\0';
 	return (char *)out;
 }
 
@@ -512,7 +497,7 @@ upgrade(brk_conn *c, pro_http_req *req)
 		return;
 	}
 	if (brk_auth_verify(secret, slen, token, (int64_t)time(NULL), &c->user,
-	    &why) != PL_OK) {
+		&why) != PL_OK) {
 		free(token);
 		refuse(c, 403, why ? why : "bad token");
 		return;
@@ -550,7 +535,8 @@ handle_http(brk_conn *c)
 		http_answer(c, 200, "ok\n");
 	} else if (strcmp(req.path, "/readyz") == 0) {
 		int ready = brk_node_ready(c->node);
-		http_answer(c, ready ? 200 : 503, ready ? "ready\n" : "not ready\n");
+		http_answer(
+		    c, ready ? 200 : 503, ready ? "ready\n" : "not ready\n");
 	} else if (strcmp(req.path, "/socket/websocket") == 0) {
 		upgrade(c, &req);
 	} else {
@@ -571,20 +557,17 @@ handle_message(brk_conn *c, pro_ws_msg *msg)
 	switch (msg->opcode) {
 	case PRO_WS_PING:
 		if (outbuf(c)) {
-			pro_ws_write_frame(c->out, PRO_WS_PONG, msg->data, msg->len);
+			pro_ws_write_frame(
+			    c->out, PRO_WS_PONG, msg->data, msg->len);
 			queue_flush(c);
 		}
 		return;
-	case PRO_WS_PONG:
-		return;
-	case PRO_WS_CLOSE:
-		brk_conn_close(c, PRO_WS_CLOSE_NORMAL, "");
-		return;
-	default:
-		break;
+	case PRO_WS_PONG: return;
+	case PRO_WS_CLOSE: brk_conn_close(c, PRO_WS_CLOSE_NORMAL, ""); return;
+	default: break;
 	}
 	if (pro_phx_decode(c->vsn, msg->opcode == PRO_WS_BINARY, msg->data,
-	    msg->len, &m, &why) != PL_OK) {
+		msg->len, &m, &why) != PL_OK) {
 		pro_phx_msg_clear(&m);
 		brk_node_stats_of(c->node)->protocol_errors++;
 		LOG_INFO("BRK-BADMSG", "closing %s (user %s): %s",
@@ -633,7 +616,8 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	n = evbuffer_read(c->in, fd, READ_CHUNK);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
 		return;
 	}
 	brk_conn_ref(c);
@@ -650,12 +634,8 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 		}
 		/* Frames may follow the upgrade request in the same read. */
 		/* FALLTHROUGH */
-	case S_WS:
-		handle_ws(c);
-		break;
-	default:
-		evbuffer_drain(c->in, evbuffer_get_length(c->in));
-		break;
+	case S_WS: handle_ws(c); break;
+	default: evbuffer_drain(c->in, evbuffer_get_length(c->in)); break;
 	}
 out:
 	if (c->in && evbuffer_get_length(c->in) == 0) {
@@ -668,8 +648,7 @@ out:
 /* ---- accept, sweep, shutdown ---- */
 
 int
-brk_conn_accept(brk_node *n, int fd, const struct sockaddr *sa,
-    socklen_t salen)
+brk_conn_accept(brk_node *n, int fd, const struct sockaddr *sa, socklen_t salen)
 {
 	brk_conn_list *l = brk_node_conns(n);
 	brk_node_stats *st = brk_node_stats_of(n);
@@ -726,17 +705,20 @@ brk_conn_sweep(brk_conn_list *l, uint64_t now)
 			conn_kill(c);
 		} else if (c->state == S_HTTP && age >= HANDSHAKE_MS) {
 			conn_kill(c);
-		} else if (c->state == S_WS && age >= (uint64_t)brk_node_config(
-		    c->node)->idle_timeout * 1000) {
+		} else if (c->state == S_WS &&
+		    age >= (uint64_t)brk_node_config(c->node)->idle_timeout *
+			    1000) {
 			brk_node_stats_of(c->node)->idle_closed++;
-			LOG_INFO("BRK-IDLE", "closing %s (user %s): silent for %llu s",
+			LOG_INFO("BRK-IDLE",
+			    "closing %s (user %s): silent for %llu s",
 			    brk_conn_peer(c), c->user,
 			    (unsigned long long)(age / 1000));
 			/* Re-stamp so the linger timer starts now. */
 			c->last_rx_ms = now;
 			lru_unlink(l, c);
 			lru_append(l, c);
-			brk_conn_close(c, PRO_WS_CLOSE_PROTOCOL, "idle timeout");
+			brk_conn_close(
+			    c, PRO_WS_CLOSE_PROTOCOL, "idle timeout");
 		}
 	}
 }

@@ -44,8 +44,8 @@ size_t brk_conn_count_ws(const brk_conn_list *l);
 void brk_conn_free_all(brk_conn_list *l);
 
 /* Takes ownership of fd: on failure the fd is closed. */
-int brk_conn_accept(brk_node *n, int fd, const struct sockaddr *sa,
-    socklen_t salen);
+int brk_conn_accept(
+    brk_node *n, int fd, const struct sockaddr *sa, socklen_t salen);
 
 /* Queues a text message. The bytes are copied. */
 void brk_conn_send_text(brk_conn *c, const char *data, size_t len);

@@ -12,18 +12,24 @@ static void
 usage(void)
 {
 	printf("usage:\n"
-	    "  parley serve [flags]        run a node in the foreground\n"
-	    "  parley token --user ID [--ttl SECONDS]\n"
-	    "  parley members|leader|stats|sync|drain|leave [--admin HOST:PORT] [--json]\n\n");
+	       "  parley serve [flags]        run a node in the foreground\n"
+	       "  parley token --user ID [--ttl SECONDS]\n"
+	       "  parley members|leader|stats|sync|drain|leave [--admin "
+	       "HOST:PORT] [--json]\n\n");
 	brk_config_usage();
 }
 
 static int
 set_log_level(const char *s)
 {
-	static const struct { const char *name; int level; } levels[] = {
-		{ "error", PL_LOG_ERR }, { "warn", PL_LOG_WARN },
-		{ "notice", PL_LOG_NOTICE }, { "info", PL_LOG_INFO },
+	static const struct {
+		const char *name;
+		int level;
+	} levels[] = {
+		{ "error", PL_LOG_ERR },
+		{ "warn", PL_LOG_WARN },
+		{ "notice", PL_LOG_NOTICE },
+		{ "info", PL_LOG_INFO },
 		{ "debug", PL_LOG_DEBUG },
 	};
 	size_t i;
@@ -45,8 +51,8 @@ serve(int argc, char **argv)
 	char err[512] = "";
 	int rc;
 
-	if (argc > 0 && (strcmp(argv[0], "--help") == 0 ||
-	    strcmp(argv[0], "-h") == 0)) {
+	if (argc > 0 &&
+	    (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
 		usage();
 		return 0;
 	}
@@ -56,7 +62,8 @@ serve(int argc, char **argv)
 		return 2;
 	}
 	if (set_log_level(cfg.log_level) != 0) {
-		fprintf(stderr, "parley serve: --log-level: unknown level \"%s\"\n",
+		fprintf(stderr,
+		    "parley serve: --log-level: unknown level \"%s\"\n",
 		    cfg.log_level);
 		brk_config_fini(&cfg);
 		return 2;

@@ -98,8 +98,10 @@ sender_up(brk_mesh *m, const char *from, const pro_presence_msg *pm)
 	}
 	r = &pm->replicas[pm->sender];
 	if (strcmp(r->name, from) != 0) {
-		LOG_WARN("BRK-PRESFROM", "presence message from %s claims to be "
-		    "from %s; dropped", from, r->name);
+		LOG_WARN("BRK-PRESFROM",
+		    "presence message from %s claims to be "
+		    "from %s; dropped",
+		    from, r->name);
 		return PL_EINVAL;
 	}
 	if (clu_cluster_member_status(m->clu, from) != CLU_ALIVE &&
@@ -110,8 +112,8 @@ sender_up(brk_mesh *m, const char *from, const pro_presence_msg *pm)
 }
 
 static void
-on_app(void *arg, const char *from, uint32_t kind, const void *bytes,
-    size_t len)
+on_app(
+    void *arg, const char *from, uint32_t kind, const void *bytes, size_t len)
 {
 	brk_mesh *m = arg;
 	pro_presence_msg *pm = NULL;
@@ -126,19 +128,23 @@ on_app(void *arg, const char *from, uint32_t kind, const void *bytes,
 	}
 	rc = pro_presence_decode(bytes, len, &pm);
 	if (rc != PL_OK) {
-		LOG_WARN("BRK-PRESDECODE", "undecodable presence message from "
-		    "%s: %s", from, pl_strerror(rc));
+		LOG_WARN("BRK-PRESDECODE",
+		    "undecodable presence message from "
+		    "%s: %s",
+		    from, pl_strerror(rc));
 		return;
 	}
 	rc = sender_up(m, from, pm);
 	if (rc != PL_OK) {
-		LOG_DEBUG("BRK-PRESSKIP", "presence message %u from %s skipped: %s",
-		    kind, from, pl_strerror(rc));
+		LOG_DEBUG("BRK-PRESSKIP",
+		    "presence message %u from %s skipped: %s", kind, from,
+		    pl_strerror(rc));
 		goto out;
 	}
 	if (kind == APP_PRES_CLOCKS) {
 		if (clu_presence_behind(crdt(m), pm)) {
-			clu_cluster_send_app(m->clu, from, APP_PRES_STATE_REQ, "", 0);
+			clu_cluster_send_app(
+			    m->clu, from, APP_PRES_STATE_REQ, "", 0);
 		}
 		goto out;
 	}
@@ -167,22 +173,17 @@ on_member_change(void *arg, const char *name, clu_status old, clu_status st)
 	}
 	LOG_INFO("BRK-MEMBER", "member %s: %s -> %s", name,
 	    clu_status_name(old), clu_status_name(st));
-	LOG_DEBUG("BRK-PRESREP", "member %s %s: presence replica follows",
-	    name, clu_status_name(st));
+	LOG_DEBUG("BRK-PRESREP", "member %s %s: presence replica follows", name,
+	    clu_status_name(st));
 	switch (st) {
 	case CLU_ALIVE:
 		/* A new or returning node gets our state at once rather than
 		 * after the next clocks exchange. */
 		send_state(m, name);
 		break;
-	case CLU_DEAD:
-		clu_presence_replica_down(crdt(m), name);
-		break;
-	case CLU_LEFT:
-		clu_presence_replica_permdown(crdt(m), name);
-		break;
-	default:
-		break;
+	case CLU_DEAD: clu_presence_replica_down(crdt(m), name); break;
+	case CLU_LEFT: clu_presence_replica_permdown(crdt(m), name); break;
+	default: break;
 	}
 }
 
@@ -197,15 +198,15 @@ on_leader_change(void *arg, const char *leader, uint64_t since_ms)
 }
 
 static void
-on_broadcast(void *arg, const char *publisher, uint64_t seq,
-    const char *topic, const char *event, const char *payload, size_t len)
+on_broadcast(void *arg, const char *publisher, uint64_t seq, const char *topic,
+    const char *event, const char *payload, size_t len)
 {
 	brk_mesh *m = arg;
 
 	(void)publisher;
 	(void)seq;
-	brk_router_local_broadcast(brk_node_router(m->node), topic, event,
-	    payload, len);
+	brk_router_local_broadcast(
+	    brk_node_router(m->node), topic, event, payload, len);
 }
 
 static void
@@ -322,10 +323,10 @@ brk_mesh_joined(const brk_mesh *m)
 static void
 member_json(void *arg, const clu_member_info *mi)
 {
-	json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:I}",
-	    "name", mi->name, "address", mi->address,
-	    "status", clu_status_name(mi->status),
-	    "incarnation", (json_int_t)mi->incarnation));
+	json_array_append_new(arg,
+	    json_pack("{s:s, s:s, s:s, s:I}", "name", mi->name, "address",
+		mi->address, "status", clu_status_name(mi->status),
+		"incarnation", (json_int_t)mi->incarnation));
 }
 
 json_t *
@@ -344,9 +345,9 @@ brk_mesh_leader_json(brk_mesh *m)
 	uint64_t since = 0;
 	const char *l = clu_cluster_leader(m->clu, &since);
 
-	return json_pack("{s:s, s:o, s:I}", "self", clu_cluster_self_name(m->clu),
-	    "leader", l ? json_string(l) : json_null(), "since",
-	    (json_int_t)since);
+	return json_pack("{s:s, s:o, s:I}", "self",
+	    clu_cluster_self_name(m->clu), "leader",
+	    l ? json_string(l) : json_null(), "since", (json_int_t)since);
 }
 
 json_t *
@@ -356,13 +357,12 @@ brk_mesh_stats_json(brk_mesh *m)
 
 	clu_cluster_stats_get(m->clu, &s);
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	    "s:I, s:I, s:I, s:I}",
+			 "s:I, s:I, s:I, s:I}",
 	    "sent", (json_int_t)s.sent, "received", (json_int_t)s.received,
-	    "malformed", (json_int_t)s.malformed,
-	    "unknown", (json_int_t)s.unknown, "dropped", (json_int_t)s.dropped,
-	    "gaps", (json_int_t)s.gaps, "cut_off_peers",
-	    (json_int_t)s.cut_off_peers, "name_conflicts",
-	    (json_int_t)s.name_conflicts, "broadcasts_sent",
+	    "malformed", (json_int_t)s.malformed, "unknown",
+	    (json_int_t)s.unknown, "dropped", (json_int_t)s.dropped, "gaps",
+	    (json_int_t)s.gaps, "cut_off_peers", (json_int_t)s.cut_off_peers,
+	    "name_conflicts", (json_int_t)s.name_conflicts, "broadcasts_sent",
 	    (json_int_t)s.broadcasts_sent, "broadcasts_delivered",
 	    (json_int_t)s.broadcasts_delivered, "members_alive",
 	    (json_int_t)s.members_alive, "members_suspect",

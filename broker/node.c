@@ -13,6 +13,7 @@
 #include "broker/ratelimit.h"
 #include "broker/router.h"
 #include "broker/mesh.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "storage/comments.h"
@@ -54,20 +55,11 @@ struct brk_node {
 	uint64_t accept_errors_logged;
 };
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 uint64_t
 brk_node_now_ms(brk_node *n)
 {
 	(void)n;
-	return mono_ms();
+	return pl_mono_ms();
 }
 
 /* ---- accept ---- */
@@ -106,9 +98,10 @@ on_accept_error(struct evconnlistener *l, void *arg)
 
 	n->stats.accept_errors++;
 	if (n->accept_errors_logged == 0) {
-		LOG_WARN("BRK-ACCEPT", "accept failed: %s (open sockets %zu); "
-		    "pausing the listener", evutil_socket_error_to_string(err),
-		    n->conns.count);
+		LOG_WARN("BRK-ACCEPT",
+		    "accept failed: %s (open sockets %zu); "
+		    "pausing the listener",
+		    evutil_socket_error_to_string(err), n->conns.count);
 	}
 	n->accept_errors_logged++;
 	evconnlistener_disable(l);
@@ -137,7 +130,7 @@ static void
 on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	brk_node *n = arg;
-	uint64_t now = mono_ms();
+	uint64_t now = pl_mono_ms();
 
 	(void)fd;
 	(void)what;
@@ -169,15 +162,16 @@ static void
 on_drain_check(evutil_socket_t fd, short what, void *arg)
 {
 	brk_node *n = arg;
-	uint64_t waited = mono_ms() - n->drain_started_ms;
+	uint64_t waited = pl_mono_ms() - n->drain_started_ms;
 
 	(void)fd;
 	(void)what;
 	if (brk_conn_count_ws(&n->conns) == 0 ||
 	    waited >= (uint64_t)n->cfg->drain_timeout * 1000) {
-		LOG_NOTICE("BRK-DRAINED", "drain complete after %llu ms "
-		    "(%zu sockets left)", (unsigned long long)waited,
-		    n->conns.count);
+		LOG_NOTICE("BRK-DRAINED",
+		    "drain complete after %llu ms "
+		    "(%zu sockets left)",
+		    (unsigned long long)waited, n->conns.count);
 		event_base_loopexit(n->base, NULL);
 	}
 }
@@ -191,9 +185,11 @@ brk_node_drain(brk_node *n)
 		return;
 	}
 	n->draining = 1;
-	n->drain_started_ms = mono_ms();
-	LOG_NOTICE("BRK-DRAIN", "draining: leaving the cluster and closing "
-	    "%zu sockets", n->conns.count);
+	n->drain_started_ms = pl_mono_ms();
+	LOG_NOTICE("BRK-DRAIN",
+	    "draining: leaving the cluster and closing "
+	    "%zu sockets",
+	    n->conns.count);
 	/* The listener stays open: probes must see /readyz answer 503, and
 	 * upgrades are refused with 503 so load balancers move on. */
 	brk_mesh_leave(n->mesh);
@@ -236,8 +232,8 @@ listen_on(brk_node *n, char *err, size_t errlen)
 	int p;
 
 	if (brk_config_split_hostport(n->cfg->listen, host, sizeof(host), &p)) {
-		snprintf(err, errlen, "--listen: expected HOST:PORT, got \"%s\"",
-		    n->cfg->listen);
+		snprintf(err, errlen,
+		    "--listen: expected HOST:PORT, got \"%s\"", n->cfg->listen);
 		return PL_EINVAL;
 	}
 	snprintf(port, sizeof(port), "%d", p);
@@ -246,8 +242,10 @@ listen_on(brk_node *n, char *err, size_t errlen)
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
 	if (getaddrinfo(host, port, &hints, &ai) != 0) {
-		snprintf(err, errlen, "--listen: \"%s\" is not a numeric "
-		    "address", host);
+		snprintf(err, errlen,
+		    "--listen: \"%s\" is not a numeric "
+		    "address",
+		    host);
 		return PL_EINVAL;
 	}
 	n->listener = evconnlistener_new_bind(n->base, on_accept, n,
@@ -357,8 +355,8 @@ check_addresses(const brk_config *cfg, char *err, size_t errlen)
 	int port;
 
 	if (brk_config_split_hostport(cfg->listen, host, sizeof(host), &port)) {
-		snprintf(err, errlen, "--listen: expected HOST:PORT, got \"%s\"",
-		    cfg->listen);
+		snprintf(err, errlen,
+		    "--listen: expected HOST:PORT, got \"%s\"", cfg->listen);
 		return PL_EINVAL;
 	}
 	if (brk_config_split_hostport(cfg->admin, host, sizeof(host), &port)) {
@@ -370,8 +368,7 @@ check_addresses(const brk_config *cfg, char *err, size_t errlen)
 }
 
 int
-brk_node_create(brk_node **out, const brk_config *cfg, char *err,
-    size_t errlen)
+brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
 {
 	brk_node *n = calloc(1, sizeof(*n));
 	unsigned limit, window_ms;
@@ -389,8 +386,10 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err,
 	pl_log_set_node(n->name);
 	signal(SIGPIPE, SIG_IGN);
 	if (brk_ratelimit_parse(cfg->rate_limit, &limit, &window_ms) != PL_OK) {
-		snprintf(err, errlen, "--rate-limit: expected N/SECONDS like "
-		    "30/60, got \"%s\"", cfg->rate_limit);
+		snprintf(err, errlen,
+		    "--rate-limit: expected N/SECONDS like "
+		    "30/60, got \"%s\"",
+		    cfg->rate_limit);
 		return PL_EINVAL;
 	}
 	if (brk_ratelimit_create(&n->ratelimit, limit, window_ms) != PL_OK) {
@@ -398,7 +397,7 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err,
 		return PL_ENOMEM;
 	}
 	if (brk_auth_load_secret(cfg->jwt_secret, cfg->data, &n->secret,
-	    &n->secret_len, err, errlen) != PL_OK) {
+		&n->secret_len, err, errlen) != PL_OK) {
 		return PL_EINVAL;
 	}
 	n->base = new_base();
@@ -425,11 +424,14 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err,
 		return PL_EIO;
 	}
 	if (cfg->firebase_url || cfg->firebase_credentials) {
-		LOG_WARN("BRK-FIREBASE", "Firebase sync is not built yet: "
+		LOG_WARN("BRK-FIREBASE",
+		    "Firebase sync is not built yet: "
 		    "--firebase-url and --firebase-credentials are ignored");
 	}
-	LOG_NOTICE("BRK-START", "node %s serving WebSocket on %s, admin on %s, "
-	    "data in %s", n->name, cfg->listen, cfg->admin, cfg->data);
+	LOG_NOTICE("BRK-START",
+	    "node %s serving WebSocket on %s, admin on %s, "
+	    "data in %s",
+	    n->name, cfg->listen, cfg->admin, cfg->data);
 	return PL_OK;
 }
 
@@ -484,17 +486,61 @@ brk_node_destroy(brk_node *n)
 
 /* ---- accessors ---- */
 
-struct event_base *brk_node_base(brk_node *n) { return n->base; }
-const brk_config *brk_node_config(const brk_node *n) { return n->cfg; }
-const char *brk_node_name(const brk_node *n) { return n->name; }
-brk_router *brk_node_router(brk_node *n) { return n->router; }
-brk_presence *brk_node_presence(brk_node *n) { return n->presence; }
-brk_ratelimit *brk_node_ratelimit(brk_node *n) { return n->ratelimit; }
-sto_comments *brk_node_comments(brk_node *n) { return n->comments; }
-brk_mesh *brk_node_mesh(brk_node *n) { return n->mesh; }
-brk_node_stats *brk_node_stats_of(brk_node *n) { return &n->stats; }
-struct brk_conn_list *brk_node_conns(brk_node *n) { return &n->conns; }
-int brk_node_draining(const brk_node *n) { return n->draining; }
+struct event_base *
+brk_node_base(brk_node *n)
+{
+	return n->base;
+}
+const brk_config *
+brk_node_config(const brk_node *n)
+{
+	return n->cfg;
+}
+const char *
+brk_node_name(const brk_node *n)
+{
+	return n->name;
+}
+brk_router *
+brk_node_router(brk_node *n)
+{
+	return n->router;
+}
+brk_presence *
+brk_node_presence(brk_node *n)
+{
+	return n->presence;
+}
+brk_ratelimit *
+brk_node_ratelimit(brk_node *n)
+{
+	return n->ratelimit;
+}
+sto_comments *
+brk_node_comments(brk_node *n)
+{
+	return n->comments;
+}
+brk_mesh *
+brk_node_mesh(brk_node *n)
+{
+	return n->mesh;
+}
+brk_node_stats *
+brk_node_stats_of(brk_node *n)
+{
+	return &n->stats;
+}
+struct brk_conn_list *
+brk_node_conns(brk_node *n)
+{
+	return &n->conns;
+}
+int
+brk_node_draining(const brk_node *n)
+{
+	return n->draining;
+}
 
 const uint8_t *
 brk_node_secret(const brk_node *n, size_t *len)

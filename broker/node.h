@@ -30,14 +30,14 @@ typedef struct brk_node_stats {
 	uint64_t slow_closed;     /* sockets closed as slow consumers */
 	uint64_t idle_closed;     /* sockets closed after silence */
 	uint64_t comments_ok, comments_refused;
-	uint64_t open_conns;      /* sockets open now */
-	uint64_t ws_conns;        /* upgraded sockets open now */
+	uint64_t open_conns; /* sockets open now */
+	uint64_t ws_conns;   /* upgraded sockets open now */
 } brk_node_stats;
 
 /* cfg is borrowed and must outlive the node. On failure writes a reason to
  * err and returns non-zero. */
-int brk_node_create(brk_node **out, const brk_config *cfg, char *err,
-    size_t errlen);
+int brk_node_create(
+    brk_node **out, const brk_config *cfg, char *err, size_t errlen);
 /* Runs the loop until the node stops; returns the process exit code. */
 int brk_node_run(brk_node *n);
 void brk_node_destroy(brk_node *n);

@@ -24,9 +24,9 @@
 /* One change waiting for the next tick. */
 typedef struct pchange {
 	char *key;
-	char *meta;        /* wire JSON of the meta, phx_ref included */
+	char *meta; /* wire JSON of the meta, phx_ref included */
 	char ref[CLU_PRESENCE_REF_LEN + 1];
-	uint32_t seq;      /* arrival order, kept within a key */
+	uint32_t seq; /* arrival order, kept within a key */
 	uint8_t leave;
 } pchange;
 
@@ -58,8 +58,8 @@ struct brk_presence {
 	clu_presence *crdt;
 	struct event *tick;
 	ptopic *buckets[PT_BUCKETS];
-	ptopic *dirty;      /* every ptopic, in the order it appeared */
-	long next_ms;       /* delay of the next tick */
+	ptopic *dirty; /* every ptopic, in the order it appeared */
+	long next_ms;  /* delay of the next tick */
 	int armed;
 };
 
@@ -180,8 +180,8 @@ arm(brk_presence *p)
 }
 
 static void
-on_diff(void *arg, const char *topic, const clu_presence_meta *joins,
-    size_t nj, const clu_presence_meta *leaves, size_t nl)
+on_diff(void *arg, const char *topic, const clu_presence_meta *joins, size_t nj,
+    const clu_presence_meta *leaves, size_t nl)
 {
 	brk_presence *p = arg;
 	ptopic *t = ptopic_get(p, topic, 1);
@@ -189,12 +189,13 @@ on_diff(void *arg, const char *topic, const clu_presence_meta *joins,
 	if (t == NULL) {
 		return;
 	}
-	LOG_DEBUG("BRK-PRESDIFF", "%s: %zu joins%s%s, %zu leaves%s%s", topic, nj,
-	    nj ? " first " : "", nj ? joins[0].key : "", nl,
+	LOG_DEBUG("BRK-PRESDIFF", "%s: %zu joins%s%s, %zu leaves%s%s", topic,
+	    nj, nj ? " first " : "", nj ? joins[0].key : "", nl,
 	    nl ? " first " : "", nl ? leaves[0].key : "");
 	add_changes(t, joins, nj, 0);
 	add_changes(t, leaves, nl, 1);
-	if (nj > 0 && strncmp(topic, DEVICE_PREFIX, strlen(DEVICE_PREFIX)) == 0) {
+	if (nj > 0 &&
+	    strncmp(topic, DEVICE_PREFIX, strlen(DEVICE_PREFIX)) == 0) {
 		t->check_devices = 1;
 	}
 	arm(p);
@@ -299,14 +300,14 @@ diff_text(ptopic *t, size_t *len)
 
 typedef struct dev {
 	const char *key;
-	uint64_t first_ns;     /* when the device first appeared */
-	uint64_t newest_ns;    /* its newest session */
+	uint64_t first_ns;  /* when the device first appeared */
+	uint64_t newest_ns; /* its newest session */
 } dev;
 
 typedef struct dev_scan {
 	dev *devs;
 	size_t n, cap;
-	uint64_t *close_ids;   /* local channels to close */
+	uint64_t *close_ids; /* local channels to close */
 	const char **close_why;
 	size_t nclose, close_cap;
 	const char *pass;      /* "stale" or "limit" */
@@ -420,10 +421,12 @@ check_devices(brk_presence *p, const char *topic)
 	/* Keys borrowed from the CRDT are copied before channels close. */
 	for (i = 0; i < nevict; i++) {
 		if (evict[i]) {
-			LOG_NOTICE("BRK-DEVLIMIT", "%s: device %s over the limit "
-			    "of %zu after a merge; closing it", topic, evict[i],
-			    max);
-			clu_presence_get(p->crdt, topic, evict[i], evict_key, &s);
+			LOG_NOTICE("BRK-DEVLIMIT",
+			    "%s: device %s over the limit "
+			    "of %zu after a merge; closing it",
+			    topic, evict[i], max);
+			clu_presence_get(
+			    p->crdt, topic, evict[i], evict_key, &s);
 		}
 		free(evict[i]);
 	}
@@ -532,8 +535,8 @@ brk_presence_destroy(brk_presence *p)
 }
 
 int
-brk_presence_track(brk_presence *p, brk_channel *ch, const char *key,
-    const char *meta)
+brk_presence_track(
+    brk_presence *p, brk_channel *ch, const char *key, const char *meta)
 {
 	char ref[CLU_PRESENCE_REF_LEN + 1];
 

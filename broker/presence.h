@@ -19,8 +19,8 @@ int brk_presence_create(brk_presence **out, brk_node *n);
 void brk_presence_destroy(brk_presence *p);
 
 /* Tracks ch on its topic under key with meta (JSON object text). */
-int brk_presence_track(brk_presence *p, brk_channel *ch, const char *key,
-    const char *meta);
+int brk_presence_track(
+    brk_presence *p, brk_channel *ch, const char *key, const char *meta);
 /* Removes whatever ch tracked (no-op if nothing). */
 void brk_presence_untrack(brk_presence *p, brk_channel *ch);
 /* Pushes presence_state for ch's topic to ch. */
@@ -31,8 +31,8 @@ size_t brk_presence_key_count(brk_presence *p, const char *topic);
 int brk_presence_has_key(brk_presence *p, const char *topic, const char *key);
 /* Closes this node's other channels tracking key on ch's topic (a device
  * that reconnects replaces its older session). */
-void brk_presence_replace_key(brk_presence *p, brk_channel *ch,
-    const char *key);
+void
+brk_presence_replace_key(brk_presence *p, brk_channel *ch, const char *key);
 
 size_t brk_presence_entry_count(brk_presence *p);
 /* The CRDT, for the cluster glue (borrowed). */

@@ -23,9 +23,9 @@
 struct entry {
 	struct entry *next;
 	uint64_t hash;
-	uint64_t window;  /* now_ms / window_ms when counting started */
+	uint64_t window; /* now_ms / window_ms when counting started */
 	unsigned count;
-	size_t keylen;    /* action, '\0', user */
+	size_t keylen; /* action, '\0', user */
 	char key[];
 };
 
@@ -33,9 +33,9 @@ struct brk_ratelimit {
 	unsigned limit;
 	unsigned window_ms;
 	struct entry **slots;
-	size_t nslots;    /* power of two */
+	size_t nslots; /* power of two */
 	size_t count;
-	size_t cursor;    /* next slot for the amortised sweep */
+	size_t cursor; /* next slot for the amortised sweep */
 	uint64_t seed;
 };
 
@@ -53,8 +53,7 @@ mix64(uint64_t x)
 /* Seeded FNV-1a with a final mix; the seed keeps the bucket layout
  * unpredictable to whoever picks user ids. */
 static uint64_t
-hash_key(uint64_t seed, const char *a, size_t alen, const char *u,
-    size_t ulen)
+hash_key(uint64_t seed, const char *a, size_t alen, const char *u, size_t ulen)
 {
 	uint64_t h = 0xcbf29ce484222325ULL ^ seed;
 
@@ -184,7 +183,8 @@ brk_ratelimit_create(brk_ratelimit **out, unsigned limit, unsigned window_ms)
 	rl->window_ms = window_ms;
 	if (getrandom(&rl->seed, sizeof(rl->seed), GRND_NONBLOCK) !=
 	    (ssize_t)sizeof(rl->seed)) {
-		rl->seed = mix64((uint64_t)(uintptr_t)rl ^ (uint64_t)time(NULL));
+		rl->seed =
+		    mix64((uint64_t)(uintptr_t)rl ^ (uint64_t)time(NULL));
 	}
 	*out = rl;
 	return PL_OK;
@@ -209,8 +209,8 @@ brk_ratelimit_destroy(brk_ratelimit *rl)
 }
 
 int
-brk_ratelimit_check(brk_ratelimit *rl, const char *action, const char *user,
-    uint64_t now_ms)
+brk_ratelimit_check(
+    brk_ratelimit *rl, const char *action, const char *user, uint64_t now_ms)
 {
 	size_t alen, ulen, slot;
 	uint64_t h, window;

@@ -21,8 +21,8 @@ int brk_ratelimit_parse(const char *spec, unsigned *limit, unsigned *window_ms);
  * `window_ms` milliseconds. *out: caller destroys with brk_ratelimit_destroy.
  * Returns PL_OK, PL_EINVAL (limit or window 0, out NULL), PL_ENOMEM.
  * A limiter is not thread-safe: use it from one thread (or lock around it). */
-int brk_ratelimit_create(brk_ratelimit **out, unsigned limit,
-    unsigned window_ms);
+int
+brk_ratelimit_create(brk_ratelimit **out, unsigned limit, unsigned window_ms);
 
 /* Frees the limiter and all its counters. NULL is fine. */
 void brk_ratelimit_destroy(brk_ratelimit *rl);
@@ -33,8 +33,8 @@ void brk_ratelimit_destroy(brk_ratelimit *rl);
  * Returns PL_OK (allowed and counted), PL_ELIMIT (denied, not counted),
  * PL_EINVAL (NULL args), PL_ENOMEM (could not track a new key; the caller
  * decides, the action was not counted). */
-int brk_ratelimit_check(brk_ratelimit *rl, const char *action,
-    const char *user, uint64_t now_ms);
+int brk_ratelimit_check(
+    brk_ratelimit *rl, const char *action, const char *user, uint64_t now_ms);
 
 /* Purges every counter whose window has ended by now_ms and shrinks the
  * table if it is mostly empty. O(table size): call it from a periodic timer

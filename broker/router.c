@@ -28,7 +28,7 @@ struct brk_channel {
 	json_t *join_ref;
 	uint64_t id;
 	uint32_t sub_index;
-	int joined;       /* the module accepted the join: terminate runs */
+	int joined; /* the module accepted the join: terminate runs */
 	brk_channel *next_in_conn;
 	brk_channel *id_next;
 	void *state;
@@ -287,13 +287,13 @@ channel_remove(brk_router *r, brk_channel *ch)
 	t->subs[ch->sub_index]->sub_index = ch->sub_index;
 	t->n--;
 	for (pp = brk_conn_channels(ch->conn); *pp && *pp != ch;
-	    pp = &(*pp)->next_in_conn) {
+	     pp = &(*pp)->next_in_conn) {
 	}
 	if (*pp) {
 		*pp = ch->next_in_conn;
 	}
-	for (pp = &r->chans[pl_hash_u64(ch->id) & (r->ccap - 1)]; *pp && *pp != ch;
-	    pp = &(*pp)->id_next) {
+	for (pp = &r->chans[pl_hash_u64(ch->id) & (r->ccap - 1)];
+	     *pp && *pp != ch; pp = &(*pp)->id_next) {
 	}
 	if (*pp) {
 		*pp = ch->id_next;
@@ -341,12 +341,12 @@ send_msg(brk_conn *c, const json_t *jr, const json_t *ref, const char *topic,
 }
 
 static void
-send_reply(brk_conn *c, const json_t *jr, const json_t *ref,
-    const char *topic, const char *status, const char *response)
+send_reply(brk_conn *c, const json_t *jr, const json_t *ref, const char *topic,
+    const char *status, const char *response)
 {
 	size_t len;
-	char *s = pro_phx_encode_reply(brk_conn_vsn(c), jr, ref, topic, status,
-	    response, &len);
+	char *s = pro_phx_encode_reply(
+	    brk_conn_vsn(c), jr, ref, topic, status, response, &len);
 
 	if (s) {
 		brk_conn_send_text(c, s, len);
@@ -355,8 +355,8 @@ send_reply(brk_conn *c, const json_t *jr, const json_t *ref,
 }
 
 static void
-send_error(brk_conn *c, const json_t *jr, const json_t *ref,
-    const char *topic, const char *reason)
+send_error(brk_conn *c, const json_t *jr, const json_t *ref, const char *topic,
+    const char *reason)
 {
 	json_t *o = json_pack("{s:s}", "reason", reason);
 	char *resp = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -406,8 +406,8 @@ fanout(brk_router *r, brk_topic *t, const char *event, const char *payload,
 		}
 		if (frames[v] == NULL) {
 			size_t ml;
-			char *m = pro_phx_encode(v, NULL, NULL, t->name, event,
-			    payload, len, &ml);
+			char *m = pro_phx_encode(
+			    v, NULL, NULL, t->name, event, payload, len, &ml);
 			if (m == NULL) {
 				continue;
 			}
@@ -425,8 +425,8 @@ fanout(brk_router *r, brk_topic *t, const char *event, const char *payload,
 }
 
 void
-brk_router_local_broadcast(brk_router *r, const char *topic,
-    const char *event, const char *payload, size_t len)
+brk_router_local_broadcast(brk_router *r, const char *topic, const char *event,
+    const char *payload, size_t len)
 {
 	brk_topic *t = topic_find(r, topic);
 
@@ -491,8 +491,8 @@ brk_reply_error(brk_reply *rp, const char *reason)
 void
 brk_reply_error_json(brk_reply *rp, const char *response)
 {
-	send_reply(rp->conn, rp->join_ref, rp->ref, rp->topic, "error",
-	    response);
+	send_reply(
+	    rp->conn, rp->join_ref, rp->ref, rp->topic, "error", response);
 	reply_free(rp);
 }
 
@@ -548,8 +548,10 @@ do_join(brk_router *r, brk_conn *c, pro_phx_msg *m)
 		 * instance; the client drops the stale phx_close. */
 		old_jr = json_incref(old->join_ref);
 		channel_remove(r, old);
-	} else if (channel_count(c) >= (size_t)brk_node_config(r->node)->max_channels) {
-		send_error(c, rjr, m->ref, m->topic, "too many channels joined");
+	} else if (channel_count(c) >=
+	    (size_t)brk_node_config(r->node)->max_channels) {
+		send_error(
+		    c, rjr, m->ref, m->topic, "too many channels joined");
 		return;
 	}
 	if (!json_is_object(m->payload)) {
@@ -568,7 +570,8 @@ do_join(brk_router *r, brk_conn *c, pro_phx_msg *m)
 	if (ops->join(ch, m->payload, &reply, &reason) != 0) {
 		/* Not joined: the module's terminate hook does not run. */
 		channel_remove(r, ch);
-		send_error(c, rjr, m->ref, m->topic, reason ? reason : "join refused");
+		send_error(
+		    c, rjr, m->ref, m->topic, reason ? reason : "join refused");
 		goto close_old;
 	}
 	ch->joined = 1;
@@ -587,8 +590,8 @@ close_old:
 static int
 ref_matches(const json_t *msg_jr, const json_t *ch_jr)
 {
-	return json_is_null(msg_jr) || json_equal((json_t *)msg_jr,
-	    (json_t *)ch_jr);
+	return json_is_null(msg_jr) ||
+	    json_equal((json_t *)msg_jr, (json_t *)ch_jr);
 }
 
 static void
@@ -621,7 +624,8 @@ brk_router_dispatch(brk_router *r, brk_conn *c, pro_phx_msg *m)
 		if (strcmp(m->event, "heartbeat") == 0) {
 			send_reply(c, NULL, m->ref, "phoenix", "ok", "{}");
 		} else {
-			send_error(c, NULL, m->ref, m->topic, "unmatched topic");
+			send_error(
+			    c, NULL, m->ref, m->topic, "unmatched topic");
 		}
 		return;
 	}

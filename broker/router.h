@@ -23,13 +23,13 @@ typedef struct brk_channel_ops {
 	const char *prefix; /* topics starting with this go to this module */
 	/* Decides a join. Returns 0 and sets *reply (malloc'ed JSON text, NULL
 	 * for {}) to accept; non-zero and sets *reason (static) to refuse. */
-	int (*join)(brk_channel *ch, json_t *params, char **reply,
-	    const char **reason);
+	int (*join)(
+	    brk_channel *ch, json_t *params, char **reply, const char **reason);
 	/* Runs after the ok reply is queued (push presence_state here). */
 	void (*after_join)(brk_channel *ch);
 	/* Handles an event; must answer r exactly once, now or later. */
-	void (*handle_in)(brk_channel *ch, const char *event, json_t *payload,
-	    brk_reply *r);
+	void (*handle_in)(
+	    brk_channel *ch, const char *event, json_t *payload, brk_reply *r);
 	/* Runs once when the channel ends for any reason. */
 	void (*terminate)(brk_channel *ch);
 } brk_channel_ops;
@@ -55,8 +55,8 @@ void brk_router_broadcast(brk_router *r, const char *topic, const char *event,
 void brk_router_local_broadcast(brk_router *r, const char *topic,
     const char *event, const char *payload, size_t len);
 
-typedef void (*brk_forward_fn)(void *arg, const char *topic,
-    const char *event, const char *payload, size_t len);
+typedef void (*brk_forward_fn)(void *arg, const char *topic, const char *event,
+    const char *payload, size_t len);
 void brk_router_set_forward(brk_router *r, brk_forward_fn fn, void *arg);
 
 /* Counts for /v1/stats and /metrics. */

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -23,27 +24,27 @@
  * of broadcasts through; 8192 is NNG's maximum. */
 #define NNG_SENDBUF 4096
 #define NNG_RECVBUF 4096
-#define CLOSE_WAIT_MS 1000      /* how long destroy waits for nng_close */
-#define QUIESCE_MS 10           /* reads in flight settle before the close */
+#define CLOSE_WAIT_MS 1000 /* how long destroy waits for nng_close */
+#define QUIESCE_MS 10      /* reads in flight settle before the close */
 
 typedef struct dialed_pipe {
 	uint32_t pipe;
-	uint32_t dialer;    /* NNG dialer id */
+	uint32_t dialer; /* NNG dialer id */
 } dialed_pipe;
 
 /* Unwanted dialers are retired, not closed at once (see sweep()): their
  * redial backoff becomes RETIRED_BACKOFF_MS, and they are closed once they
  * have been retired for retire_ms without a connection. */
 #define RETIRED_BACKOFF_MS (3600 * 1000)
-#define RETIRE_MS 15000         /* default; NNG gives a handshake 10 s */
+#define RETIRE_MS 15000 /* default; NNG gives a handshake 10 s */
 
 typedef struct dialer {
 	char *url;
 	nng_dialer d;
-	bool ok;      /* NNG accepted the URL and the dialer is running */
+	bool ok; /* NNG accepted the URL and the dialer is running */
 	bool marked;
-	bool retired; /* unwanted; see clu_bus_dial_end() */
-	uint64_t retired_at;  /* monotonic ms */
+	bool retired;        /* unwanted; see clu_bus_dial_end() */
+	uint64_t retired_at; /* monotonic ms */
 } dialer;
 
 struct clu_bus {
@@ -55,7 +56,7 @@ struct clu_bus {
 	uint32_t reconn_min, reconn_max;
 	uint32_t retire_ms;
 
-	pthread_mutex_t mu;     /* guards the ring */
+	pthread_mutex_t mu; /* guards the ring */
 	nng_msg **ring;
 	size_t cap, head, len;
 	atomic_uint_fast64_t dropped;
@@ -77,7 +78,9 @@ from_nng(int rv)
 	switch (rv) {
 	case 0: return PL_OK;
 	case NNG_ENOMEM: return PL_ENOMEM;
-	case NNG_EINVAL: case NNG_EADDRINVAL: case NNG_ENOTSUP: return PL_EINVAL;
+	case NNG_EINVAL:
+	case NNG_EADDRINVAL:
+	case NNG_ENOTSUP: return PL_EINVAL;
 	case NNG_ECLOSED: return PL_ECLOSED;
 	case NNG_EAGAIN: return PL_EAGAIN;
 	case NNG_EMSGSIZE: return PL_ETOOBIG;
@@ -214,8 +217,10 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 		if (did > 0) {
 			if (b->n_dpipes == b->cap_dpipes) {
-				size_t cap = b->cap_dpipes ? b->cap_dpipes * 2 : 16;
-				dialed_pipe *v = realloc(b->dpipes, cap * sizeof(*v));
+				size_t cap =
+				    b->cap_dpipes ? b->cap_dpipes * 2 : 16;
+				dialed_pipe *v =
+				    realloc(b->dpipes, cap * sizeof(*v));
 				if (v != NULL) {
 					b->dpipes = v;
 					b->cap_dpipes = cap;
@@ -286,19 +291,25 @@ clu_bus_create(clu_bus **out, const clu_bus_opts *o)
 		rc = from_nng(rv);
 		goto fail_efd;
 	}
-	if ((rv = nng_socket_set_size(b->sock, NNG_OPT_RECVMAXSZ, o->recv_max)) != 0 ||
-	    (rv = nng_socket_set_int(b->sock, NNG_OPT_SENDBUF, NNG_SENDBUF)) != 0 ||
-	    (rv = nng_socket_set_int(b->sock, NNG_OPT_RECVBUF, NNG_RECVBUF)) != 0 ||
+	if ((rv = nng_socket_set_size(
+		 b->sock, NNG_OPT_RECVMAXSZ, o->recv_max)) != 0 ||
+	    (rv = nng_socket_set_int(b->sock, NNG_OPT_SENDBUF, NNG_SENDBUF)) !=
+		0 ||
+	    (rv = nng_socket_set_int(b->sock, NNG_OPT_RECVBUF, NNG_RECVBUF)) !=
+		0 ||
 	    (rv = nng_socket_set_ms(b->sock, NNG_OPT_RECONNMINT,
-		(nng_duration)o->reconnect_min_ms)) != 0 ||
+		 (nng_duration)o->reconnect_min_ms)) != 0 ||
 	    (rv = nng_socket_set_ms(b->sock, NNG_OPT_RECONNMAXT,
-		(nng_duration)o->reconnect_max_ms)) != 0 ||
-	    (rv = nng_pipe_notify(b->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, b)) != 0 ||
-	    (rv = nng_pipe_notify(b->sock, NNG_PIPE_EV_REM_POST, pipe_cb, b)) != 0) {
+		 (nng_duration)o->reconnect_max_ms)) != 0 ||
+	    (rv = nng_pipe_notify(b->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, b)) !=
+		0 ||
+	    (rv = nng_pipe_notify(b->sock, NNG_PIPE_EV_REM_POST, pipe_cb, b)) !=
+		0) {
 		rc = from_nng(rv);
 		goto fail_sock;
 	}
-	if ((rv = nng_listener_create(&b->listener, b->sock, o->listen_url)) != 0) {
+	if ((rv = nng_listener_create(&b->listener, b->sock, o->listen_url)) !=
+	    0) {
 		LOG_ERR("CLU-LISTEN", "bad cluster listen URL %s: %s",
 		    o->listen_url, nng_strerror(rv));
 		rc = from_nng(rv) == PL_EIO ? PL_EINVAL : from_nng(rv);
@@ -310,7 +321,8 @@ clu_bus_create(clu_bus **out, const clu_bus_opts *o)
 		rc = from_nng(rv) == PL_EINVAL ? PL_EINVAL : PL_EIO;
 		goto fail_sock;
 	}
-	if (nng_listener_get_int(b->listener, NNG_OPT_TCP_BOUND_PORT, &b->port) != 0) {
+	if (nng_listener_get_int(
+		b->listener, NNG_OPT_TCP_BOUND_PORT, &b->port) != 0) {
 		b->port = 0;
 	}
 	if ((rv = nng_aio_alloc(&b->aio, recv_cb, b)) != 0) {
@@ -477,7 +489,8 @@ clu_bus_destroy(clu_bus *b)
 	pthread_mutex_unlock(&cl->mu);
 	if (!done) {
 		if (!atomic_exchange(&reaper_stuck, true)) {
-			LOG_WARN("CLU-CLOSEHANG", "NNG socket close did not finish "
+			LOG_WARN("CLU-CLOSEHANG",
+			    "NNG socket close did not finish "
 			    "in %d ms (NNG 1.5 issue #1543); leaving it behind",
 			    CLOSE_WAIT_MS);
 		}
@@ -506,21 +519,13 @@ clu_bus_send(clu_bus *b, const void *data, size_t len)
 
 /* ---- dialers ---- */
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The wanted (not retired) dialer for url. */
 static dialer *
 find_dialer(const clu_bus *b, const char *url)
 {
 	for (size_t i = 0; i < b->n_dialers; i++) {
-		if (!b->dialers[i].retired && strcmp(b->dialers[i].url, url) == 0) {
+		if (!b->dialers[i].retired &&
+		    strcmp(b->dialers[i].url, url) == 0) {
 			return &b->dialers[i];
 		}
 	}
@@ -621,7 +626,8 @@ clu_bus_dial(clu_bus *b, const char *url)
 	d->marked = true;
 	b->n_dialers++;
 	if ((rv = start_dialer(b, d)) != 0) {
-		LOG_WARN("CLU-DIAL", "cannot dial %s: %s", url, nng_strerror(rv));
+		LOG_WARN(
+		    "CLU-DIAL", "cannot dial %s: %s", url, nng_strerror(rv));
 		return from_nng(rv) == PL_ENOMEM ? PL_ENOMEM : PL_EINVAL;
 	}
 	d->ok = true;
@@ -666,7 +672,8 @@ sweep(clu_bus *b, uint64_t now)
 		}
 		if (d->retired && now - d->retired_at >= b->retire_ms &&
 		    !dialer_connected(b, d)) {
-			LOG_DEBUG("CLU-DIAL", "closing retired dialer for %s", d->url);
+			LOG_DEBUG("CLU-DIAL", "closing retired dialer for %s",
+			    d->url);
 			nng_dialer_close(d->d);
 			free(d->url);
 			continue;
@@ -679,7 +686,7 @@ sweep(clu_bus *b, uint64_t now)
 void
 clu_bus_dial_end(clu_bus *b)
 {
-	sweep(b, mono_ms());
+	sweep(b, pl_mono_ms());
 }
 
 void
@@ -691,7 +698,7 @@ clu_bus_dial_sweep(clu_bus *b)
 		any = b->dialers[i].retired;
 	}
 	if (any) {
-		sweep(b, mono_ms());
+		sweep(b, pl_mono_ms());
 	}
 }
 

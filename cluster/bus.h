@@ -16,12 +16,12 @@ typedef struct clu_bus clu_bus;
 typedef struct clu_bus_msg clu_bus_msg;
 
 typedef struct clu_bus_opts {
-	const char *listen_url;     /* tcp://host:port; port 0 picks one */
-	size_t recv_max;            /* largest accepted message, bytes */
-	uint32_t reconnect_min_ms;  /* NNG redial backoff bounds */
+	const char *listen_url;    /* tcp://host:port; port 0 picks one */
+	size_t recv_max;           /* largest accepted message, bytes */
+	uint32_t reconnect_min_ms; /* NNG redial backoff bounds */
 	uint32_t reconnect_max_ms;
-	size_t queue_max;           /* received messages waiting for the loop */
-	uint32_t retire_ms;         /* 0: 15000; see clu_bus_dial_end() */
+	size_t queue_max;   /* received messages waiting for the loop */
+	uint32_t retire_ms; /* 0: 15000; see clu_bus_dial_end() */
 } clu_bus_opts;
 
 /* Opens the socket and starts listening and receiving.

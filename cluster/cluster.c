@@ -14,13 +14,14 @@
 #include "cluster/bus.h"
 #include "cluster/filter.h"
 #include "cluster/seeds.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "proto/wire.h"
 
-#define POLL_BUDGET 256         /* frames per poll before yielding */
-#define QUEUE_MAX 16384         /* received frames waiting for the loop */
-#define FRAME_MAX (256u << 10)  /* batch envelopes up to this many bytes */
+#define POLL_BUDGET 256        /* frames per poll before yielding */
+#define QUEUE_MAX 16384        /* received frames waiting for the loop */
+#define FRAME_MAX (256u << 10) /* batch envelopes up to this many bytes */
 #define LEAVE_LINGER_MS 50
 
 struct clu_cluster {
@@ -30,12 +31,12 @@ struct clu_cluster {
 	clu_bus *bus;
 	clu_membership *mem;
 
-	clu_seeds *seeds;           /* --join, DNS answers, our own URLs */
+	clu_seeds *seeds; /* --join, DNS answers, our own URLs */
 	uint64_t next_dns;
-	size_t reachable;           /* live peers our dialers are connected
+	size_t reachable; /* live peers our dialers are connected
 	                             * to, as of the last reconciliation */
 
-	clu_filter *filter;         /* malformed input, fault hook */
+	clu_filter *filter; /* malformed input, fault hook */
 
 	/* Outgoing frame: envelopes queued since the last flush. NNG 1.5's
 	 * bus0 keeps only 16 messages per connection and drops the rest, so a
@@ -43,15 +44,15 @@ struct clu_cluster {
 	pro_wire_buf out;
 	size_t out_count;
 	size_t frame_max;
-	bool in_call;               /* inside poll/tick: flush at the end */
+	bool in_call; /* inside poll/tick: flush at the end */
 	bool wake_pending;
 
-	pro_wire_member *digest;    /* scratch for outgoing digests */
-	uint64_t seq;               /* outgoing envelope counter */
-	uint64_t bc_seq;            /* outgoing broadcast counter */
+	pro_wire_member *digest; /* scratch for outgoing digests */
+	uint64_t seq;            /* outgoing envelope counter */
+	uint64_t bc_seq;         /* outgoing broadcast counter */
 	uint64_t next_hb;
-	uint64_t created;           /* caller clock at the first poll/tick */
-	uint64_t now;               /* caller clock at the last poll/tick */
+	uint64_t created; /* caller clock at the first poll/tick */
+	uint64_t now;     /* caller clock at the last poll/tick */
 	bool clock_set;
 	bool heard_other;
 	bool dial_dirty;
@@ -64,19 +65,11 @@ struct clu_cluster {
 	clu_cluster_stats st;
 };
 
-static uint64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static bool
 str_eq(pro_wire_str s, const char *c)
 {
-	return s.ptr != NULL && strlen(c) == s.len && memcmp(s.ptr, c, s.len) == 0;
+	return s.ptr != NULL && strlen(c) == s.len &&
+	    memcmp(s.ptr, c, s.len) == 0;
 }
 
 static void
@@ -185,11 +178,13 @@ send_digest(clu_cluster *c, pro_wire_kind kind, const char *dest)
 {
 	pro_wire_str skip[PRO_WIRE_SKIP_MAX];
 	pro_wire_hdr h;
-	size_t n = clu_membership_digest(c->mem, c->digest, PRO_WIRE_DIGEST_MAX);
+	size_t n =
+	    clu_membership_digest(c->mem, c->digest, PRO_WIRE_DIGEST_MAX);
 	size_t before = c->out.len;
 
 	make_hdr(c, &h, skip, dest);
-	queued(c, before, pro_wire_encode_digest(&c->out, kind, &h, c->digest, n));
+	queued(
+	    c, before, pro_wire_encode_digest(&c->out, kind, &h, c->digest, n));
 }
 
 static void
@@ -219,9 +214,10 @@ clu_cluster_broadcast(clu_cluster *c, const char *topic, const char *event,
 		return PL_ECLOSED;
 	}
 	make_hdr(c, &h, skip, NULL);
-	rc = queued(c, before, pro_wire_encode_broadcast(&c->out, &h,
-	    pro_wire_cstr(topic), pro_wire_cstr(event), payload, len,
-	    pro_wire_cstr(c->name), c->bc_seq + 1));
+	rc = queued(c, before,
+	    pro_wire_encode_broadcast(&c->out, &h, pro_wire_cstr(topic),
+		pro_wire_cstr(event), payload, len, pro_wire_cstr(c->name),
+		c->bc_seq + 1));
 	if (rc == PL_OK) {
 		c->bc_seq++;
 		c->st.broadcasts_sent++;
@@ -245,8 +241,8 @@ clu_cluster_send_app(clu_cluster *c, const char *to, uint32_t app_kind,
 		return PL_ECLOSED;
 	}
 	make_hdr(c, &h, skip, to);
-	rc = queued(c, before, pro_wire_encode_app(&c->out, &h, app_kind, bytes,
-	    len));
+	rc = queued(
+	    c, before, pro_wire_encode_app(&c->out, &h, app_kind, bytes, len));
 	if (rc == PL_OK) {
 		c->st.apps_sent++;
 	}
@@ -328,18 +324,18 @@ check_leader(clu_cluster *c)
 		 * joining node does not briefly lead on its own. */
 		l = NULL;
 	}
-	if (l == NULL ? !c->has_leader :
-	    (c->has_leader && strcmp(l, c->leader) == 0)) {
+	if (l == NULL ? !c->has_leader
+		      : (c->has_leader && strcmp(l, c->leader) == 0)) {
 		return; /* no change */
 	}
 	LOG_INFO("CLU-LEADER", "leader is now %s (was %s)", l ? l : "(none)",
 	    c->has_leader ? c->leader : "(none)");
 	c->has_leader = l != NULL;
 	snprintf(c->leader, sizeof(c->leader), "%s", l ? l : "");
-	c->leader_since = wall_ms();
+	c->leader_since = pl_wall_ms();
 	if (c->o.cb.on_leader_change != NULL) {
-		c->o.cb.on_leader_change(c->o.cb.arg, l ? c->leader : NULL,
-		    c->leader_since);
+		c->o.cb.on_leader_change(
+		    c->o.cb.arg, l ? c->leader : NULL, c->leader_since);
 	}
 }
 
@@ -355,8 +351,8 @@ dispatch_events(clu_cluster *c)
 	while (clu_membership_next_event(c->mem, &ev)) {
 		c->dial_dirty = true;
 		if (c->o.cb.on_member_change != NULL) {
-			c->o.cb.on_member_change(c->o.cb.arg, ev.name,
-			    ev.old_status, ev.new_status);
+			c->o.cb.on_member_change(
+			    c->o.cb.arg, ev.name, ev.old_status, ev.new_status);
 		}
 	}
 	if (c->dial_dirty) {
@@ -377,8 +373,8 @@ deliver_broadcast(clu_cluster *c, const pro_wire_msg *m, const char *from)
 		c->st.malformed++; /* nothing relays yet: publisher = sender */
 		return;
 	}
-	if (!clu_membership_broadcast_seq(c->mem, m->hdr.sender,
-	    m->u.broadcast.seq, &gap)) {
+	if (!clu_membership_broadcast_seq(
+		c->mem, m->hdr.sender, m->u.broadcast.seq, &gap)) {
 		c->st.duplicates++;
 		return;
 	}
@@ -389,8 +385,9 @@ deliver_broadcast(clu_cluster *c, const pro_wire_msg *m, const char *from)
 	if (c->o.cb.on_broadcast != NULL) {
 		copy_str(topic, m->u.broadcast.topic);
 		copy_str(event, m->u.broadcast.event);
-		c->o.cb.on_broadcast(c->o.cb.arg, from, m->u.broadcast.seq, topic,
-		    event, m->u.broadcast.payload.ptr, m->u.broadcast.payload.len);
+		c->o.cb.on_broadcast(c->o.cb.arg, from, m->u.broadcast.seq,
+		    topic, event, m->u.broadcast.payload.ptr,
+		    m->u.broadcast.payload.len);
 	}
 }
 
@@ -410,8 +407,8 @@ handle(clu_cluster *c, const pro_wire_msg *m, uint32_t pipe, uint64_t now)
 	copy_str(from, h->sender);
 	before = clu_membership_status(c->mem, from);
 	knew_addr = clu_membership_address(c->mem, from)[0] != '\0';
-	v = clu_membership_heard(c->mem, h->sender, h->incarnation, h->start_id,
-	    now);
+	v = clu_membership_heard(
+	    c->mem, h->sender, h->incarnation, h->start_id, now);
 	if (v == CLU_REFUSE_SELF) {
 		c->st.refused++;
 		self_loop(c, pipe);
@@ -432,27 +429,26 @@ handle(clu_cluster *c, const pro_wire_msg *m, uint32_t pipe, uint64_t now)
 	switch (m->kind) {
 	case PRO_WIRE_PING:
 	case PRO_WIRE_PING_ACK:
-		clu_membership_merge(c->mem, h->sender, m->u.digest.members,
-		    m->u.digest.n, now);
+		clu_membership_merge(
+		    c->mem, h->sender, m->u.digest.members, m->u.digest.n, now);
 		/* A newcomer (or a restarted node, or one we had only heard
 		 * through messages without its address) learns the whole
 		 * cluster from our answer instead of waiting for our next
 		 * heartbeat, and so do the others learn the newcomer: the
 		 * answer goes to everyone. */
-		if (m->kind == PRO_WIRE_PING && (!knew_addr ||
-		    v == CLU_ACCEPT_RESTART) && !clu_membership_self_left(c->mem)) {
+		if (m->kind == PRO_WIRE_PING &&
+		    (!knew_addr || v == CLU_ACCEPT_RESTART) &&
+		    !clu_membership_self_left(c->mem)) {
 			send_digest(c, PRO_WIRE_PING_ACK, NULL);
 		}
 		break;
 	case PRO_WIRE_LEAVE:
-		clu_membership_left(c->mem, h->sender, h->incarnation,
-		    h->start_id, now);
+		clu_membership_left(
+		    c->mem, h->sender, h->incarnation, h->start_id, now);
 		/* Tell nodes that have no connection to the leaver yet. */
 		c->gossip_now = before != CLU_LEFT;
 		break;
-	case PRO_WIRE_BROADCAST:
-		deliver_broadcast(c, m, from);
-		break;
+	case PRO_WIRE_BROADCAST: deliver_broadcast(c, m, from); break;
 	case PRO_WIRE_APP:
 		c->st.apps_delivered++;
 		if (c->o.cb.on_app != NULL) {
@@ -460,8 +456,7 @@ handle(clu_cluster *c, const pro_wire_msg *m, uint32_t pipe, uint64_t now)
 			    m->u.app.bytes.ptr, m->u.app.bytes.len);
 		}
 		break;
-	default:
-		break;
+	default: break;
 	}
 }
 
@@ -572,8 +567,10 @@ clu_cluster_tick(clu_cluster *c, uint64_t now)
 		}
 		/* While alone, ping every tick: the first pings to a seed go
 		 * out before its connection is up and are lost. */
-		c->next_hb = now + (alone && c->o.heartbeat_ms > CLU_CLUSTER_TICK_MS ?
-		    CLU_CLUSTER_TICK_MS : c->o.heartbeat_ms);
+		c->next_hb = now +
+		    (alone && c->o.heartbeat_ms > CLU_CLUSTER_TICK_MS
+			    ? CLU_CLUSTER_TICK_MS
+			    : c->o.heartbeat_ms);
 	}
 	if (alone && now >= c->next_dns) {
 		clu_seeds_resolve(c->seeds);
@@ -609,27 +606,32 @@ clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o)
 		name = host;
 	}
 	if (!name_valid(name)) {
-		LOG_ERR("CLU-NAME", "node name must be 1..%d printable "
-		    "characters without spaces", PRO_WIRE_NAME_MAX);
+		LOG_ERR("CLU-NAME",
+		    "node name must be 1..%d printable "
+		    "characters without spaces",
+		    PRO_WIRE_NAME_MAX);
 		return PL_EINVAL;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		return PL_ENOMEM;
 	}
 	c->o = *o;
-	c->o.node_name = c->o.listen_url = c->o.advertise_url = c->o.join = NULL;
+	c->o.node_name = c->o.listen_url = c->o.advertise_url = c->o.join =
+	    NULL;
 	memcpy(c->name, name, strlen(name) + 1); /* name_valid() bounded it */
-	c->frame_max = o->recv_max_bytes < FRAME_MAX ? o->recv_max_bytes : FRAME_MAX;
-	c->leader_since = wall_ms();
+	c->frame_max =
+	    o->recv_max_bytes < FRAME_MAX ? o->recv_max_bytes : FRAME_MAX;
+	c->leader_since = pl_wall_ms();
 	pro_wire_buf_init(&c->out);
-	if ((c->digest = calloc(PRO_WIRE_DIGEST_MAX, sizeof(*c->digest))) == NULL ||
+	if ((c->digest = calloc(PRO_WIRE_DIGEST_MAX, sizeof(*c->digest))) ==
+		NULL ||
 	    clu_filter_create(&c->filter, o->malformed_limit,
-	    o->malformed_window_ms) != PL_OK) {
+		o->malformed_window_ms) != PL_OK) {
 		goto fail;
 	}
 	/* A bad join list fails before we bind the port. */
-	if ((rc = clu_seeds_parse_join(o->join, &urls, &n_urls, &dns,
-	    &n_dns)) != PL_OK) {
+	if ((rc = clu_seeds_parse_join(
+		 o->join, &urls, &n_urls, &dns, &n_dns)) != PL_OK) {
 		goto fail;
 	}
 	clu_seeds_strv_free(urls, n_urls);
@@ -644,13 +646,14 @@ clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o)
 		goto fail;
 	}
 	rc = PL_ENOMEM;
-	c->advertise = o->advertise_url ? strdup(o->advertise_url) :
-	    clu_seeds_derive_advertise(bo.listen_url, clu_bus_port(c->bus));
+	c->advertise = o->advertise_url
+	    ? strdup(o->advertise_url)
+	    : clu_seeds_derive_advertise(bo.listen_url, clu_bus_port(c->bus));
 	if (c->advertise == NULL) {
 		goto fail;
 	}
 	if ((rc = clu_seeds_create(&c->seeds, o->join, c->advertise,
-	    clu_bus_fd(c->bus))) != PL_OK) {
+		 clu_bus_fd(c->bus))) != PL_OK) {
 		goto fail;
 	}
 	rc = PL_ENOMEM;
@@ -658,10 +661,11 @@ clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o)
 	mo.dead_after_ms = o->dead_after_ms;
 	mo.forget_after_ms = o->forget_after_ms;
 	/* A tick gap this long means our own loop stalled. */
-	mo.stall_ms = o->suspect_after_ms / 2 > 1000 ? o->suspect_after_ms / 2 : 1000;
+	mo.stall_ms =
+	    o->suspect_after_ms / 2 > 1000 ? o->suspect_after_ms / 2 : 1000;
 	mo.max_members = PRO_WIRE_DIGEST_MAX;
 	if ((rc = clu_membership_create(&c->mem, c->name, c->advertise,
-	    o->start_id ? o->start_id : wall_ms(), &mo)) != PL_OK) {
+		 o->start_id ? o->start_id : pl_wall_ms(), &mo)) != PL_OK) {
 		goto fail;
 	}
 	LOG_INFO("CLU-START", "cluster node %s listening on %s, advertising %s",
@@ -763,8 +767,8 @@ clu_cluster_joined(const clu_cluster *c)
 int
 clu_cluster_set_blocked(clu_cluster *c, const char *name, bool blocked)
 {
-	return name_valid(name) ? clu_filter_block(c->filter, name, blocked) :
-	    PL_EINVAL;
+	return name_valid(name) ? clu_filter_block(c->filter, name, blocked)
+				: PL_EINVAL;
 }
 
 static void

@@ -32,8 +32,8 @@ typedef struct clu_cluster_callbacks {
 	 * the same value twice in a row); leader is NULL while unknown and
 	 * from this node's own leave on. since_ms is the unix time of the
 	 * change. */
-	void (*on_leader_change)(void *arg, const char *leader,
-	    uint64_t since_ms);
+	void (*on_leader_change)(
+	    void *arg, const char *leader, uint64_t since_ms);
 	/* A broadcast from another node, exactly once and in the publisher's
 	 * order. payload is not NUL-terminated. */
 	void (*on_broadcast)(void *arg, const char *publisher, uint64_t seq,
@@ -46,22 +46,22 @@ typedef struct clu_cluster_callbacks {
 } clu_cluster_callbacks;
 
 typedef struct clu_cluster_opts {
-	const char *node_name;      /* NULL: hostname */
-	const char *listen_url;     /* NULL: tcp://0.0.0.0:4002; port 0 picks */
-	const char *advertise_url;  /* NULL: tcp://<listen host, or hostname
+	const char *node_name;     /* NULL: hostname */
+	const char *listen_url;    /* NULL: tcp://0.0.0.0:4002; port 0 picks */
+	const char *advertise_url; /* NULL: tcp://<listen host, or hostname
 	                             * when listening on any>:<bound port> */
-	const char *join;           /* comma-separated bus URLs and
+	const char *join;          /* comma-separated bus URLs and
 	                             * dns:NAME:PORT entries; NULL: none */
-	uint64_t start_id;          /* 0: now in unix ms (the normal case) */
-	uint32_t heartbeat_ms;      /* 500 */
-	uint32_t suspect_after_ms;  /* 1500 of silence: alive -> suspect */
-	uint32_t dead_after_ms;     /* 3000 more: suspect -> dead */
-	uint32_t forget_after_ms;   /* 600000: dead/left records dropped */
-	uint32_t dns_interval_ms;   /* 3000: re-resolve while alone */
-	uint32_t reconnect_min_ms;  /* 100 */
-	uint32_t reconnect_max_ms;  /* 2000 */
-	size_t recv_max_bytes;      /* 4 MiB */
-	uint32_t malformed_limit;   /* 10 malformed messages from one
+	uint64_t start_id;         /* 0: now in unix ms (the normal case) */
+	uint32_t heartbeat_ms;     /* 500 */
+	uint32_t suspect_after_ms; /* 1500 of silence: alive -> suspect */
+	uint32_t dead_after_ms;    /* 3000 more: suspect -> dead */
+	uint32_t forget_after_ms;  /* 600000: dead/left records dropped */
+	uint32_t dns_interval_ms;  /* 3000: re-resolve while alone */
+	uint32_t reconnect_min_ms; /* 100 */
+	uint32_t reconnect_max_ms; /* 2000 */
+	size_t recv_max_bytes;     /* 4 MiB */
+	uint32_t malformed_limit;  /* 10 malformed messages from one
 	                             * connection within ... */
 	uint32_t malformed_window_ms; /* ... 10000 ms cut it off */
 	clu_cluster_callbacks cb;
@@ -109,8 +109,8 @@ int clu_cluster_leave(clu_cluster *c);
  * PL_ETOOBIG (over recv_max_bytes), PL_ENOMEM, PL_ECLOSED (after leave).
  * A peer whose connection queue is full misses the frame; the receiver
  * counts a gap (there is no retransmission yet). */
-int clu_cluster_broadcast(clu_cluster *c, const char *topic,
-    const char *event, const char *payload, size_t len);
+int clu_cluster_broadcast(clu_cluster *c, const char *topic, const char *event,
+    const char *payload, size_t len);
 
 /* Queues an opaque message for node `to`, or for every other node when to
  * is NULL (to must not be this node). Same batching and errors as
@@ -153,29 +153,29 @@ bool clu_cluster_joined(const clu_cluster *c);
 int clu_cluster_set_blocked(clu_cluster *c, const char *name, bool blocked);
 
 typedef struct clu_cluster_stats {
-	uint64_t sent;             /* messages handed to the bus */
-	uint64_t received;         /* messages taken from the bus */
-	uint64_t malformed;        /* undecodable, dropped */
-	uint64_t unknown;          /* newer version or unknown kind, skipped */
-	uint64_t dropped;          /* lost locally: receive queue full or send
+	uint64_t sent;           /* messages handed to the bus */
+	uint64_t received;       /* messages taken from the bus */
+	uint64_t malformed;      /* undecodable, dropped */
+	uint64_t unknown;        /* newer version or unknown kind, skipped */
+	uint64_t dropped;        /* lost locally: receive queue full or send
 	                            * refused by the bus */
-	uint64_t duplicates;       /* seen twice (a pair has two pipes) */
-	uint64_t refused;          /* from a refused instance (name conflict,
+	uint64_t duplicates;     /* seen twice (a pair has two pipes) */
+	uint64_t refused;        /* from a refused instance (name conflict,
 	                            * stale restart, or our own echo) */
-	uint64_t blocked;          /* dropped by the fault hook */
-	uint64_t gaps;             /* broadcasts a publisher sent that we never
+	uint64_t blocked;        /* dropped by the fault hook */
+	uint64_t gaps;           /* broadcasts a publisher sent that we never
 	                            * got (sequence holes) */
-	uint64_t cut_off_peers;    /* connections closed for malformed input */
-	uint64_t name_conflicts;   /* messages refused for a duplicate name */
+	uint64_t cut_off_peers;  /* connections closed for malformed input */
+	uint64_t name_conflicts; /* messages refused for a duplicate name */
 	uint64_t broadcasts_sent;
 	uint64_t broadcasts_delivered;
 	uint64_t apps_sent;
 	uint64_t apps_delivered;
-	uint32_t members_alive;    /* self included */
+	uint32_t members_alive; /* self included */
 	uint32_t members_suspect;
 	uint32_t members_dead;
 	uint32_t members_left;
-	uint32_t dialers;          /* dialers open and wanted (retired ones,
+	uint32_t dialers; /* dialers open and wanted (retired ones,
 	                            * see bus.h, not counted) */
 } clu_cluster_stats;
 

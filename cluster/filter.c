@@ -64,14 +64,18 @@ clu_filter_malformed(clu_filter *f, uint32_t pipe, uint64_t now)
 		b->pipe = pipe;
 		b->count = 0;
 		b->since = now;
-		LOG_WARN("CLU-MALFORMED", "malformed cluster message on "
-		    "connection %u", pipe);
+		LOG_WARN("CLU-MALFORMED",
+		    "malformed cluster message on "
+		    "connection %u",
+		    pipe);
 	}
 	if (++b->count <= f->limit) {
 		return false;
 	}
-	LOG_WARN("CLU-PEERCUT", "closing connection %u: %u malformed messages "
-	    "within %u ms", pipe, b->count, f->window_ms);
+	LOG_WARN("CLU-PEERCUT",
+	    "closing connection %u: %u malformed messages "
+	    "within %u ms",
+	    pipe, b->count, f->window_ms);
 	*b = f->bad[--f->n_bad];
 	return true;
 }
@@ -94,9 +98,11 @@ clu_filter_block(clu_filter *f, const char *name, bool blocked)
 	for (size_t i = 0; i < f->n_blocked; i++) {
 		if (strcmp(f->blocked[i], name) == 0) {
 			if (!blocked) {
-				memcpy(f->blocked[i], f->blocked[--f->n_blocked],
+				memcpy(f->blocked[i],
+				    f->blocked[--f->n_blocked],
 				    sizeof(f->blocked[i]));
-				LOG_WARN("CLU-FAULT", "traffic with %s restored", name);
+				LOG_WARN("CLU-FAULT",
+				    "traffic with %s restored", name);
 			}
 			return PL_OK;
 		}
@@ -115,7 +121,8 @@ clu_filter_block(clu_filter *f, const char *name, bool blocked)
 static bool
 str_eq(pro_wire_str s, const char *c)
 {
-	return s.ptr != NULL && strlen(c) == s.len && memcmp(s.ptr, c, s.len) == 0;
+	return s.ptr != NULL && strlen(c) == s.len &&
+	    memcmp(s.ptr, c, s.len) == 0;
 }
 
 bool

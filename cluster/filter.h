@@ -38,8 +38,8 @@ int clu_filter_block(clu_filter *f, const char *name, bool blocked);
 
 /* True when a message with header h must be dropped by self: its sender is
  * blocked here, or it asks self to skip it. */
-bool clu_filter_drops(const clu_filter *f, const pro_wire_hdr *h,
-    const char *self);
+bool
+clu_filter_drops(const clu_filter *f, const pro_wire_hdr *h, const char *self);
 
 /* Fills skip (room for PRO_WIRE_SKIP_MAX) with the blocked names, for the
  * header of every message we send, so that one call blocks both

@@ -19,29 +19,29 @@ typedef struct member {
 	clu_status status;
 	uint64_t inc;
 	uint64_t start;
-	uint64_t last_seen;     /* caller clock: failure detector's last sign
+	uint64_t last_seen;      /* caller clock: failure detector's last sign
 	                         * of life (direct, or a gossiped refutation) */
-	uint64_t heard;         /* caller clock: last direct message ... */
-	bool heard_any;         /* ... if there was one from this instance */
-	uint64_t status_since;  /* caller clock: last status change */
+	uint64_t heard;          /* caller clock: last direct message ... */
+	bool heard_any;          /* ... if there was one from this instance */
+	uint64_t status_since;   /* caller clock: last status change */
 	uint64_t conflict_start; /* instance we last logged a conflict for */
-	uint64_t seq_max;       /* highest message seq seen from it */
-	uint64_t seq_win;       /* bit i: message seq_max - i seen */
-	uint64_t bc_next;       /* next broadcast seq expected; 0: none yet */
+	uint64_t seq_max;        /* highest message seq seen from it */
+	uint64_t seq_win;        /* bit i: message seq_max - i seen */
+	uint64_t bc_next;        /* next broadcast seq expected; 0: none yet */
 	bool self;
 } member;
 
 struct clu_membership {
 	clu_membership_opts o;
-	member *v;              /* sorted by name */
+	member *v; /* sorted by name */
 	size_t n, cap;
-	clu_member_event *ev;   /* FIFO of pending events */
+	clu_member_event *ev; /* FIFO of pending events */
 	size_t ev_head, ev_len, ev_cap;
 	uint64_t last_tick;
 	uint64_t conflicts;
 	uint64_t self_refused_at; /* last news of an older live "us" */
 	bool urgent;
-	bool addr_changed;      /* a member's address was learnt or changed */
+	bool addr_changed; /* a member's address was learnt or changed */
 };
 
 const char *
@@ -116,7 +116,8 @@ set_addr(clu_membership *m, member *r, pro_wire_str a)
 {
 	size_t n = a.len < sizeof(r->addr) - 1 ? a.len : sizeof(r->addr) - 1;
 
-	if (strlen(r->addr) == n && (n == 0 || memcmp(r->addr, a.ptr, n) == 0)) {
+	if (strlen(r->addr) == n &&
+	    (n == 0 || memcmp(r->addr, a.ptr, n) == 0)) {
 		return;
 	}
 	copy_str(r->addr, sizeof(r->addr), a);
@@ -133,7 +134,8 @@ push_event(clu_membership *m, const char *name, clu_status old, clu_status now,
 		size_t cap = m->ev_cap ? m->ev_cap * 2 : 16;
 		clu_member_event *p = malloc(cap * sizeof(*p));
 		if (p == NULL) {
-			LOG_ERR("CLU-NOMEM", "membership event for %s lost", name);
+			LOG_ERR(
+			    "CLU-NOMEM", "membership event for %s lost", name);
 			return;
 		}
 		for (size_t i = 0; i < m->ev_len; i++) {
@@ -153,8 +155,8 @@ push_event(clu_membership *m, const char *name, clu_status old, clu_status now,
 }
 
 static void
-set_status(clu_membership *m, member *r, clu_status s, uint64_t now,
-    bool restarted)
+set_status(
+    clu_membership *m, member *r, clu_status s, uint64_t now, bool restarted)
 {
 	clu_status old = r->status;
 
@@ -183,8 +185,8 @@ live(clu_status s)
 static bool
 heard_lately(const clu_membership *m, const member *r, uint64_t now)
 {
-	return r->heard_any && (now < r->heard ||
-	    now - r->heard < m->o.suspect_after_ms);
+	return r->heard_any &&
+	    (now < r->heard || now - r->heard < m->o.suspect_after_ms);
 }
 
 static member *
@@ -238,18 +240,25 @@ conflict(clu_membership *m, member *r, uint64_t other_start)
 	}
 	r->conflict_start = other_start;
 	if (r->self && other_start < r->start) {
-		LOG_ERR("CLU-DUPNAME", "peers see an older live node named %s "
-		    "(start id %llu) and refuse us until it is declared dead; if "
+		LOG_ERR("CLU-DUPNAME",
+		    "peers see an older live node named %s "
+		    "(start id %llu) and refuse us until it is declared dead; "
+		    "if "
 		    "it is not our previous run, give each node a unique "
-		    "--node-name", r->name, (unsigned long long)other_start);
+		    "--node-name",
+		    r->name, (unsigned long long)other_start);
 	} else if (r->self) {
-		LOG_ERR("CLU-DUPNAME", "a newer node also calls itself %s (start "
-		    "id %llu, ours %llu); refusing it", r->name,
-		    (unsigned long long)other_start, (unsigned long long)r->start);
+		LOG_ERR("CLU-DUPNAME",
+		    "a newer node also calls itself %s (start "
+		    "id %llu, ours %llu); refusing it",
+		    r->name, (unsigned long long)other_start,
+		    (unsigned long long)r->start);
 	} else {
-		LOG_ERR("CLU-DUPNAME", "two live nodes named %s: keeping start "
-		    "id %llu, refusing start id %llu", r->name,
-		    (unsigned long long)r->start, (unsigned long long)other_start);
+		LOG_ERR("CLU-DUPNAME",
+		    "two live nodes named %s: keeping start "
+		    "id %llu, refusing start id %llu",
+		    r->name, (unsigned long long)r->start,
+		    (unsigned long long)other_start);
 	}
 }
 
@@ -264,9 +273,10 @@ clu_membership_create(clu_membership **out, const char *self_name,
 	member *r;
 
 	*out = NULL;
-	if (self_name == NULL || name.len == 0 || name.len > PRO_WIRE_NAME_MAX ||
-	    self_addr == NULL || strlen(self_addr) > PRO_WIRE_ADDR_MAX ||
-	    o == NULL || o->max_members < 1) {
+	if (self_name == NULL || name.len == 0 ||
+	    name.len > PRO_WIRE_NAME_MAX || self_addr == NULL ||
+	    strlen(self_addr) > PRO_WIRE_ADDR_MAX || o == NULL ||
+	    o->max_members < 1) {
 		return PL_EINVAL;
 	}
 	if ((m = calloc(1, sizeof(*m))) == NULL) {
@@ -352,8 +362,7 @@ clu_membership_heard(clu_membership *m, pro_wire_str name, uint64_t inc,
 }
 
 static void
-merge_self(clu_membership *m, member *s, const pro_wire_member *e,
-    uint64_t now)
+merge_self(clu_membership *m, member *s, const pro_wire_member *e, uint64_t now)
 {
 	if (e->start_id != s->start) {
 		if (live((clu_status)e->status)) {
@@ -489,8 +498,8 @@ clu_membership_duplicate(clu_membership *m, pro_wire_str name, uint64_t seq)
 }
 
 bool
-clu_membership_broadcast_seq(clu_membership *m, pro_wire_str name,
-    uint64_t seq, uint64_t *gap)
+clu_membership_broadcast_seq(
+    clu_membership *m, pro_wire_str name, uint64_t seq, uint64_t *gap)
 {
 	member *r = find(m, name);
 
@@ -518,8 +527,10 @@ clu_membership_tick(clu_membership *m, uint64_t now)
 		/* Our own loop stalled: the silence is ours, not theirs. */
 		uint64_t gap = now - m->last_tick;
 
-		LOG_WARN("CLU-STALL", "cluster tick delayed by %llu ms; "
-		    "extending member timeouts", (unsigned long long)gap);
+		LOG_WARN("CLU-STALL",
+		    "cluster tick delayed by %llu ms; "
+		    "extending member timeouts",
+		    (unsigned long long)gap);
 		for (size_t i = 0; i < m->n; i++) {
 			uint64_t t = m->v[i].last_seen + gap;
 			m->v[i].last_seen = t < now ? t : now;
@@ -532,20 +543,27 @@ clu_membership_tick(clu_membership *m, uint64_t now)
 		uint64_t quiet = now > r->last_seen ? now - r->last_seen : 0;
 
 		if (!r->self) {
-			if (r->status == CLU_ALIVE && quiet >= m->o.suspect_after_ms) {
-				LOG_INFO("CLU-SUSPECT", "member %s suspect: silent "
-				    "for %llu ms", r->name, (unsigned long long)quiet);
+			if (r->status == CLU_ALIVE &&
+			    quiet >= m->o.suspect_after_ms) {
+				LOG_INFO("CLU-SUSPECT",
+				    "member %s suspect: silent "
+				    "for %llu ms",
+				    r->name, (unsigned long long)quiet);
 				set_status(m, r, CLU_SUSPECT, now, false);
 			}
-			if (r->status == CLU_SUSPECT && quiet >=
-			    (uint64_t)m->o.suspect_after_ms + m->o.dead_after_ms) {
-				LOG_WARN("CLU-DEAD", "member %s dead: silent for "
-				    "%llu ms", r->name, (unsigned long long)quiet);
+			if (r->status == CLU_SUSPECT &&
+			    quiet >= (uint64_t)m->o.suspect_after_ms +
+				    m->o.dead_after_ms) {
+				LOG_WARN("CLU-DEAD",
+				    "member %s dead: silent for "
+				    "%llu ms",
+				    r->name, (unsigned long long)quiet);
 				set_status(m, r, CLU_DEAD, now, false);
 			}
 			if (!live(r->status) &&
 			    now - r->status_since >= m->o.forget_after_ms) {
-				push_event(m, r->name, r->status, CLU_NONE, false);
+				push_event(
+				    m, r->name, r->status, CLU_NONE, false);
 				continue; /* dropped */
 			}
 		}
@@ -699,9 +717,13 @@ clu_membership_foreach(const clu_membership *m,
 	for (size_t i = 0; i < m->n; i++) {
 		const member *r = &m->v[i];
 		clu_member_info info = {
-			.name = r->name, .address = r->addr, .status = r->status,
-			.incarnation = r->inc, .start_id = r->start,
-			.last_seen_ms = r->last_seen, .self = r->self,
+			.name = r->name,
+			.address = r->addr,
+			.status = r->status,
+			.incarnation = r->inc,
+			.start_id = r->start,
+			.last_seen_ms = r->last_seen,
+			.self = r->self,
 		};
 		fn(arg, &info);
 	}

@@ -29,11 +29,11 @@ const char *clu_status_name(clu_status s);
  * call that changes the membership. */
 typedef struct clu_member_info {
 	const char *name;
-	const char *address;    /* advertised bus URL; "" until known */
+	const char *address; /* advertised bus URL; "" until known */
 	clu_status status;
 	uint64_t incarnation;
-	uint64_t start_id;      /* the instance's start time, unix ms */
-	uint64_t last_seen_ms;  /* caller's clock at the failure detector's last
+	uint64_t start_id;     /* the instance's start time, unix ms */
+	uint64_t last_seen_ms; /* caller's clock at the failure detector's last
 	                         * sign of life: a direct message, or a
 	                         * refutation or restart learnt by gossip */
 	bool self;
@@ -42,27 +42,27 @@ typedef struct clu_member_info {
 typedef struct clu_membership_opts {
 	uint32_t suspect_after_ms; /* silence before alive -> suspect */
 	uint32_t dead_after_ms;    /* further silence before suspect -> dead */
-	uint32_t forget_after_ms;  /* dead/left records are dropped after this */
-	uint32_t stall_ms;         /* a tick gap over this is our own stall */
-	size_t max_members;        /* records kept at most (self included) */
+	uint32_t forget_after_ms; /* dead/left records are dropped after this */
+	uint32_t stall_ms;        /* a tick gap over this is our own stall */
+	size_t max_members;       /* records kept at most (self included) */
 } clu_membership_opts;
 
 /* What to do with a message from a sender (see clu_membership_heard). */
 typedef enum clu_verdict {
-	CLU_ACCEPT = 0,          /* process it */
-	CLU_ACCEPT_RESTART,      /* process it; the sender is a new instance of
+	CLU_ACCEPT = 0,      /* process it */
+	CLU_ACCEPT_RESTART,  /* process it; the sender is a new instance of
 	                          * a known name: reset per-sender state first */
-	CLU_REFUSE_SELF,         /* our own message came back to us */
-	CLU_REFUSE_CONFLICT,     /* another live node uses this name */
-	CLU_REFUSE_STALE,        /* an older instance of a restarted name */
+	CLU_REFUSE_SELF,     /* our own message came back to us */
+	CLU_REFUSE_CONFLICT, /* another live node uses this name */
+	CLU_REFUSE_STALE,    /* an older instance of a restarted name */
 } clu_verdict;
 
 /* A status change, reported once per change in order. */
 typedef struct clu_member_event {
 	char name[PRO_WIRE_NAME_MAX + 1];
-	clu_status old_status;  /* CLU_NONE for a new record */
-	clu_status new_status;  /* CLU_NONE when a record is forgotten */
-	bool restarted;         /* the record now describes a new instance */
+	clu_status old_status; /* CLU_NONE for a new record */
+	clu_status new_status; /* CLU_NONE when a record is forgotten */
+	bool restarted;        /* the record now describes a new instance */
 } clu_member_event;
 
 typedef struct clu_membership clu_membership;
@@ -108,10 +108,10 @@ void clu_membership_left(clu_membership *m, pro_wire_str name,
  * clu_membership_broadcast_seq() orders a publisher's broadcasts: false for
  * a repeat (seq below the next expected), else true with *gap = how many
  * were skipped. Both answer "new, no gap" for a sender without a record. */
-bool clu_membership_duplicate(clu_membership *m, pro_wire_str name,
-    uint64_t seq);
-bool clu_membership_broadcast_seq(clu_membership *m, pro_wire_str name,
-    uint64_t seq, uint64_t *gap);
+bool
+clu_membership_duplicate(clu_membership *m, pro_wire_str name, uint64_t seq);
+bool clu_membership_broadcast_seq(
+    clu_membership *m, pro_wire_str name, uint64_t seq, uint64_t *gap);
 
 /* Runs the failure detector and forgets old records. */
 void clu_membership_tick(clu_membership *m, uint64_t now_ms);
@@ -136,8 +136,8 @@ bool clu_membership_self_left(const clu_membership *m);
 
 /* Fills out[0..max) with the digest to gossip (self first); strings borrow
  * from the view until it changes. Returns the count. */
-size_t clu_membership_digest(const clu_membership *m, pro_wire_member *out,
-    size_t max);
+size_t clu_membership_digest(
+    const clu_membership *m, pro_wire_member *out, size_t max);
 
 /* The alive or suspect member (self included) whose name sorts first, or
  * NULL; borrowed until the view changes. */

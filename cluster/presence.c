@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cluster/presence_int.h"
+#include "common/clock.h"
 #include "common/err.h"
 
 /* ---- Indexes ---- */
@@ -47,8 +48,8 @@ local_find(const clu_presence *p, uint64_t owner, const char *topic_name,
 /* ---- Entries ---- */
 
 entry *
-clu_pres_entry_new(clu_presence *p, keygrp *kg, const char *meta,
-    size_t meta_len)
+clu_pres_entry_new(
+    clu_presence *p, keygrp *kg, const char *meta, size_t meta_len)
 {
 	entry *e = calloc(1, sizeof(*e) + meta_len + 1);
 	if (e == NULL) {
@@ -89,11 +90,11 @@ void
 clu_pres_link_entry(clu_presence *p, entry *e)
 {
 	replica *r = p->reps[e->rep];
-	clu_ptab_add(&p->tags, &e->tag_link, clu_pres_tag_hash(e->rep, e->clock),
-	    tag_hf);
+	clu_ptab_add(&p->tags, &e->tag_link,
+	    clu_pres_tag_hash(e->rep, e->clock), tag_hf);
 	if (e->rep == 0) {
-		clu_ptab_add(&p->owners, &e->own_link, clu_ptab_mix64(e->owner),
-		    own_hf);
+		clu_ptab_add(
+		    &p->owners, &e->own_link, clu_ptab_mix64(e->owner), own_hf);
 	}
 	e->rprev = r->tail;
 	e->rnext = NULL;
@@ -114,11 +115,11 @@ void
 clu_pres_unlink_entry(clu_presence *p, entry *e)
 {
 	replica *r = p->reps[e->rep];
-	clu_ptab_del(&p->tags, &e->tag_link,
-	    clu_pres_tag_hash(e->rep, e->clock));
+	clu_ptab_del(
+	    &p->tags, &e->tag_link, clu_pres_tag_hash(e->rep, e->clock));
 	if (e->rep == 0) {
-		clu_ptab_del(&p->owners, &e->own_link,
-		    clu_ptab_mix64(e->owner));
+		clu_ptab_del(
+		    &p->owners, &e->own_link, clu_ptab_mix64(e->owner));
 	}
 	*(e->rprev != NULL ? &e->rprev->rnext : &r->head) = e->rnext;
 	*(e->rnext != NULL ? &e->rnext->rprev : &r->tail) = e->rprev;
@@ -141,11 +142,12 @@ clu_pres_unlink_entry(clu_presence *p, entry *e)
 static void
 ref_encode(const uint8_t ref[PRO_PRESENCE_REF_BYTES], char *out)
 {
-	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	static const char a[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 	    "0123456789-_";
 	for (int i = 0, o = 0; i < PRO_PRESENCE_REF_BYTES; i += 3, o += 4) {
-		uint32_t v = (uint32_t)ref[i] << 16 | (uint32_t)ref[i + 1] << 8 |
-		    ref[i + 2];
+		uint32_t v = (uint32_t)ref[i] << 16 |
+		    (uint32_t)ref[i + 1] << 8 | ref[i + 2];
 		out[o] = a[v >> 18];
 		out[o + 1] = a[(v >> 12) & 63];
 		out[o + 2] = a[(v >> 6) & 63];
@@ -233,7 +235,8 @@ clu_pres_flush(clu_presence *p)
 		for (size_t i = 0, j; i < p->nchg; i = j) {
 			topic *t = p->chg[i].e->kg->t;
 			size_t nj = 0;
-			for (j = i; j < p->nchg && p->chg[j].e->kg->t == t; j++) {
+			for (j = i; j < p->nchg && p->chg[j].e->kg->t == t;
+			     j++) {
 				fill_view(p->chg[j].e, &p->dview[j]);
 				nj += !p->chg[j].leave;
 			}
@@ -465,9 +468,7 @@ check_args(const clu_presence *p, const char *topic_name, const char *key,
 static void
 make_ref(clu_presence *p, uint8_t ref[PRO_PRESENCE_REF_BYTES])
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	uint64_t ns = pl_wall_ns();
 	if (ns <= p->last_ns) {
 		ns = p->last_ns + 1;
 	}
@@ -573,8 +574,8 @@ clu_presence_update(clu_presence *p, uint64_t owner, const char *topic_name,
 }
 
 int
-clu_presence_leave(clu_presence *p, uint64_t owner, const char *topic_name,
-    const char *key)
+clu_presence_leave(
+    clu_presence *p, uint64_t owner, const char *topic_name, const char *key)
 {
 	if (p->busy || topic_name == NULL || key == NULL) {
 		return PL_EINVAL;
@@ -656,8 +657,8 @@ key_views(clu_presence *p, const keygrp *kg)
 }
 
 int
-clu_presence_list(clu_presence *p, const char *topic_name,
-    clu_presence_key_fn fn, void *arg)
+clu_presence_list(
+    clu_presence *p, const char *topic_name, clu_presence_key_fn fn, void *arg)
 {
 	if (p->qbusy || topic_name == NULL) {
 		return PL_EINVAL;
@@ -694,8 +695,9 @@ cmp_join(const void *a, const void *b)
 static const keygrp *
 kg_lookup(const clu_presence *p, const char *topic_name, const char *key)
 {
-	const topic *t = topic_name != NULL && key != NULL ?
-	    clu_ptab_topic_find(&p->topics, topic_name) : NULL;
+	const topic *t = topic_name != NULL && key != NULL
+	    ? clu_ptab_topic_find(&p->topics, topic_name)
+	    : NULL;
 	return t != NULL ? clu_ptab_key_find(t, key) : NULL;
 }
 
@@ -724,22 +726,23 @@ clu_presence_get(clu_presence *p, const char *topic_name, const char *key,
 size_t
 clu_presence_key_count(const clu_presence *p, const char *topic_name)
 {
-	const topic *t = topic_name != NULL ?
-	    clu_ptab_topic_find(&p->topics, topic_name) : NULL;
+	const topic *t = topic_name != NULL
+	    ? clu_ptab_topic_find(&p->topics, topic_name)
+	    : NULL;
 	return t != NULL ? t->nkeys_vis : 0;
 }
 
 size_t
-clu_presence_count(const clu_presence *p, const char *topic_name,
-    const char *key)
+clu_presence_count(
+    const clu_presence *p, const char *topic_name, const char *key)
 {
 	const keygrp *kg = kg_lookup(p, topic_name, key);
 	return kg != NULL ? kg->nvis : 0;
 }
 
 size_t
-clu_presence_owner_list(clu_presence *p, uint64_t owner,
-    clu_presence_key_fn fn, void *arg)
+clu_presence_owner_list(
+    clu_presence *p, uint64_t owner, clu_presence_key_fn fn, void *arg)
 {
 	size_t n = 0;
 	hlink *l = p->owners.b[clu_ptab_mix64(owner) & p->owners.mask];

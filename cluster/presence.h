@@ -23,13 +23,13 @@ typedef struct clu_presence clu_presence;
 typedef struct clu_presence_meta {
 	const char *topic;
 	const char *key;
-	const char *meta;        /* JSON text as given to join, NUL-terminated */
+	const char *meta; /* JSON text as given to join, NUL-terminated */
 	size_t meta_len;
 	char phx_ref[CLU_PRESENCE_REF_LEN + 1];
 	char phx_ref_prev[CLU_PRESENCE_REF_LEN + 1]; /* "" unless an update */
-	uint64_t owner;          /* owner handle, only meaningful when local */
-	uint64_t joined_ns;      /* unix ns of the track, read from phx_ref */
-	bool local;              /* owned by this node */
+	uint64_t owner;     /* owner handle, only meaningful when local */
+	uint64_t joined_ns; /* unix ns of the track, read from phx_ref */
+	bool local;         /* owned by this node */
 } clu_presence_meta;
 
 /* Reports changes of one topic. joins/leaves are arrays of views (borrowed,
@@ -71,8 +71,8 @@ int clu_presence_update(clu_presence *p, uint64_t owner, const char *topic,
 
 /* Untracks (owner, topic, key); reports one leave. Errors: PL_ENOTFOUND,
  * PL_ENOMEM, PL_EINVAL (called from a callback). */
-int clu_presence_leave(clu_presence *p, uint64_t owner, const char *topic,
-    const char *key);
+int clu_presence_leave(
+    clu_presence *p, uint64_t owner, const char *topic, const char *key);
 
 /* Untracks every entry of owner (a closed connection/channel); *n (may be
  * NULL) receives how many. Errors: PL_ENOMEM, PL_EINVAL. */
@@ -108,8 +108,8 @@ int clu_presence_take_delta(clu_presence *p, pro_presence_msg **out);
  * new message (caller frees). exclude (may be NULL) names a replica whose
  * entries and context are left out, normally the requester. Errors:
  * PL_ENOMEM. */
-int clu_presence_export(clu_presence *p, const char *exclude,
-    pro_presence_msg **out);
+int clu_presence_export(
+    clu_presence *p, const char *exclude, pro_presence_msg **out);
 
 /* Exports this node's clocks vector (contiguous clock per up replica) as a
  * new message (caller frees). Errors: PL_ENOMEM. */
@@ -130,8 +130,8 @@ int clu_presence_merge(clu_presence *p, const pro_presence_msg *m);
 
 /* Calls fn once per visible key of topic, with its visible metas. Returns
  * PL_OK (also for an unknown topic), PL_ENOMEM. */
-int clu_presence_list(clu_presence *p, const char *topic,
-    clu_presence_key_fn fn, void *arg);
+int clu_presence_list(
+    clu_presence *p, const char *topic, clu_presence_key_fn fn, void *arg);
 
 /* Calls fn once with the visible metas of (topic, key), oldest join first
  * (by joined_ns, then phx_ref). Returns PL_OK, PL_ENOTFOUND (none),
@@ -143,12 +143,12 @@ int clu_presence_get(clu_presence *p, const char *topic, const char *key,
 size_t clu_presence_key_count(const clu_presence *p, const char *topic);
 
 /* Number of visible metas of (topic, key). */
-size_t clu_presence_count(const clu_presence *p, const char *topic,
-    const char *key);
+size_t
+clu_presence_count(const clu_presence *p, const char *topic, const char *key);
 
 /* Calls fn (n = 1) for each local entry of owner; returns how many. */
-size_t clu_presence_owner_list(clu_presence *p, uint64_t owner,
-    clu_presence_key_fn fn, void *arg);
+size_t clu_presence_owner_list(
+    clu_presence *p, uint64_t owner, clu_presence_key_fn fn, void *arg);
 
 /* Total entries held, hidden ones included. */
 size_t clu_presence_size(const clu_presence *p);

@@ -12,11 +12,11 @@
 #include "cluster/presence.h"
 #include "cluster/presence_table.h"
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 
 #define NONE UINT32_MAX
-#define F_SEEN 1u      /* merge scratch: the message holds this entry */
-#define F_PREV 2u      /* entry has a phx_ref_prev */
+#define F_SEEN 1u /* merge scratch: the message holds this entry */
+#define F_PREV 2u /* entry has a phx_ref_prev */
 
 /* Short names: this header is included by the presence files only. */
 typedef clu_ptab_link hlink;
@@ -26,9 +26,9 @@ typedef clu_ptab_key keygrp;
 typedef struct clu_pres_entry entry;
 
 struct clu_pres_entry {
-	hlink tag_link;    /* in clu_presence.tags */
-	hlink own_link;    /* in clu_presence.owners (local entries only) */
-	entry *kg_next;    /* next meta of the key; graveyard link once dead */
+	hlink tag_link; /* in clu_presence.tags */
+	hlink own_link; /* in clu_presence.owners (local entries only) */
+	entry *kg_next; /* next meta of the key; graveyard link once dead */
 	entry *rprev, *rnext; /* replica's entries */
 	keygrp *kg;
 	uint64_t owner, clock;
@@ -42,7 +42,7 @@ typedef struct replica {
 	char *name;
 	uint64_t vsn;
 	bool up;
-	uint64_t ctx;      /* every clock <= ctx has been observed */
+	uint64_t ctx;       /* every clock <= ctx has been observed */
 	clu_ptab_set cloud; /* observed clocks above ctx */
 	entry *head, *tail;
 	size_t n;
@@ -55,7 +55,7 @@ typedef struct chg {
 } chg;
 
 struct clu_presence {
-	replica **reps;    /* slot 0 is this node; freed slots are NULL */
+	replica **reps; /* slot 0 is this node; freed slots are NULL */
 	uint32_t nreps;
 	htab tags, owners, topics;
 	size_t nentries, nddots;
@@ -64,13 +64,13 @@ struct clu_presence {
 	uint16_t node_hash, uniq;
 	clu_presence_diff_fn on_diff;
 	void *arg;
-	chg *chg;          /* changes to report at the end of this call */
+	chg *chg; /* changes to report at the end of this call */
 	size_t nchg, capchg;
 	clu_presence_meta *dview, *qview; /* diff and query scratch */
 	size_t capdview, capqview;
-	entry *grave;      /* unlinked entries freed after the diffs */
+	entry *grave; /* unlinked entries freed after the diffs */
 	uint32_t gen;
-	bool busy, qbusy;  /* inside a diff / query callback */
+	bool busy, qbusy; /* inside a diff / query callback */
 };
 
 /* Hash of the tag (replica slot, clock) in clu_presence.tags. */
@@ -85,8 +85,8 @@ uint32_t clu_pres_rep_find(const clu_presence *p, const char *name);
 
 /* A new unlinked entry of kg holding a copy of meta, with one reference on
  * kg; NULL when out of memory (kg is then released if unused). */
-entry *clu_pres_entry_new(clu_presence *p, keygrp *kg, const char *meta,
-    size_t meta_len);
+entry *clu_pres_entry_new(
+    clu_presence *p, keygrp *kg, const char *meta, size_t meta_len);
 
 /* Links e (rep, clock, owner set) into every index; visible if its replica
  * is up. */

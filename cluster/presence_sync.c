@@ -27,16 +27,20 @@ put_entry(clu_presence *p, pro_presence_msg *m, uint32_t ridx, const entry *e)
 	topic *t = e->kg->t;
 	int rc;
 	if (t->exp_gen != p->gen) {
-		if ((rc = pro_presence_msg_add_topic(m, t->name, &t->exp_idx)) !=
-		    PL_OK) {
+		if ((rc = pro_presence_msg_add_topic(
+			 m, t->name, &t->exp_idx)) != PL_OK) {
 			return rc;
 		}
 		t->exp_gen = p->gen;
 	}
-	pro_presence_entry pe = { .replica = ridx, .topic = t->exp_idx,
-	    .clock = e->clock, .owner = e->owner, .key = e->kg->key,
-	    .meta = e->meta, .meta_len = e->meta_len,
-	    .has_prev = (e->flags & F_PREV) != 0 };
+	pro_presence_entry pe = { .replica = ridx,
+		.topic = t->exp_idx,
+		.clock = e->clock,
+		.owner = e->owner,
+		.key = e->kg->key,
+		.meta = e->meta,
+		.meta_len = e->meta_len,
+		.has_prev = (e->flags & F_PREV) != 0 };
 	memcpy(pe.ref, e->ref, sizeof(pe.ref));
 	memcpy(pe.prev_ref, e->prev, sizeof(pe.prev_ref));
 	return pro_presence_msg_add_entry(m, &pe);
@@ -64,13 +68,13 @@ clu_presence_take_delta(clu_presence *p, pro_presence_msg **out)
 	for (uint32_t s = 1; s < p->nreps && rc == PL_OK; s++) {
 		replica *r = p->reps[s];
 		if (r != NULL && r->ddots.n > 0) {
-			rc = pro_presence_msg_add_replica(m, r->name, r->vsn, 0, 0,
-			    r->ddots.v, r->ddots.n, NULL);
+			rc = pro_presence_msg_add_replica(m, r->name, r->vsn, 0,
+			    0, r->ddots.v, r->ddots.n, NULL);
 		}
 	}
 	entry *first = NULL;
 	for (entry *e = self->tail; e != NULL && e->clock > p->delta_start;
-	    e = e->rprev) {
+	     e = e->rprev) {
 		first = e;
 	}
 	p->gen++;
@@ -93,8 +97,8 @@ clu_presence_take_delta(clu_presence *p, pro_presence_msg **out)
 }
 
 int
-clu_presence_export(clu_presence *p, const char *exclude,
-    pro_presence_msg **out)
+clu_presence_export(
+    clu_presence *p, const char *exclude, pro_presence_msg **out)
 {
 	pro_presence_msg *m = NULL;
 	uint64_t *dots = NULL;
@@ -104,12 +108,14 @@ clu_presence_export(clu_presence *p, const char *exclude,
 		replica *r = p->reps[s];
 		uint32_t idx;
 		size_t nd = 0;
-		if (r == NULL || (s > 0 && exclude != NULL &&
-		    strcmp(r->name, exclude) == 0)) {
+		if (r == NULL ||
+		    (s > 0 && exclude != NULL &&
+			strcmp(r->name, exclude) == 0)) {
 			continue;
 		}
 		if (r->cloud.n > 0) {
-			if ((dots = malloc(r->cloud.n * sizeof(*dots))) == NULL) {
+			if ((dots = malloc(r->cloud.n * sizeof(*dots))) ==
+			    NULL) {
 				rc = PL_ENOMEM;
 				break;
 			}
@@ -119,11 +125,12 @@ clu_presence_export(clu_presence *p, const char *exclude,
 				}
 			}
 		}
-		rc = pro_presence_msg_add_replica(m, r->name, r->vsn, 0, r->ctx,
-		    dots, nd, &idx);
+		rc = pro_presence_msg_add_replica(
+		    m, r->name, r->vsn, 0, r->ctx, dots, nd, &idx);
 		free(dots);
 		dots = NULL;
-		for (entry *e = r->head; e != NULL && rc == PL_OK; e = e->rnext) {
+		for (entry *e = r->head; e != NULL && rc == PL_OK;
+		     e = e->rnext) {
 			rc = put_entry(p, m, idx, e);
 		}
 	}
@@ -144,8 +151,8 @@ clu_presence_clocks(clu_presence *p, pro_presence_msg **out)
 	for (uint32_t s = 0; s < p->nreps && rc == PL_OK; s++) {
 		replica *r = p->reps[s];
 		if (r != NULL && r->up) {
-			rc = pro_presence_msg_add_replica(m, r->name, r->vsn, 0,
-			    r->ctx, NULL, 0, NULL);
+			rc = pro_presence_msg_add_replica(
+			    m, r->name, r->vsn, 0, r->ctx, NULL, 0, NULL);
 		}
 	}
 	if (rc != PL_OK) {
@@ -266,8 +273,8 @@ compact(replica *r, uint64_t old_ctx)
 		r->ctx++;
 	}
 	if (r->cloud.n > 0 && r->ctx > old_ctx) {
-		(void)clu_ptab_set_rebuild(&r->cloud, r->cloud.mask + 1,
-		    r->ctx);
+		(void)clu_ptab_set_rebuild(
+		    &r->cloud, r->cloud.mask + 1, r->ctx);
 	} else if (r->cloud.n == 0 && r->cloud.s != NULL) {
 		(void)clu_ptab_set_rebuild(&r->cloud, 0, 0);
 	}
@@ -345,8 +352,8 @@ static int
 merge_join(clu_presence *p, const pro_presence_msg *m,
     const pro_presence_entry *me, uint32_t s)
 {
-	keygrp *kg = clu_ptab_key_get(&p->topics, m->topics[me->topic],
-	    me->key);
+	keygrp *kg =
+	    clu_ptab_key_get(&p->topics, m->topics[me->topic], me->key);
 	entry *e;
 	if (kg == NULL ||
 	    (e = clu_pres_entry_new(p, kg, me->meta, me->meta_len)) == NULL) {
@@ -429,7 +436,8 @@ clu_presence_merge(clu_presence *p, const pro_presence_msg *m)
 	}
 	for (size_t i = 0; i < m->nentries; i++) {
 		uint32_t s = map[m->entries[i].replica];
-		entry *e = s != NONE ? tag_find(p, s, m->entries[i].clock) : NULL;
+		entry *e =
+		    s != NONE ? tag_find(p, s, m->entries[i].clock) : NULL;
 		if (e != NULL) {
 			e->flags &= (uint8_t)~F_SEEN;
 		}

@@ -8,7 +8,7 @@
 
 #include "common/err.h"
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 
 /* ---- Chained hash table ---- */
 
@@ -133,7 +133,7 @@ clu_ptab_set_del(clu_ptab_set *t, uint64_t v)
 		return false;
 	}
 	for (i = clu_ptab_mix64(v) & t->mask; t->s[i] != v;
-	    i = (i + 1) & t->mask) {
+	     i = (i + 1) & t->mask) {
 		if (t->s[i] == 0) {
 			return false;
 		}
@@ -141,7 +141,8 @@ clu_ptab_set_del(clu_ptab_set *t, uint64_t v)
 	for (j = (i + 1) & t->mask; t->s[j] != 0; j = (j + 1) & t->mask) {
 		size_t k = clu_ptab_mix64(t->s[j]) & t->mask;
 		/* Move s[j] back unless its home k lies cyclically in (i, j]. */
-		if ((j > i && (k <= i || k > j)) || (j < i && k <= i && k > j)) {
+		if ((j > i && (k <= i || k > j)) ||
+		    (j < i && k <= i && k > j)) {
 			t->s[i] = t->s[j];
 			i = j;
 		}
@@ -239,16 +240,16 @@ clu_ptab_key_get(clu_ptab *topics, const char *topic_name, const char *key)
 			return NULL;
 		}
 		memcpy(t->name, topic_name, len + 1);
-		clu_ptab_add(topics, &t->link, clu_ptab_hash_str(t->name),
-		    topic_hf);
+		clu_ptab_add(
+		    topics, &t->link, clu_ptab_hash_str(t->name), topic_hf);
 	} else if ((kg = clu_ptab_key_find(t, key)) != NULL) {
 		return kg;
 	}
 	size_t klen = strlen(key);
 	if ((kg = calloc(1, sizeof(*kg) + klen + 1)) == NULL) {
 		if (t->keys.n == 0) {
-			clu_ptab_del(topics, &t->link,
-			    clu_ptab_hash_str(t->name));
+			clu_ptab_del(
+			    topics, &t->link, clu_ptab_hash_str(t->name));
 			free(t->keys.b);
 			free(t);
 		}

@@ -59,8 +59,8 @@ int clu_ptab_init(clu_ptab *t, size_t cap);
 
 /* Links l, whose hash is h, doubling the buckets first when the table is
  * full (hf rehashes the nodes then). Never fails. */
-void clu_ptab_add(clu_ptab *t, clu_ptab_link *l, uint64_t h,
-    clu_ptab_hash_fn hf);
+void
+clu_ptab_add(clu_ptab *t, clu_ptab_link *l, uint64_t h, clu_ptab_hash_fn hf);
 
 /* Unlinks l, which must be in t with hash h. */
 void clu_ptab_del(clu_ptab *t, clu_ptab_link *l, uint64_t h);
@@ -104,10 +104,10 @@ struct clu_pres_entry;
 
 /* An interned topic: one per name, freed with its last key. */
 typedef struct clu_ptab_topic {
-	clu_ptab_link link; /* in the topics table */
-	clu_ptab keys;      /* clu_ptab_key by key */
-	size_t nvis;        /* visible entries */
-	size_t nkeys_vis;   /* keys with a visible entry */
+	clu_ptab_link link;        /* in the topics table */
+	clu_ptab keys;             /* clu_ptab_key by key */
+	size_t nvis;               /* visible entries */
+	size_t nkeys_vis;          /* keys with a visible entry */
 	uint32_t exp_gen, exp_idx; /* topic index in the message being built */
 	char name[];
 } clu_ptab_topic;
@@ -118,7 +118,7 @@ typedef struct clu_ptab_key {
 	clu_ptab_link link; /* in clu_ptab_topic.keys */
 	clu_ptab_topic *t;
 	struct clu_pres_entry *first; /* linked entries, newest first */
-	uint32_t refs;      /* entries pointing here, incl. ones pending free */
+	uint32_t refs; /* entries pointing here, incl. ones pending free */
 	uint32_t nvis;
 	char key[];
 } clu_ptab_key;
@@ -133,8 +133,8 @@ clu_ptab_key *clu_ptab_key_find(const clu_ptab_topic *t, const char *key);
  * new. Returns it (borrowed; a new one has refs 0, so take a reference or
  * call clu_ptab_key_release()), or NULL when out of memory (nothing
  * created). */
-clu_ptab_key *clu_ptab_key_get(clu_ptab *topics, const char *topic_name,
-    const char *key);
+clu_ptab_key *
+clu_ptab_key_get(clu_ptab *topics, const char *topic_name, const char *key);
 
 /* Frees kg when no entry points to it (refs 0), and its topic once keyless;
  * otherwise does nothing. */

@@ -24,26 +24,26 @@ typedef struct resolver {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int refs;
-	bool closed;        /* the seeds let go */
-	char **job;         /* "NAME:PORT" strings of the pending lookup */
+	bool closed; /* the seeds let go */
+	char **job;  /* "NAME:PORT" strings of the pending lookup */
 	size_t n_job;
-	bool busy;          /* a job is queued or running */
+	bool busy; /* a job is queued or running */
 	char **result;
 	size_t n_result;
 	bool have_result;
-	int wake_fd;        /* our own dup of the owner's eventfd */
+	int wake_fd; /* our own dup of the owner's eventfd */
 } resolver;
 
 struct clu_seeds {
-	char **urls, **dns;     /* --join: URLs and "NAME:PORT" */
+	char **urls, **dns; /* --join: URLs and "NAME:PORT" */
 	size_t n_urls, n_dns;
-	char **resolved;        /* latest DNS answer */
+	char **resolved; /* latest DNS answer */
 	size_t n_resolved;
-	char **self;            /* our advertised URL, then URLs found to
+	char **self; /* our advertised URL, then URLs found to
 	                         * reach us */
 	size_t n_self, cap_self;
-	int wake_fd;            /* the owner's; dup()ed by the resolver */
-	resolver *res;          /* NULL until the first lookup */
+	int wake_fd;   /* the owner's; dup()ed by the resolver */
+	resolver *res; /* NULL until the first lookup */
 };
 
 void
@@ -133,17 +133,20 @@ resolve_one(const char *hostport, char ***v, size_t *n, size_t *cap)
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	if ((rv = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
-		LOG_DEBUG("CLU-DNS", "cannot resolve %s: %s", host, gai_strerror(rv));
+		LOG_DEBUG(
+		    "CLU-DNS", "cannot resolve %s: %s", host, gai_strerror(rv));
 		return;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		if (ai->ai_family == AF_INET) {
-			struct sockaddr_in *sa = (struct sockaddr_in *)ai->ai_addr;
+			struct sockaddr_in *sa =
+			    (struct sockaddr_in *)ai->ai_addr;
 			inet_ntop(AF_INET, &sa->sin_addr, addr, sizeof(addr));
 			snprintf(url, sizeof(url), "tcp://%s:%u", addr,
 			    (unsigned)ntohs(sa->sin_port));
 		} else if (ai->ai_family == AF_INET6) {
-			struct sockaddr_in6 *sa = (struct sockaddr_in6 *)ai->ai_addr;
+			struct sockaddr_in6 *sa =
+			    (struct sockaddr_in6 *)ai->ai_addr;
 			inet_ntop(AF_INET6, &sa->sin6_addr, addr, sizeof(addr));
 			snprintf(url, sizeof(url), "tcp://[%s]:%u", addr,
 			    (unsigned)ntohs(sa->sin6_port));
@@ -290,8 +293,8 @@ clu_seeds_take_resolved(clu_seeds *s)
 /* ---- the seed set ---- */
 
 int
-clu_seeds_create(clu_seeds **out, const char *join, const char *self_url,
-    int wake_fd)
+clu_seeds_create(
+    clu_seeds **out, const char *join, const char *self_url, int wake_fd)
 {
 	clu_seeds *s;
 	int rc;
@@ -301,8 +304,8 @@ clu_seeds_create(clu_seeds **out, const char *join, const char *self_url,
 		return PL_ENOMEM;
 	}
 	s->wake_fd = wake_fd;
-	if ((rc = clu_seeds_parse_join(join, &s->urls, &s->n_urls, &s->dns,
-	    &s->n_dns)) != PL_OK) {
+	if ((rc = clu_seeds_parse_join(
+		 join, &s->urls, &s->n_urls, &s->dns, &s->n_dns)) != PL_OK) {
 		free(s);
 		return rc;
 	}
@@ -354,8 +357,8 @@ clu_seeds_add_self(clu_seeds *s, const char *url)
 	    add_url(&s->self, &s->n_self, &s->cap_self, url) != 0) {
 		return false;
 	}
-	LOG_INFO("CLU-SELFDIAL", "%s reaches this node itself; not dialing it",
-	    url);
+	LOG_INFO(
+	    "CLU-SELFDIAL", "%s reaches this node itself; not dialing it", url);
 	return true;
 }
 
@@ -377,8 +380,8 @@ clu_seeds_dial(const clu_seeds *s, clu_bus *b)
 /* ---- addresses ---- */
 
 int
-clu_seeds_parse_join(const char *join, char ***urls, size_t *n_urls,
-    char ***dns, size_t *n_dns)
+clu_seeds_parse_join(
+    const char *join, char ***urls, size_t *n_urls, char ***dns, size_t *n_dns)
 {
 	const char *p = join;
 	size_t cap_u = 0, cap_d = 0;
@@ -408,11 +411,12 @@ clu_seeds_parse_join(const char *join, char ***urls, size_t *n_urls,
 		if (n == 0) {
 			/* an empty entry (",,") is ignored */
 		} else if (is_dns ? (strchr(item + 4, ':') == NULL ||
-		    item[4] == ':' || item[n - 1] == ':') :
-		    strstr(item, "://") == NULL) {
+					item[4] == ':' || item[n - 1] == ':')
+				  : strstr(item, "://") == NULL) {
 			goto bad;
-		} else if ((rc = is_dns ? add_url(dns, n_dns, &cap_d, item + 4) :
-		    add_url(urls, n_urls, &cap_u, item)) != 0) {
+		} else if ((rc = is_dns ? add_url(dns, n_dns, &cap_d, item + 4)
+					: add_url(urls, n_urls, &cap_u,
+					      item)) != 0) {
 			clu_seeds_strv_free(*urls, *n_urls);
 			clu_seeds_strv_free(*dns, *n_dns);
 			*urls = *dns = NULL;
@@ -421,9 +425,11 @@ clu_seeds_parse_join(const char *join, char ***urls, size_t *n_urls,
 		}
 		p = end ? end + 1 : NULL;
 		continue;
-bad:
-		LOG_ERR("CLU-JOIN", "bad join entry \"%.*s\": want tcp://HOST:PORT "
-		    "or dns:NAME:PORT", (int)(n > 200 ? 200 : n), p);
+	bad:
+		LOG_ERR("CLU-JOIN",
+		    "bad join entry \"%.*s\": want tcp://HOST:PORT "
+		    "or dns:NAME:PORT",
+		    (int)(n > 200 ? 200 : n), p);
 		clu_seeds_strv_free(*urls, *n_urls);
 		clu_seeds_strv_free(*dns, *n_dns);
 		*urls = *dns = NULL;
@@ -440,7 +446,8 @@ clu_seeds_derive_advertise(const char *listen, int bound_port)
 	const char *h, *colon;
 	size_t hl;
 
-	if (strncmp(listen, "tcp://", 6) != 0 || strlen(listen) >= sizeof(url)) {
+	if (strncmp(listen, "tcp://", 6) != 0 ||
+	    strlen(listen) >= sizeof(url)) {
 		return strdup(listen);
 	}
 	memcpy(url, listen, strlen(listen) + 1);

@@ -20,8 +20,8 @@ typedef struct clu_seeds clu_seeds;
  * dup()ed; the caller keeps its own fd. No thread runs until the first
  * lookup. Returns PL_OK and *out (caller destroys), PL_EINVAL (a bad join
  * entry; logged "CLU-JOIN"), PL_EIO (dup failed), PL_ENOMEM. */
-int clu_seeds_create(clu_seeds **out, const char *join, const char *self_url,
-    int wake_fd);
+int clu_seeds_create(
+    clu_seeds **out, const char *join, const char *self_url, int wake_fd);
 
 /* Frees the seeds without waiting for a lookup still running: that one
  * finishes on its helper thread, which then frees what it shares. NULL is
@@ -58,8 +58,8 @@ bool clu_seeds_add_self(clu_seeds *s, const char *url);
  * dns:NAME:PORT entries. join may be NULL. Returns PL_OK with both arrays
  * set (caller frees each with clu_seeds_strv_free; NULL when empty),
  * PL_EINVAL (an entry is neither; logged "CLU-JOIN"), PL_ENOMEM. */
-int clu_seeds_parse_join(const char *join, char ***urls, size_t *n_urls,
-    char ***dns, size_t *n_dns);
+int clu_seeds_parse_join(
+    const char *join, char ***urls, size_t *n_urls, char ***dns, size_t *n_dns);
 
 /* The URL peers should dial when none is configured: tcp://HOST:PORT with
  * the listen host (the hostname when listening on every interface) and the

@@ -32,6 +32,6 @@ pl_log_write(int level, const char *id, const char *fmt, ...)
 	gmtime_r(&ts.tv_sec, &tm);
 	fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s [%s] %s\n",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-	    tm.tm_sec, ts.tv_nsec / 1000000, log_node,
-	    names[level & 7], id ? id : "-", msg);
+	    tm.tm_sec, ts.tv_nsec / 1000000, log_node, names[level & 7],
+	    id ? id : "-", msg);
 }

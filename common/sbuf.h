@@ -8,12 +8,15 @@
 #include <stddef.h>
 
 typedef struct pl_sbuf {
-	char *p;     /* NUL-terminated once anything was appended */
+	char *p; /* NUL-terminated once anything was appended */
 	size_t len, cap;
 	int oom;
 } pl_sbuf;
 
-#define PL_SBUF_INIT { NULL, 0, 0, 0 }
+#define PL_SBUF_INIT                                                           \
+	{                                                                      \
+		NULL, 0, 0, 0                                                  \
+	}
 
 void pl_sbuf_add(pl_sbuf *b, const void *s, size_t n);
 void pl_sbuf_str(pl_sbuf *b, const char *s);

@@ -41,7 +41,8 @@ static bool
 is_tchar(int c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
+	    (c >= '0' && c <= '9') ||
+	    (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
 }
 
 /* ---- HTTP request parsing ---- */
@@ -108,9 +109,9 @@ parse_request_line(const char *p, size_t n, pro_http_req *req)
 	}
 	req->target = pl_memdup_z(p + tb, i - tb);
 	i++;
-	if (n - i != 8 || memcmp(p + i, "HTTP/", 5) != 0 ||
-	    p[i + 5] < '0' || p[i + 5] > '9' || p[i + 6] != '.' ||
-	    p[i + 7] < '0' || p[i + 7] > '9') {
+	if (n - i != 8 || memcmp(p + i, "HTTP/", 5) != 0 || p[i + 5] < '0' ||
+	    p[i + 5] > '9' || p[i + 6] != '.' || p[i + 7] < '0' ||
+	    p[i + 7] > '9') {
 		return 400;
 	}
 	if (p[i + 5] != '1') {
@@ -171,7 +172,8 @@ parse_header_line(const char *p, size_t n, pro_http_req *req)
 		if (ieq(p, i, known[k].name)) {
 			char **slot = (char **)((char *)req + known[k].off);
 
-			return store_header(slot, known[k].list, p + vb, ve - vb);
+			return store_header(
+			    slot, known[k].list, p + vb, ve - vb);
 		}
 	}
 	if (ieq(p, i, "content-length")) {
@@ -211,7 +213,7 @@ parse_head(const char *p, size_t n, pro_http_req *req)
 		int st;
 
 		st = first ? parse_request_line(line, (size_t)(eol - line), req)
-		    : parse_header_line(line, (size_t)(eol - line), req);
+			   : parse_header_line(line, (size_t)(eol - line), req);
 		if (st != 0) {
 			return st;
 		}
@@ -242,10 +244,11 @@ pro_http_parse(struct evbuffer *in, pro_http_req *req, int *status)
 		}
 	}
 	if (len > PRO_HTTP_MAX_HEADER) {
-		evbuffer_ptr_set(in, &lim, PRO_HTTP_MAX_HEADER, EVBUFFER_PTR_SET);
+		evbuffer_ptr_set(
+		    in, &lim, PRO_HTTP_MAX_HEADER, EVBUFFER_PTR_SET);
 	}
-	found = evbuffer_search_range(in, "\r\n\r\n", 4, NULL,
-	    len > PRO_HTTP_MAX_HEADER ? &lim : NULL);
+	found = evbuffer_search_range(
+	    in, "\r\n\r\n", 4, NULL, len > PRO_HTTP_MAX_HEADER ? &lim : NULL);
 	if (found.pos < 0) {
 		if (len >= PRO_HTTP_MAX_HEADER) {
 			*status = 431;
@@ -354,7 +357,8 @@ pro_http_query_get(const char *query, const char *name)
 
 		kn = eq != NULL ? (size_t)(eq - p) : pn;
 		while (i < kn && match) {
-			match = name[j] != '\0' && pct_next(p, kn, &i) == (unsigned char)name[j];
+			match = name[j] != '\0' &&
+			    pct_next(p, kn, &i) == (unsigned char)name[j];
 			j++;
 		}
 		if (match && name[j] == '\0') {
@@ -406,9 +410,11 @@ pro_http_reason(int status)
 	case 503: return "Service Unavailable";
 	case 505: return "HTTP Version Not Supported";
 	}
-	return status < 200 ? "Informational" : status < 300 ? "Success"
-	    : status < 400 ? "Redirection" : status < 500 ? "Client Error"
-	    : "Server Error";
+	return status < 200 ? "Informational"
+	    : status < 300  ? "Success"
+	    : status < 400  ? "Redirection"
+	    : status < 500  ? "Client Error"
+			    : "Server Error";
 }
 
 int
@@ -416,14 +422,16 @@ pro_http_write_response(struct evbuffer *out, int status,
     const char *extra_headers, const char *content_type, const char *body)
 {
 	/* One printf, so a failure appends nothing. */
-	if (evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n%s%s%s%s"
-	    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-	    status, pro_http_reason(status),
-	    extra_headers != NULL ? extra_headers : "",
-	    content_type != NULL ? "Content-Type: " : "",
-	    content_type != NULL ? content_type : "",
-	    content_type != NULL ? "\r\n" : "",
-	    body != NULL ? strlen(body) : 0, body != NULL ? body : "") < 0) {
+	if (evbuffer_add_printf(out,
+		"HTTP/1.1 %d %s\r\n%s%s%s%s"
+		"Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+		status, pro_http_reason(status),
+		extra_headers != NULL ? extra_headers : "",
+		content_type != NULL ? "Content-Type: " : "",
+		content_type != NULL ? content_type : "",
+		content_type != NULL ? "\r\n" : "",
+		body != NULL ? strlen(body) : 0,
+		body != NULL ? body : "") < 0) {
 		return PL_ENOMEM;
 	}
 	return PL_OK;

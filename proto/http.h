@@ -20,17 +20,17 @@ struct evbuffer;
  * Host, Sec-WebSocket-Key, Sec-WebSocket-Version and Origin must appear at
  * most once (a repeat makes the request malformed). */
 typedef struct pro_http_req {
-	char *method;      /* e.g. "GET", case-sensitive as sent */
-	char *target;      /* request-target as sent, e.g. "/socket?vsn=2.0.0" */
-	char *path;        /* target's path, not percent-decoded */
-	char *query;       /* after '?', not decoded; NULL when no '?' */
+	char *method; /* e.g. "GET", case-sensitive as sent */
+	char *target; /* request-target as sent, e.g. "/socket?vsn=2.0.0" */
+	char *path;   /* target's path, not percent-decoded */
+	char *query;  /* after '?', not decoded; NULL when no '?' */
 	int version_minor; /* the x of HTTP/1.x */
 	bool has_body;     /* Content-Length > 0 or Transfer-Encoding sent */
 	char *host;
 	char *upgrade;
 	char *connection;
-	char *ws_key;      /* Sec-WebSocket-Key */
-	char *ws_version;  /* Sec-WebSocket-Version */
+	char *ws_key;     /* Sec-WebSocket-Key */
+	char *ws_version; /* Sec-WebSocket-Version */
 	char *origin;
 	char *ws_protocol; /* Sec-WebSocket-Protocol */
 } pro_http_req;

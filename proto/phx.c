@@ -25,8 +25,8 @@ take_str(json_t *v, char **out)
 }
 
 static int
-decode_binary(const unsigned char *p, size_t len, pro_phx_msg *m,
-    const char **why)
+decode_binary(
+    const unsigned char *p, size_t len, pro_phx_msg *m, const char **why)
 {
 	size_t jl, rl, tl, el, off = 5;
 
@@ -34,12 +34,16 @@ decode_binary(const unsigned char *p, size_t len, pro_phx_msg *m,
 		*why = "unsupported binary message kind";
 		return PL_EINVAL;
 	}
-	jl = p[1]; rl = p[2]; tl = p[3]; el = p[4];
+	jl = p[1];
+	rl = p[2];
+	tl = p[3];
+	el = p[4];
 	if (off + jl + rl + tl + el > len) {
 		*why = "truncated binary message";
 		return PL_EINVAL;
 	}
-	m->join_ref = jl ? json_stringn((const char *)p + off, jl) : json_null();
+	m->join_ref =
+	    jl ? json_stringn((const char *)p + off, jl) : json_null();
 	off += jl;
 	m->ref = rl ? json_stringn((const char *)p + off, rl) : json_null();
 	off += rl;
@@ -80,7 +84,8 @@ pro_phx_decode(int vsn, int binary, const char *data, size_t len,
 	if (vsn == PRO_PHX_V2) {
 		/* Phoenix ignores elements past the fifth. */
 		if (!json_is_array(root) || json_array_size(root) < 5) {
-			*why = "expected [join_ref, ref, topic, event, payload]";
+			*why =
+			    "expected [join_ref, ref, topic, event, payload]";
 			goto out;
 		}
 		jr = json_array_get(root, 0);
@@ -203,8 +208,8 @@ pro_phx_encode_reply(int vsn, const json_t *join_ref, const json_t *ref,
 	if (payload == NULL) {
 		return NULL;
 	}
-	out = pro_phx_encode(vsn, join_ref, ref, topic, "phx_reply", payload,
-	    plen, out_len);
+	out = pro_phx_encode(
+	    vsn, join_ref, ref, topic, "phx_reply", payload, plen, out_len);
 	free(payload);
 	return out;
 }

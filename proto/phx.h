@@ -18,7 +18,7 @@ typedef struct pro_phx_msg {
 	json_t *ref;      /* idem */
 	char *topic;
 	char *event;
-	json_t *payload;  /* any JSON value; NULL for a binary payload */
+	json_t *payload; /* any JSON value; NULL for a binary payload */
 	const unsigned char *bin; /* binary payload: points into the frame */
 	size_t bin_len;
 } pro_phx_msg;

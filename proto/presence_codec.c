@@ -123,8 +123,8 @@ cmp_u64(const void *a, const void *b)
 
 int
 pro_presence_msg_add_replica(pro_presence_msg *m, const char *name,
-    uint64_t vsn, uint64_t lo, uint64_t hi, const uint64_t *dots,
-    size_t ndots, uint32_t *idx)
+    uint64_t vsn, uint64_t lo, uint64_t hi, const uint64_t *dots, size_t ndots,
+    uint32_t *idx)
 {
 	size_t nlen = name != NULL ? strlen(name) : 0;
 	if (nlen == 0 || lo > hi || (ndots > 0 && dots == NULL)) {
@@ -135,7 +135,7 @@ pro_presence_msg_add_replica(pro_presence_msg *m, const char *name,
 		return PL_ETOOBIG;
 	}
 	if (grow((void **)&m->replicas, &m->cap_replicas, m->nreplicas,
-	    sizeof(*m->replicas)) != PL_OK) {
+		sizeof(*m->replicas)) != PL_OK) {
 		return PL_ENOMEM;
 	}
 	uint64_t *d = NULL;
@@ -160,8 +160,9 @@ pro_presence_msg_add_replica(pro_presence_msg *m, const char *name,
 	if (n == NULL) {
 		return PL_ENOMEM;
 	}
-	m->replicas[m->nreplicas] = (pro_presence_replica){ .name = n,
-	    .vsn = vsn, .lo = lo, .hi = hi, .dots = d, .ndots = nd };
+	m->replicas[m->nreplicas] = (pro_presence_replica){
+		.name = n, .vsn = vsn, .lo = lo, .hi = hi, .dots = d, .ndots = nd
+	};
 	if (idx != NULL) {
 		*idx = (uint32_t)m->nreplicas;
 	}
@@ -170,8 +171,8 @@ pro_presence_msg_add_replica(pro_presence_msg *m, const char *name,
 }
 
 int
-pro_presence_msg_add_topic(pro_presence_msg *m, const char *topic,
-    uint32_t *idx)
+pro_presence_msg_add_topic(
+    pro_presence_msg *m, const char *topic, uint32_t *idx)
 {
 	size_t len = topic != NULL ? strlen(topic) : 0;
 	if (len == 0 || len > PRO_PRESENCE_MAX_TOPIC) {
@@ -181,7 +182,7 @@ pro_presence_msg_add_topic(pro_presence_msg *m, const char *topic,
 		return PL_ETOOBIG;
 	}
 	if (grow((void **)&m->topics, &m->cap_topics, m->ntopics,
-	    sizeof(*m->topics)) != PL_OK) {
+		sizeof(*m->topics)) != PL_OK) {
 		return PL_ENOMEM;
 	}
 	char *t = arena_strdup(m, topic, len);
@@ -210,7 +211,7 @@ pro_presence_msg_add_entry(pro_presence_msg *m, const pro_presence_entry *e)
 		return PL_ETOOBIG;
 	}
 	if (grow((void **)&m->entries, &m->cap_entries, m->nentries,
-	    sizeof(*m->entries)) != PL_OK) {
+		sizeof(*m->entries)) != PL_OK) {
 		return PL_ENOMEM;
 	}
 	pro_presence_entry c = *e;
@@ -336,28 +337,67 @@ prescan(const uint8_t *p, size_t len)
 			skip = b & 0x1f;
 		} else {
 			switch (b) {
-			case 0xc0: case 0xc2: case 0xc3: break;
-			case 0xc4: case 0xd9: w = 1; kind = 1; break;
-			case 0xc5: case 0xda: w = 2; kind = 1; break;
-			case 0xc6: case 0xdb: w = 4; kind = 1; break;
-			case 0xc7: w = 1; kind = 4; break;
-			case 0xc8: w = 2; kind = 4; break;
-			case 0xc9: w = 4; kind = 4; break;
+			case 0xc0:
+			case 0xc2:
+			case 0xc3: break;
+			case 0xc4:
+			case 0xd9:
+				w = 1;
+				kind = 1;
+				break;
+			case 0xc5:
+			case 0xda:
+				w = 2;
+				kind = 1;
+				break;
+			case 0xc6:
+			case 0xdb:
+				w = 4;
+				kind = 1;
+				break;
+			case 0xc7:
+				w = 1;
+				kind = 4;
+				break;
+			case 0xc8:
+				w = 2;
+				kind = 4;
+				break;
+			case 0xc9:
+				w = 4;
+				kind = 4;
+				break;
 			case 0xca: skip = 4; break;
 			case 0xcb: skip = 8; break;
-			case 0xcc: case 0xd0: skip = 1; break;
-			case 0xcd: case 0xd1: skip = 2; break;
-			case 0xce: case 0xd2: skip = 4; break;
-			case 0xcf: case 0xd3: skip = 8; break;
+			case 0xcc:
+			case 0xd0: skip = 1; break;
+			case 0xcd:
+			case 0xd1: skip = 2; break;
+			case 0xce:
+			case 0xd2: skip = 4; break;
+			case 0xcf:
+			case 0xd3: skip = 8; break;
 			case 0xd4: skip = 2; break;
 			case 0xd5: skip = 3; break;
 			case 0xd6: skip = 5; break;
 			case 0xd7: skip = 9; break;
 			case 0xd8: skip = 17; break;
-			case 0xdc: w = 2; kind = 2; break;
-			case 0xdd: w = 4; kind = 2; break;
-			case 0xde: w = 2; kind = 3; break;
-			case 0xdf: w = 4; kind = 3; break;
+			case 0xdc:
+				w = 2;
+				kind = 2;
+				break;
+			case 0xdd:
+				w = 4;
+				kind = 2;
+				break;
+			case 0xde:
+				w = 2;
+				kind = 3;
+				break;
+			case 0xdf:
+				w = 4;
+				kind = 3;
+				break;
 			default: return -1; /* 0xc1 is never used */
 			}
 		}
@@ -420,8 +460,8 @@ get_arr(const msgpack_object *o, size_t min, const msgpack_object **items,
 /* Copies a msgpack string into the arena; rejects empty, over-long and
  * NUL-containing strings because they are used as C strings. */
 static int
-get_str(pro_presence_msg *m, const msgpack_object *o, size_t max,
-    const char **out)
+get_str(
+    pro_presence_msg *m, const msgpack_object *o, size_t max, const char **out)
 {
 	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 ||
 	    memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL) {
@@ -435,16 +475,15 @@ get_str(pro_presence_msg *m, const msgpack_object *o, size_t max,
 }
 
 static int
-decode_replica(pro_presence_msg *m, const msgpack_object *o,
-    pro_presence_replica *r)
+decode_replica(
+    pro_presence_msg *m, const msgpack_object *o, pro_presence_replica *r)
 {
 	const msgpack_object *f, *dv;
 	size_t nf, nd;
 	int rc;
-	if (!get_arr(o, REPLICA_FIELDS, &f, &nf) ||
-	    !get_u64(&f[1], &r->vsn) || !get_u64(&f[2], &r->lo) ||
-	    !get_u64(&f[3], &r->hi) || r->lo > r->hi ||
-	    !get_arr(&f[4], 0, &dv, &nd)) {
+	if (!get_arr(o, REPLICA_FIELDS, &f, &nf) || !get_u64(&f[1], &r->vsn) ||
+	    !get_u64(&f[2], &r->lo) || !get_u64(&f[3], &r->hi) ||
+	    r->lo > r->hi || !get_arr(&f[4], 0, &dv, &nd)) {
 		return PL_EPROTO;
 	}
 	if ((rc = get_str(m, &f[0], PRO_PRESENCE_MAX_NAME, &r->name)) !=
@@ -479,8 +518,8 @@ decode_replica(pro_presence_msg *m, const msgpack_object *o,
 }
 
 static int
-decode_entry(pro_presence_msg *m, const msgpack_object *o,
-    pro_presence_entry *e)
+decode_entry(
+    pro_presence_msg *m, const msgpack_object *o, pro_presence_entry *e)
 {
 	const msgpack_object *f;
 	size_t nf;
@@ -556,14 +595,15 @@ decode_obj(pro_presence_msg *m, const msgpack_object *root)
 	m->cap_topics = nt;
 	m->cap_entries = ne;
 	for (size_t i = 0; i < nr; i++) {
-		if ((rc = decode_replica(m, &rv[i], &m->replicas[i])) != PL_OK) {
+		if ((rc = decode_replica(m, &rv[i], &m->replicas[i])) !=
+		    PL_OK) {
 			return rc;
 		}
 		m->nreplicas++;
 	}
 	for (size_t i = 0; i < nt; i++) {
 		if ((rc = get_str(m, &tv[i], PRO_PRESENCE_MAX_TOPIC,
-		    &m->topics[i])) != PL_OK) {
+			 &m->topics[i])) != PL_OK) {
 			return rc;
 		}
 		m->ntopics++;

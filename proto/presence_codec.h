@@ -21,11 +21,11 @@
 #define PRO_PRESENCE_MAX_REPLICAS 4096
 #define PRO_PRESENCE_MAX_TOPICS (1u << 20)
 #define PRO_PRESENCE_MAX_ENTRIES (1u << 22)
-#define PRO_PRESENCE_MAX_DOTS (1u << 22)   /* per replica */
-#define PRO_PRESENCE_MAX_NAME 255          /* node name bytes */
-#define PRO_PRESENCE_MAX_TOPIC 1024        /* topic bytes */
-#define PRO_PRESENCE_MAX_KEY 1024          /* presence key bytes */
-#define PRO_PRESENCE_MAX_META 65536        /* meta JSON bytes */
+#define PRO_PRESENCE_MAX_DOTS (1u << 22) /* per replica */
+#define PRO_PRESENCE_MAX_NAME 255        /* node name bytes */
+#define PRO_PRESENCE_MAX_TOPIC 1024      /* topic bytes */
+#define PRO_PRESENCE_MAX_KEY 1024        /* presence key bytes */
+#define PRO_PRESENCE_MAX_META 65536      /* meta JSON bytes */
 
 typedef enum pro_presence_kind {
 	PRO_PRESENCE_DELTA = 1,  /* changes since the sender's last heartbeat */
@@ -46,26 +46,26 @@ typedef struct pro_presence_replica {
 
 /* One presence entry, identified by its tag (replica, clock). */
 typedef struct pro_presence_entry {
-	uint32_t replica;  /* index into msg->replicas */
-	uint32_t topic;    /* index into msg->topics */
-	uint64_t clock;    /* >= 1 */
-	uint64_t owner;    /* the owner node's channel handle; opaque */
-	const char *key;   /* NUL-terminated, 1..MAX_KEY bytes */
-	const char *meta;  /* JSON text, meta_len bytes plus a NUL */
+	uint32_t replica; /* index into msg->replicas */
+	uint32_t topic;   /* index into msg->topics */
+	uint64_t clock;   /* >= 1 */
+	uint64_t owner;   /* the owner node's channel handle; opaque */
+	const char *key;  /* NUL-terminated, 1..MAX_KEY bytes */
+	const char *meta; /* JSON text, meta_len bytes plus a NUL */
 	size_t meta_len;
 	uint8_t ref[PRO_PRESENCE_REF_BYTES];      /* phx_ref, raw */
 	uint8_t prev_ref[PRO_PRESENCE_REF_BYTES]; /* phx_ref_prev, raw */
-	bool has_prev;     /* entry came from an update */
+	bool has_prev; /* entry came from an update */
 } pro_presence_entry;
 
 /* A decoded or built message. Fields are read-only for users; fill it only
  * through the pro_presence_msg_add_* functions. */
 typedef struct pro_presence_msg {
 	pro_presence_kind kind;
-	uint32_t sender;                /* index into replicas */
+	uint32_t sender; /* index into replicas */
 	pro_presence_replica *replicas;
 	size_t nreplicas;
-	const char **topics;            /* NUL-terminated topic names */
+	const char **topics; /* NUL-terminated topic names */
 	size_t ntopics;
 	pro_presence_entry *entries;
 	size_t nentries;
@@ -87,19 +87,19 @@ void pro_presence_msg_destroy(pro_presence_msg *m);
  * index. Returns PL_OK, PL_EINVAL (bad name, lo > hi, zero dot),
  * PL_ETOOBIG (over a MAX_* limit), PL_ENOMEM. */
 int pro_presence_msg_add_replica(pro_presence_msg *m, const char *name,
-    uint64_t vsn, uint64_t lo, uint64_t hi, const uint64_t *dots,
-    size_t ndots, uint32_t *idx);
+    uint64_t vsn, uint64_t lo, uint64_t hi, const uint64_t *dots, size_t ndots,
+    uint32_t *idx);
 
 /* Appends a topic name (copied); *idx receives its index. Returns PL_OK,
  * PL_EINVAL (empty or too long), PL_ETOOBIG, PL_ENOMEM. */
-int pro_presence_msg_add_topic(pro_presence_msg *m, const char *topic,
-    uint32_t *idx);
+int pro_presence_msg_add_topic(
+    pro_presence_msg *m, const char *topic, uint32_t *idx);
 
 /* Appends an entry; e->key and e->meta are copied, e->replica and e->topic
  * must index what was already added. Returns PL_OK, PL_EINVAL, PL_ETOOBIG,
  * PL_ENOMEM. */
-int pro_presence_msg_add_entry(pro_presence_msg *m,
-    const pro_presence_entry *e);
+int
+pro_presence_msg_add_entry(pro_presence_msg *m, const pro_presence_entry *e);
 
 /* Encodes a message into msgpack. On PL_OK *out is a malloc'd buffer of
  * *len bytes that the caller frees with free(). Errors: PL_EINVAL (message

@@ -117,7 +117,8 @@ hdr_ok(const pro_wire_hdr *h)
 	if (!name_ok(h->sender) || (h->dest.ptr != NULL && !name_ok(h->dest))) {
 		return false;
 	}
-	if (h->n_skip > PRO_WIRE_SKIP_MAX || (h->n_skip > 0 && h->skip == NULL)) {
+	if (h->n_skip > PRO_WIRE_SKIP_MAX ||
+	    (h->n_skip > 0 && h->skip == NULL)) {
 		return false;
 	}
 	for (size_t i = 0; i < h->n_skip; i++) {
@@ -150,7 +151,7 @@ pack_bin(msgpack_packer *pk, const void *p, size_t len)
 typedef struct enc {
 	msgpack_packer pk;
 	pro_wire_buf *out;
-	size_t start;           /* out->len before this message */
+	size_t start; /* out->len before this message */
 	int fail;
 } enc;
 
@@ -211,8 +212,9 @@ pro_wire_encode_digest(pro_wire_buf *out, pro_wire_kind kind,
 {
 	enc e;
 
-	if ((kind != PRO_WIRE_PING && kind != PRO_WIRE_PING_ACK) || !hdr_ok(h) ||
-	    n > PRO_WIRE_DIGEST_MAX || (n > 0 && members == NULL)) {
+	if ((kind != PRO_WIRE_PING && kind != PRO_WIRE_PING_ACK) ||
+	    !hdr_ok(h) || n > PRO_WIRE_DIGEST_MAX ||
+	    (n > 0 && members == NULL)) {
 		return PL_EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -268,8 +270,8 @@ pro_wire_encode_broadcast(pro_wire_buf *out, const pro_wire_hdr *h,
 }
 
 int
-pro_wire_encode_app(pro_wire_buf *out, const pro_wire_hdr *h,
-    uint32_t app_kind, const void *bytes, size_t len)
+pro_wire_encode_app(pro_wire_buf *out, const pro_wire_hdr *h, uint32_t app_kind,
+    const void *bytes, size_t len)
 {
 	enc e;
 
@@ -331,25 +333,46 @@ scan(const uint8_t *p, size_t len, size_t *end)
 			skip = b & 0x1f;
 		} else {
 			switch (b) {
-			case 0xc0: case 0xc2: case 0xc3:
+			case 0xc0:
+			case 0xc2:
+			case 0xc3: break;
+			case 0xc4:
+			case 0xd9: lenbytes = 1; break;
+			case 0xc5:
+			case 0xda: lenbytes = 2; break;
+			case 0xc6:
+			case 0xdb: lenbytes = 4; break;
+			case 0xc7:
+				lenbytes = 1;
+				skip = 1;
 				break;
-			case 0xc4: case 0xd9: lenbytes = 1; break;
-			case 0xc5: case 0xda: lenbytes = 2; break;
-			case 0xc6: case 0xdb: lenbytes = 4; break;
-			case 0xc7: lenbytes = 1; skip = 1; break;
-			case 0xc8: lenbytes = 2; skip = 1; break;
-			case 0xc9: lenbytes = 4; skip = 1; break;
-			case 0xcc: case 0xd0: skip = 1; break;
-			case 0xcd: case 0xd1: skip = 2; break;
-			case 0xca: case 0xce: case 0xd2: skip = 4; break;
-			case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+			case 0xc8:
+				lenbytes = 2;
+				skip = 1;
+				break;
+			case 0xc9:
+				lenbytes = 4;
+				skip = 1;
+				break;
+			case 0xcc:
+			case 0xd0: skip = 1; break;
+			case 0xcd:
+			case 0xd1: skip = 2; break;
+			case 0xca:
+			case 0xce:
+			case 0xd2: skip = 4; break;
+			case 0xcb:
+			case 0xcf:
+			case 0xd3: skip = 8; break;
 			case 0xd4: skip = 2; break;
 			case 0xd5: skip = 3; break;
 			case 0xd6: skip = 5; break;
 			case 0xd7: skip = 9; break;
 			case 0xd8: skip = 17; break;
-			case 0xdc: case 0xde:
-			case 0xdd: case 0xdf: {
+			case 0xdc:
+			case 0xde:
+			case 0xdd:
+			case 0xdf: {
 				size_t n = (b == 0xdc || b == 0xde) ? 2 : 4;
 				if (n > len - pos) {
 					return false;
@@ -361,8 +384,7 @@ scan(const uint8_t *p, size_t len, size_t *end)
 				pos += n;
 				break;
 			}
-			default: /* 0xc1 is never used */
-				return false;
+			default: /* 0xc1 is never used */ return false;
 			}
 		}
 		if (lenbytes > 0) {
@@ -381,7 +403,8 @@ scan(const uint8_t *p, size_t len, size_t *end)
 			for (int i = 0; i <= depth; i++) {
 				pending += left[i];
 			}
-			if (pending > len - pos || depth + 1 >= SCAN_MAX_DEPTH) {
+			if (pending > len - pos ||
+			    depth + 1 >= SCAN_MAX_DEPTH) {
 				return false;
 			}
 			left[++depth] = items;
@@ -498,8 +521,9 @@ decode_digest(const msgpack_object *body, uint32_t nbody, pro_wire_msg *m,
 			return PL_EPROTO;
 		}
 		e = arr[i].via.array.ptr;
-		if (!get_name(&e[0], &mem[i].name) || !get_str(&e[1], &mem[i].addr) ||
-		    !addr_ok(mem[i].addr) || !get_uint(&e[2], PRO_WIRE_LEFT, &st) ||
+		if (!get_name(&e[0], &mem[i].name) ||
+		    !get_str(&e[1], &mem[i].addr) || !addr_ok(mem[i].addr) ||
+		    !get_uint(&e[2], PRO_WIRE_LEFT, &st) ||
 		    !get_uint(&e[3], UINT64_MAX, &mem[i].incarnation) ||
 		    !get_uint(&e[4], UINT64_MAX, &mem[i].start_id)) {
 			return PL_EPROTO;
@@ -519,10 +543,8 @@ decode_body(const msgpack_object *body, uint32_t nbody, pro_wire_msg *m,
 
 	switch (m->kind) {
 	case PRO_WIRE_PING:
-	case PRO_WIRE_PING_ACK:
-		return decode_digest(body, nbody, m, z);
-	case PRO_WIRE_LEAVE:
-		return PL_OK;
+	case PRO_WIRE_PING_ACK: return decode_digest(body, nbody, m, z);
+	case PRO_WIRE_LEAVE: return PL_OK;
 	case PRO_WIRE_BROADCAST:
 		if (nbody < 5 || !get_str(&body[0], &m->u.broadcast.topic) ||
 		    !text_ok(m->u.broadcast.topic, PRO_WIRE_TOPIC_MAX) ||
@@ -541,9 +563,7 @@ decode_body(const msgpack_object *body, uint32_t nbody, pro_wire_msg *m,
 		}
 		m->u.app.app_kind = (uint32_t)v;
 		return PL_OK;
-	default:
-		m->skip = PRO_WIRE_SKIP_KIND;
-		return PL_OK;
+	default: m->skip = PRO_WIRE_SKIP_KIND; return PL_OK;
 	}
 }
 
@@ -566,13 +586,9 @@ pro_wire_decode(const void *buf, size_t len, size_t *used, pro_wire_msg *out)
 		return PL_ENOMEM;
 	}
 	switch (msgpack_unpack(buf, len, &off, z, &root)) {
-	case MSGPACK_UNPACK_SUCCESS:
-		break;
-	case MSGPACK_UNPACK_NOMEM_ERROR:
-		rc = PL_ENOMEM;
-		goto fail;
-	default:
-		goto fail;
+	case MSGPACK_UNPACK_SUCCESS: break;
+	case MSGPACK_UNPACK_NOMEM_ERROR: rc = PL_ENOMEM; goto fail;
+	default: goto fail;
 	}
 	if (off != len || root.type != MSGPACK_OBJECT_ARRAY ||
 	    root.via.array.size < 2) {
@@ -592,7 +608,8 @@ pro_wire_decode(const void *buf, size_t len, size_t *used, pro_wire_msg *out)
 		return PL_OK;
 	}
 	if (n < HDR_FIELDS || (rc = decode_hdr(f, out, z)) != PL_OK ||
-	    (rc = decode_body(f + HDR_FIELDS, n - HDR_FIELDS, out, z)) != PL_OK) {
+	    (rc = decode_body(f + HDR_FIELDS, n - HDR_FIELDS, out, z)) !=
+		PL_OK) {
 		rc = rc == PL_OK ? PL_EPROTO : rc;
 		goto fail;
 	}

@@ -15,12 +15,12 @@
 /* Bumped when the envelope changes incompatibly; newer versions are skipped. */
 #define PRO_WIRE_VERSION 1
 
-#define PRO_WIRE_NAME_MAX 64      /* node names, bytes */
-#define PRO_WIRE_ADDR_MAX 255     /* advertised bus URLs, bytes */
-#define PRO_WIRE_TOPIC_MAX 512    /* broadcast topic, bytes */
-#define PRO_WIRE_EVENT_MAX 128    /* broadcast event, bytes */
-#define PRO_WIRE_SKIP_MAX 16      /* names in the skip list */
-#define PRO_WIRE_DIGEST_MAX 1024  /* members in one digest */
+#define PRO_WIRE_NAME_MAX 64     /* node names, bytes */
+#define PRO_WIRE_ADDR_MAX 255    /* advertised bus URLs, bytes */
+#define PRO_WIRE_TOPIC_MAX 512   /* broadcast topic, bytes */
+#define PRO_WIRE_EVENT_MAX 128   /* broadcast event, bytes */
+#define PRO_WIRE_SKIP_MAX 16     /* names in the skip list */
+#define PRO_WIRE_DIGEST_MAX 1024 /* members in one digest */
 
 typedef enum pro_wire_kind {
 	PRO_WIRE_PING = 1,      /* heartbeat carrying the sender's digest */
@@ -43,7 +43,7 @@ typedef enum pro_wire_status {
 typedef enum pro_wire_skip {
 	PRO_WIRE_SKIP_NONE = 0,    /* fully decoded */
 	PRO_WIRE_SKIP_VERSION = 1, /* newer version: only `version` is set */
-	PRO_WIRE_SKIP_KIND = 2,    /* unknown kind: header is set, body is not */
+	PRO_WIRE_SKIP_KIND = 2, /* unknown kind: header is set, body is not */
 } pro_wire_skip;
 
 /* A byte string; not NUL-terminated. A NULL ptr means "absent" (msgpack nil)
@@ -55,20 +55,21 @@ typedef struct pro_wire_str {
 
 /* Common header of every message. */
 typedef struct pro_wire_hdr {
-	pro_wire_str sender;    /* node name, 1..PRO_WIRE_NAME_MAX bytes */
-	uint64_t incarnation;   /* sender's SWIM incarnation */
-	uint64_t start_id;      /* sender process start (unix ms); new per restart */
-	uint64_t seq;           /* per-sender message counter, for duplicates */
-	pro_wire_str dest;      /* receiver name, or ptr NULL for everyone */
-	const pro_wire_str *skip; /* names that must drop this message (fault hook) */
+	pro_wire_str sender;  /* node name, 1..PRO_WIRE_NAME_MAX bytes */
+	uint64_t incarnation; /* sender's SWIM incarnation */
+	uint64_t start_id; /* sender process start (unix ms); new per restart */
+	uint64_t seq;      /* per-sender message counter, for duplicates */
+	pro_wire_str dest; /* receiver name, or ptr NULL for everyone */
+	const pro_wire_str
+	    *skip; /* names that must drop this message (fault hook) */
 	size_t n_skip;
 } pro_wire_hdr;
 
 /* One member in a digest. */
 typedef struct pro_wire_member {
 	pro_wire_str name;
-	pro_wire_str addr;      /* advertised bus URL, may be empty */
-	uint8_t status;         /* pro_wire_status */
+	pro_wire_str addr; /* advertised bus URL, may be empty */
+	uint8_t status;    /* pro_wire_status */
 	uint64_t incarnation;
 	uint64_t start_id;
 } pro_wire_member;
@@ -85,20 +86,21 @@ typedef struct pro_wire_msg {
 		struct {
 			const pro_wire_member *members;
 			size_t n;
-		} digest;               /* PING, PING_ACK */
+		} digest; /* PING, PING_ACK */
 		struct {
 			pro_wire_str topic;
 			pro_wire_str event;
 			pro_wire_str payload; /* JSON text */
 			pro_wire_str publisher;
-			uint64_t seq;   /* per-publisher broadcast sequence, from 1 */
+			uint64_t
+			    seq; /* per-publisher broadcast sequence, from 1 */
 		} broadcast;
 		struct {
 			uint32_t app_kind;
 			pro_wire_str bytes;
 		} app;
 	} u;
-	void *zone_;            /* private */
+	void *zone_; /* private */
 } pro_wire_msg;
 
 /* A growable output buffer. Zero-initialise (or pro_wire_buf_init) first. */
@@ -135,8 +137,8 @@ int pro_wire_encode_app(pro_wire_buf *out, const pro_wire_hdr *h,
  * PL_EPROTO (malformed, truncated, wrong types, over a limit), PL_ENOMEM;
  * on error nothing needs releasing and the rest of the frame cannot be
  * trusted. */
-int pro_wire_decode(const void *buf, size_t len, size_t *used,
-    pro_wire_msg *out);
+int
+pro_wire_decode(const void *buf, size_t len, size_t *used, pro_wire_msg *out);
 
 /* Frees what pro_wire_decode() allocated; safe on a zeroed struct. */
 void pro_wire_msg_release(pro_wire_msg *m);

@@ -83,8 +83,8 @@ pro_ws_accept_key(const char *key, char out[29])
 }
 
 int
-pro_ws_write_accept(struct evbuffer *out, const pro_http_req *req,
-    const char *protocol)
+pro_ws_write_accept(
+    struct evbuffer *out, const pro_http_req *req, const char *protocol)
 {
 	char acc[29];
 	bool p = protocol != NULL;
@@ -95,11 +95,12 @@ pro_ws_write_accept(struct evbuffer *out, const pro_http_req *req,
 	if (pro_ws_accept_key(req->ws_key, acc) != PL_OK) {
 		return PL_ENOMEM;
 	}
-	if (evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\n"
-	    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-	    "Sec-WebSocket-Accept: %s\r\n%s%s%s\r\n", acc,
-	    p ? "Sec-WebSocket-Protocol: " : "", p ? protocol : "",
-	    p ? "\r\n" : "") < 0) {
+	if (evbuffer_add_printf(out,
+		"HTTP/1.1 101 Switching Protocols\r\n"
+		"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+		"Sec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+		acc, p ? "Sec-WebSocket-Protocol: " : "", p ? protocol : "",
+		p ? "\r\n" : "") < 0) {
 		return PL_ENOMEM;
 	}
 	return PL_OK;
@@ -135,7 +136,8 @@ void
 pro_ws_reader_init(pro_ws_reader *r, size_t max_message_bytes)
 {
 	memset(r, 0, sizeof(*r));
-	r->max_bytes = max_message_bytes != 0 ? max_message_bytes : SIZE_MAX / 2;
+	r->max_bytes =
+	    max_message_bytes != 0 ? max_message_bytes : SIZE_MAX / 2;
 }
 
 void
@@ -188,8 +190,8 @@ unmask(uint8_t *p, size_t n, const uint8_t key[4], uint64_t off)
  * byte breaks a rule. Returns 1 with *f filled, 0 if incomplete, or 1002 /
  * 1009 with *why set. */
 static int
-parse_frame_header(const pro_ws_reader *r, const uint8_t *h, size_t n,
-    frame *f, const char **why)
+parse_frame_header(const pro_ws_reader *r, const uint8_t *h, size_t n, frame *f,
+    const char **why)
 {
 	size_t ext, i, prior;
 
@@ -224,9 +226,7 @@ parse_frame_header(const pro_ws_reader *r, const uint8_t *h, size_t n,
 			return PRO_WS_CLOSE_PROTOCOL;
 		}
 		break;
-	default:
-		*why = "unknown opcode";
-		return PRO_WS_CLOSE_PROTOCOL;
+	default: *why = "unknown opcode"; return PRO_WS_CLOSE_PROTOCOL;
 	}
 	if (n < 2) {
 		return 0;
@@ -286,13 +286,13 @@ check_partial(pro_ws_reader *r, struct evbuffer *in, const frame *f)
 	uint8_t tmp[256];
 
 	if (have <= r->checked ||
-	    evbuffer_ptr_set(in, &pos, f->hdr_len + r->checked,
-	    EVBUFFER_PTR_SET) != 0) {
+	    evbuffer_ptr_set(
+		in, &pos, f->hdr_len + r->checked, EVBUFFER_PTR_SET) != 0) {
 		return 0;
 	}
 	while (r->checked < have) {
-		size_t n = have - r->checked < sizeof(tmp) ?
-		    have - r->checked : sizeof(tmp);
+		size_t n = have - r->checked < sizeof(tmp) ? have - r->checked
+							   : sizeof(tmp);
 
 		if (evbuffer_copyout_from(in, &pos, tmp, n) != (ev_ssize_t)n) {
 			return 0;
@@ -310,8 +310,8 @@ check_partial(pro_ws_reader *r, struct evbuffer *in, const frame *f)
 /* Moves the complete frame's payload from `in` to dst, unmasked, and checks
  * the text not yet checked. Returns 0 or -1 for invalid UTF-8. */
 static int
-take_payload(pro_ws_reader *r, struct evbuffer *in, const frame *f,
-    uint8_t *dst)
+take_payload(
+    pro_ws_reader *r, struct evbuffer *in, const frame *f, uint8_t *dst)
 {
 	uint64_t checked = r->checked;
 
@@ -319,16 +319,17 @@ take_payload(pro_ws_reader *r, struct evbuffer *in, const frame *f,
 	evbuffer_drain(in, f->hdr_len);
 	evbuffer_remove(in, dst, (size_t)f->len);
 	unmask(dst, (size_t)f->len, f->mask, 0);
-	if (is_text(r, f) && pro_utf8_feed(&r->utf8, dst + checked,
-	    (size_t)(f->len - checked)) != 0) {
+	if (is_text(r, f) &&
+	    pro_utf8_feed(
+		&r->utf8, dst + checked, (size_t)(f->len - checked)) != 0) {
 		return -1;
 	}
 	return 0;
 }
 
 static int
-read_control(pro_ws_reader *r, struct evbuffer *in, const frame *f,
-    pro_ws_msg *msg)
+read_control(
+    pro_ws_reader *r, struct evbuffer *in, const frame *f, pro_ws_msg *msg)
 {
 	uint8_t buf[PRO_WS_MAX_CONTROL];
 	const uint8_t *body = buf;
@@ -366,8 +367,8 @@ read_control(pro_ws_reader *r, struct evbuffer *in, const frame *f,
 
 /* Adds a complete non-final fragment to r->frag. */
 static int
-read_fragment(pro_ws_reader *r, struct evbuffer *in, const frame *f,
-    pro_ws_msg *msg)
+read_fragment(
+    pro_ws_reader *r, struct evbuffer *in, const frame *f, pro_ws_msg *msg)
 {
 	struct evbuffer_iovec v;
 
@@ -393,8 +394,8 @@ read_fragment(pro_ws_reader *r, struct evbuffer *in, const frame *f,
 
 /* Builds the message from the fragments so far plus this final frame. */
 static int
-read_final(pro_ws_reader *r, struct evbuffer *in, const frame *f,
-    pro_ws_msg *msg)
+read_final(
+    pro_ws_reader *r, struct evbuffer *in, const frame *f, pro_ws_msg *msg)
 {
 	size_t prior = r->frag != NULL ? evbuffer_get_length(r->frag) : 0;
 	size_t total = prior + (size_t)f->len;
@@ -500,8 +501,8 @@ pro_ws_frame_header(uint8_t hdr[10], int opcode, size_t len)
 }
 
 int
-pro_ws_write_frame(struct evbuffer *out, int opcode, const void *data,
-    size_t len)
+pro_ws_write_frame(
+    struct evbuffer *out, int opcode, const void *data, size_t len)
 {
 	uint8_t hdr[10];
 	size_t hl = pro_ws_frame_header(hdr, opcode, len);

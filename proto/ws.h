@@ -33,8 +33,8 @@ int pro_ws_accept_key(const char *key, char out[29]);
  * Sec-WebSocket-Protocol and must be one of the client's offers.
  * Returns 0, PL_EINVAL (no key, or CR/LF in protocol) or PL_ENOMEM; nothing
  * is appended on failure. */
-int pro_ws_write_accept(struct evbuffer *out, const pro_http_req *req,
-    const char *protocol);
+int pro_ws_write_accept(
+    struct evbuffer *out, const pro_http_req *req, const char *protocol);
 
 /* Appends a plain-text refusal for a status from pro_http_parse() or
  * pro_ws_check_upgrade() (or any other, e.g. 403), with the headers that
@@ -122,13 +122,12 @@ size_t pro_ws_frame_header(uint8_t hdr[10], int opcode, size_t len);
 
 /* Appends one unmasked final frame to `out`. Returns 0 or PL_ENOMEM; nothing
  * is appended on failure. */
-int pro_ws_write_frame(struct evbuffer *out, int opcode, const void *data,
-    size_t len);
+int pro_ws_write_frame(
+    struct evbuffer *out, int opcode, const void *data, size_t len);
 
 /* Appends a close frame with `code` and `reason` (NULL for none; cut to
  * PRO_WS_MAX_REASON bytes on a character boundary). Code 0 or 1005 sends an
  * empty payload. Returns 0 or PL_ENOMEM. */
-int pro_ws_write_close(struct evbuffer *out, uint16_t code,
-    const char *reason);
+int pro_ws_write_close(struct evbuffer *out, uint16_t code, const char *reason);
 
 #endif

@@ -100,8 +100,8 @@ hexnum(const char *p, int n)
 }
 
 int
-sto_comment_id_parse(const char *id, int64_t *ms, uint32_t *node_hash,
-    uint32_t *counter)
+sto_comment_id_parse(
+    const char *id, int64_t *ms, uint32_t *node_hash, uint32_t *counter)
 {
 	if (!sto_comment_id_valid(id)) {
 		return (PL_EINVAL);

@@ -26,9 +26,9 @@
 /* Per-node generator state. Embed it; it needs no cleanup. Not thread-safe:
  * one thread mints ids (the event loop). */
 typedef struct sto_comment_id_gen {
-	int64_t last_ms;     /* ms of the last id minted (or restored) */
-	uint32_t counter;    /* counter of the last id within last_ms */
-	uint32_t node_hash;  /* sto_comment_id_node_hash(node) */
+	int64_t last_ms;    /* ms of the last id minted (or restored) */
+	uint32_t counter;   /* counter of the last id within last_ms */
+	uint32_t node_hash; /* sto_comment_id_node_hash(node) */
 } sto_comment_id_gen;
 
 /* 32-bit FNV-1a of a node name, as embedded in ids. */
@@ -57,7 +57,7 @@ bool sto_comment_id_valid(const char *id);
 
 /* Splits a valid id into its parts (any out pointer may be NULL).
  * Returns PL_OK, or PL_EINVAL when id is not valid. */
-int sto_comment_id_parse(const char *id, int64_t *ms, uint32_t *node_hash,
-    uint32_t *counter);
+int sto_comment_id_parse(
+    const char *id, int64_t *ms, uint32_t *node_hash, uint32_t *counter);
 
 #endif

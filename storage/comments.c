@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "storage/comments_int.h"
@@ -32,10 +33,10 @@ struct sto_op {
 	sto_append_cb cb;
 	sto_done_cb done_cb;
 	void *arg;
-	sto_comment c;            /* strings point into buf */
-	int64_t id_ms;            /* OP_APPEND: generator state after c.id */
+	sto_comment c; /* strings point into buf */
+	int64_t id_ms; /* OP_APPEND: generator state after c.id */
 	uint32_t id_counter;
-	const char *wm_name;      /* OP_WATERMARK */
+	const char *wm_name; /* OP_WATERMARK */
 	uint64_t wm_value;
 	char buf[];
 };
@@ -45,11 +46,8 @@ struct sto_op {
 static int64_t
 realtime_ms(void *arg)
 {
-	struct timespec ts;
-
 	(void)arg;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	return (int64_t)pl_wall_ms();
 }
 
 /* mkdir -p: the data dir and its missing parents. */
@@ -97,10 +95,10 @@ init_db(sto_comments *s, char *errbuf, size_t errlen)
 		goto fail;
 	}
 	what = "open databases";
-	if ((rc = mdb_dbi_open(txn, "comments", MDB_CREATE,
-	    &s->db_comments)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "origin", MDB_CREATE,
-	    &s->db_origin)) != 0 ||
+	if ((rc = mdb_dbi_open(txn, "comments", MDB_CREATE, &s->db_comments)) !=
+		0 ||
+	    (rc = mdb_dbi_open(txn, "origin", MDB_CREATE, &s->db_origin)) !=
+		0 ||
 	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->db_meta)) != 0) {
 		goto fail;
 	}
@@ -112,8 +110,8 @@ init_db(sto_comments *s, char *errbuf, size_t errlen)
 		d.mv_data = &ver;
 		d.mv_size = 1;
 		rc = mdb_put(txn, s->db_meta, &k, &d, 0);
-	} else if (rc == 0 && (d.mv_size != 1 ||
-	    *(uint8_t *)d.mv_data != STO_FORMAT_VERSION)) {
+	} else if (rc == 0 &&
+	    (d.mv_size != 1 || *(uint8_t *)d.mv_data != STO_FORMAT_VERSION)) {
 		what = "unsupported storage format version";
 		rc = MDB_VERSION_MISMATCH;
 	}
@@ -181,8 +179,10 @@ sto_comments_open(sto_comments **out, const char *dir,
 	*out = NULL;
 	if (dir == NULL || opts == NULL || opts->node == NULL ||
 	    opts->node[0] == '\0' || strlen(opts->node) > STO_ORIGIN_MAX) {
-		snprintf(errbuf, errlen, "comment store: need a directory and "
-		    "a node name of 1..%d bytes", STO_ORIGIN_MAX);
+		snprintf(errbuf, errlen,
+		    "comment store: need a directory and "
+		    "a node name of 1..%d bytes",
+		    STO_ORIGIN_MAX);
 		return (PL_EINVAL);
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
@@ -201,14 +201,14 @@ sto_comments_open(sto_comments **out, const char *dir,
 	s->clock_arg = opts->clock_arg;
 	if (make_dirs(dir) != 0) {
 		err = PL_EIO;
-		snprintf(msg, sizeof(msg), "create directory: %s",
-		    strerror(errno));
+		snprintf(
+		    msg, sizeof(msg), "create directory: %s", strerror(errno));
 		goto fail;
 	}
 	if ((rc = mdb_env_create(&s->env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(s->env, 4)) != 0 ||
-	    (rc = mdb_env_set_mapsize(s->env, opts->map_size ?
-	    opts->map_size : DEFAULT_MAP_SIZE)) != 0) {
+	    (rc = mdb_env_set_mapsize(s->env,
+		 opts->map_size ? opts->map_size : DEFAULT_MAP_SIZE)) != 0) {
 		err = sto_comments_err(rc);
 		snprintf(msg, sizeof(msg), "lmdb setup: %s", mdb_strerror(rc));
 		goto fail;
@@ -221,12 +221,15 @@ sto_comments_open(sto_comments **out, const char *dir,
 		}
 		snprintf(msg, sizeof(msg), "%s%s", mdb_strerror(rc),
 		    err == PL_ECORRUPT ? " (data.mdb is not a readable LMDB "
-		    "file of a supported version)" : "");
+					 "file of a supported version)"
+				       : "");
 		goto fail;
 	}
 	if (mdb_reader_check(s->env, &dead) == 0 && dead > 0) {
-		LOG_WARN("STO-STALEREADER", "cleared %d stale LMDB reader "
-		    "slot(s) in %s", dead, dir);
+		LOG_WARN("STO-STALEREADER",
+		    "cleared %d stale LMDB reader "
+		    "slot(s) in %s",
+		    dead, dir);
 	}
 	if ((err = init_db(s, msg, sizeof(msg))) != PL_OK) {
 		goto fail;
@@ -237,14 +240,14 @@ sto_comments_open(sto_comments **out, const char *dir,
 	if ((s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
 	    (s->batch = calloc(s->batch_max, sizeof(*s->batch))) == NULL) {
 		err = s->efd < 0 ? PL_EIO : PL_ENOMEM;
-		snprintf(msg, sizeof(msg), "eventfd or batch: %s",
-		    strerror(errno));
+		snprintf(
+		    msg, sizeof(msg), "eventfd or batch: %s", strerror(errno));
 		goto fail;
 	}
 	pthread_rwlockattr_init(&ra);
 	/* The writer must not starve behind back-to-back queries. */
-	pthread_rwlockattr_setkind_np(&ra,
-	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlockattr_setkind_np(
+	    &ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	rw = pthread_rwlock_init(&s->maplock, &ra) == 0;
 	pthread_rwlockattr_destroy(&ra);
 	mu = rw && pthread_mutex_init(&s->mu, NULL) == 0;
@@ -354,8 +357,10 @@ grow_map(sto_comments *s)
 
 	if (s->map_max != 0 && next > s->map_max) {
 		if (cur >= s->map_max) {
-			LOG_ERR("STO-MAPFULL", "comment store full at map_max "
-			    "%zu bytes", s->map_max);
+			LOG_ERR("STO-MAPFULL",
+			    "comment store full at map_max "
+			    "%zu bytes",
+			    s->map_max);
 			return (PL_EFULL);
 		}
 		next = s->map_max;
@@ -389,8 +394,8 @@ apply_comment(sto_comments *s, MDB_txn *txn, sto_op *op)
 	int rc;
 
 	k.mv_data = kb;
-	k.mv_size = sto_comments_ckey(kb, op->c.video_id,
-	    strlen(op->c.video_id), op->c.id);
+	k.mv_size = sto_comments_ckey(
+	    kb, op->c.video_id, strlen(op->c.video_id), op->c.id);
 	ok.mv_data = ob;
 	ok.mv_size = sto_comments_okey(ob, op->c.origin, olen, op->c.seq);
 	rc = mdb_get(txn, s->db_origin, &ok, &ov);
@@ -399,7 +404,8 @@ apply_comment(sto_comments *s, MDB_txn *txn, sto_op *op)
 		    memcmp(ov.mv_data, kb, k.mv_size) == 0) {
 			op->status = PL_EEXIST;
 		} else {
-			LOG_WARN("STO-SEQCONFLICT", "origin %s seq %llu is "
+			LOG_WARN("STO-SEQCONFLICT",
+			    "origin %s seq %llu is "
 			    "taken by another comment; dropping %s",
 			    op->c.origin, (unsigned long long)op->c.seq,
 			    op->c.id);
@@ -412,8 +418,8 @@ apply_comment(sto_comments *s, MDB_txn *txn, sto_op *op)
 	}
 	v.mv_size = sto_comments_value_size(&op->c);
 	v.mv_data = NULL;
-	rc = mdb_put(txn, s->db_comments, &k, &v,
-	    MDB_NOOVERWRITE | MDB_RESERVE);
+	rc =
+	    mdb_put(txn, s->db_comments, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
 	if (rc == MDB_KEYEXIST) {
 		op->status = PL_EEXIST;
 		return (0);
@@ -425,12 +431,13 @@ apply_comment(sto_comments *s, MDB_txn *txn, sto_op *op)
 	if ((rc = mdb_put(txn, s->db_origin, &ok, &k, 0)) != 0) {
 		return (rc);
 	}
-	if ((rc = sto_comments_meta_get_u64(txn, s->db_meta, "hw", op->c.origin,
-	    &hw)) != 0) {
+	if ((rc = sto_comments_meta_get_u64(
+		 txn, s->db_meta, "hw", op->c.origin, &hw)) != 0) {
 		return (rc);
 	}
-	if (op->c.seq > hw && (rc = sto_comments_meta_put_u64(txn,
-	    s->db_meta, "hw", op->c.origin, olen, op->c.seq)) != 0) {
+	if (op->c.seq > hw &&
+	    (rc = sto_comments_meta_put_u64(
+		 txn, s->db_meta, "hw", op->c.origin, olen, op->c.seq)) != 0) {
 		return (rc);
 	}
 	op->status = PL_OK;
@@ -566,8 +573,8 @@ writer_main(void *arg)
 		s->inflight = 0;
 		pthread_mutex_unlock(&s->mu);
 		if (write(s->efd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
-			LOG_ERR("STO-NOTIFY", "eventfd write: %s",
-			    strerror(errno));
+			LOG_ERR(
+			    "STO-NOTIFY", "eventfd write: %s", strerror(errno));
 		}
 		pthread_mutex_lock(&s->mu);
 	}
@@ -659,8 +666,8 @@ enqueue(sto_comments *s, sto_op *op, bool replica)
 }
 
 int
-sto_comments_append(sto_comments *s, const sto_comment_in *c,
-    sto_append_cb cb, void *arg, sto_assigned *assigned)
+sto_comments_append(sto_comments *s, const sto_comment_in *c, sto_append_cb cb,
+    void *arg, sto_assigned *assigned)
 {
 	sto_op *op;
 	int err;
@@ -675,13 +682,13 @@ sto_comments_append(sto_comments *s, const sto_comment_in *c,
 		return (err);
 	}
 	if ((op = op_new(OP_APPEND, c->video_id, c->user_id, c->content,
-	    s->node)) == NULL) {
+		 s->node)) == NULL) {
 		return (PL_ENOMEM);
 	}
 	op->cb = cb;
 	op->arg = arg;
-	sto_comment_id_next(&s->idgen, s->clock_ms(s->clock_arg), op->c.id,
-	    &op->c.inserted_at);
+	sto_comment_id_next(
+	    &s->idgen, s->clock_ms(s->clock_arg), op->c.id, &op->c.inserted_at);
 	op->id_ms = s->idgen.last_ms;
 	op->id_counter = s->idgen.counter;
 	op->c.seq = s->next_seq++;
@@ -695,8 +702,8 @@ sto_comments_append(sto_comments *s, const sto_comment_in *c,
 }
 
 int
-sto_comments_put_replica(sto_comments *s, const sto_comment *c,
-    sto_append_cb cb, void *arg)
+sto_comments_put_replica(
+    sto_comments *s, const sto_comment *c, sto_append_cb cb, void *arg)
 {
 	sto_op *op;
 	int err;
@@ -713,7 +720,7 @@ sto_comments_put_replica(sto_comments *s, const sto_comment *c,
 		return (err);
 	}
 	if ((op = op_new(OP_REPLICA, c->video_id, c->user_id, c->content,
-	    c->origin)) == NULL) {
+		 c->origin)) == NULL) {
 		return (PL_ENOMEM);
 	}
 	op->cb = cb;
@@ -730,8 +737,8 @@ sto_comments_put_replica(sto_comments *s, const sto_comment *c,
 }
 
 int
-sto_comments_set_watermark(sto_comments *s, const char *name,
-    uint64_t value, sto_done_cb cb, void *arg)
+sto_comments_set_watermark(sto_comments *s, const char *name, uint64_t value,
+    sto_done_cb cb, void *arg)
 {
 	sto_op *op;
 	int err;
@@ -783,6 +790,7 @@ sto_comments_stats_get(sto_comments *s, sto_comments_stats *out)
 	*out = s->st;
 	out->queued = s->pend_count + s->inflight;
 	pthread_mutex_unlock(&s->mu);
-	out->avg_batch = out->commits ? (double)out->committed_ops /
-	    (double)out->commits : 0.0;
+	out->avg_batch = out->commits
+	    ? (double)out->committed_ops / (double)out->commits
+	    : 0.0;
 }

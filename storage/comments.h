@@ -44,7 +44,7 @@
 
 #include "storage/comment_id.h"
 
-#define STO_VIDEO_ID_MAX 256       /* bytes, excluding NUL */
+#define STO_VIDEO_ID_MAX 256 /* bytes, excluding NUL */
 #define STO_USER_ID_MAX 256
 #define STO_ORIGIN_MAX 128
 #define STO_WATERMARK_NAME_MAX 128
@@ -54,15 +54,15 @@
 typedef struct sto_comments sto_comments;
 
 typedef struct sto_comments_opts {
-	const char *node;      /* required: this node's name, the origin of
+	const char *node;   /* required: this node's name, the origin of
 	                        * local comments (borrowed during open) */
-	size_t map_size;       /* initial map size in bytes; 0 = 64 MiB. An
+	size_t map_size;    /* initial map size in bytes; 0 = 64 MiB. An
 	                        * existing larger file keeps its size. */
-	size_t map_max;        /* growth stops here (writes then fail with
+	size_t map_max;     /* growth stops here (writes then fail with
 	                        * PL_EFULL); 0 = no limit */
-	unsigned batch_max;    /* most operations per write transaction;
+	unsigned batch_max; /* most operations per write transaction;
 	                        * 0 = 1024; 1 = one txn and sync per comment */
-	unsigned queue_max;    /* most queued, uncommitted operations before
+	unsigned queue_max; /* most queued, uncommitted operations before
 	                        * appends fail with PL_EAGAIN; 0 = 65536 */
 	int64_t (*clock_ms)(void *arg); /* unix ms; NULL = CLOCK_REALTIME */
 	void *clock_arg;
@@ -75,9 +75,9 @@ typedef struct sto_comment {
 	const char *video_id;
 	const char *user_id;
 	const char *content;
-	const char *origin;    /* node that accepted the comment */
-	int64_t inserted_at;   /* unix ms */
-	uint64_t seq;          /* per-origin sequence, from 1, no gaps unless a
+	const char *origin;  /* node that accepted the comment */
+	int64_t inserted_at; /* unix ms */
+	uint64_t seq;        /* per-origin sequence, from 1, no gaps unless a
 	                        * batch failed */
 } sto_comment;
 
@@ -92,7 +92,7 @@ typedef struct sto_comment_in {
 typedef struct sto_assigned {
 	char id[STO_COMMENT_ID_LEN + 1];
 	uint64_t seq;
-	int64_t inserted_at;   /* the id's ms: unix ms, never going back */
+	int64_t inserted_at; /* the id's ms: unix ms, never going back */
 } sto_assigned;
 
 /* A query result: items oldest first. has_more: for latest/before, older
@@ -106,7 +106,7 @@ typedef struct sto_comment_list {
 /* One entry of the per-origin sequence vector. */
 typedef struct sto_origin_seq {
 	const char *origin;
-	uint64_t seq;          /* highest seq stored from origin */
+	uint64_t seq; /* highest seq stored from origin */
 } sto_origin_seq;
 
 typedef struct sto_origin_vec {
@@ -116,17 +116,17 @@ typedef struct sto_origin_vec {
 
 /* Counters for /metrics; snapshot, safe to read any time. */
 typedef struct sto_comments_stats {
-	uint64_t appends;      /* local appends accepted */
-	uint64_t replicas;     /* replica puts accepted */
-	uint64_t commits;      /* write transactions committed */
-	uint64_t fsyncs;       /* durable syncs (one per commit) */
-	uint64_t committed_ops;/* operations made durable (incl. duplicates) */
-	uint64_t failed_ops;   /* operations completed with an error */
-	uint64_t map_grows;    /* map resizes */
-	uint64_t map_size;     /* current map size in bytes */
-	uint64_t max_batch;    /* largest batch committed */
-	uint64_t queued;       /* operations queued, not yet committed */
-	double avg_batch;      /* committed_ops / commits */
+	uint64_t appends;       /* local appends accepted */
+	uint64_t replicas;      /* replica puts accepted */
+	uint64_t commits;       /* write transactions committed */
+	uint64_t fsyncs;        /* durable syncs (one per commit) */
+	uint64_t committed_ops; /* operations made durable (incl. duplicates) */
+	uint64_t failed_ops;    /* operations completed with an error */
+	uint64_t map_grows;     /* map resizes */
+	uint64_t map_size;      /* current map size in bytes */
+	uint64_t max_batch;     /* largest batch committed */
+	uint64_t queued;        /* operations queued, not yet committed */
+	double avg_batch;       /* committed_ops / commits */
 } sto_comments_stats;
 
 /* Completion of an append or a replica put, run on the loop thread from
@@ -168,8 +168,8 @@ int sto_comments_append(sto_comments *s, const sto_comment_in *c,
  * PL_EEXIST and changes nothing. If origin is this node (its own comments
  * coming back after data loss), the local seq skips past c->seq. Returns as
  * sto_comments_append. */
-int sto_comments_put_replica(sto_comments *s, const sto_comment *c,
-    sto_append_cb cb, void *arg);
+int sto_comments_put_replica(
+    sto_comments *s, const sto_comment *c, sto_append_cb cb, void *arg);
 
 /* Queues setting the named watermark (e.g. a sync cursor) to value, in the
  * same group commit. Read it back with sto_comments_watermark. */
@@ -178,8 +178,7 @@ int sto_comments_set_watermark(sto_comments *s, const char *name,
 
 /* Reads a named watermark; *value = 0 when never set. Returns PL_OK,
  * PL_EINVAL, PL_EIO. */
-int sto_comments_watermark(sto_comments *s, const char *name,
-    uint64_t *value);
+int sto_comments_watermark(sto_comments *s, const char *name, uint64_t *value);
 
 /* Non-blocking fd that becomes readable when completions are ready; watch it
  * for reading on the loop and call sto_comments_poll. Owned by the store. */
@@ -218,8 +217,7 @@ int sto_comments_after(sto_comments *s, const char *video_id,
 
 /* Highest seq stored from origin, 0 when none. Returns PL_OK, PL_EINVAL,
  * PL_EIO. */
-int sto_comments_origin_max(sto_comments *s, const char *origin,
-    uint64_t *seq);
+int sto_comments_origin_max(sto_comments *s, const char *origin, uint64_t *seq);
 
 /* Up to `limit` comments from origin with seq > after_seq, in seq order;
  * has_more: more follow. */

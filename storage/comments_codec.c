@@ -15,34 +15,26 @@ int
 sto_comments_err(int rc)
 {
 	switch (rc) {
-	case MDB_SUCCESS:
-		return (PL_OK);
-	case MDB_NOTFOUND:
-		return (PL_ENOTFOUND);
-	case MDB_KEYEXIST:
-		return (PL_EEXIST);
+	case MDB_SUCCESS: return (PL_OK);
+	case MDB_NOTFOUND: return (PL_ENOTFOUND);
+	case MDB_KEYEXIST: return (PL_EEXIST);
 	case MDB_MAP_FULL:
 	case MDB_DBS_FULL:
 	case MDB_TXN_FULL:
 	case MDB_CURSOR_FULL:
-	case MDB_PAGE_FULL:
-		return (PL_EFULL);
-	case MDB_READERS_FULL:
-		return (PL_EAGAIN);
+	case MDB_PAGE_FULL: return (PL_EFULL);
+	case MDB_READERS_FULL: return (PL_EAGAIN);
 	case MDB_INVALID:
 	case MDB_VERSION_MISMATCH:
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
 	case MDB_INCOMPATIBLE:
 	case MDB_BAD_DBI:
-	case MDB_BAD_VALSIZE:
-		return (PL_ECORRUPT);
-	case ENOMEM:
-		return (PL_ENOMEM);
+	case MDB_BAD_VALSIZE: return (PL_ECORRUPT);
+	case ENOMEM: return (PL_ENOMEM);
 	case EINVAL:
 	case MDB_BAD_TXN:
-	case MDB_BAD_RSLOT:
-		return (PL_EINVAL);
+	case MDB_BAD_RSLOT: return (PL_EINVAL);
 	default:
 		/* MDB_PANIC, MDB_MAP_RESIZED, MDB_TLS_FULL and errno values. */
 		return (PL_EIO);
@@ -104,8 +96,7 @@ sto_comments_okey(char *buf, const char *origin, size_t olen, uint64_t seq)
 }
 
 size_t
-sto_comments_mkey(char *buf, const char *prefix, const char *name,
-    size_t nlen)
+sto_comments_mkey(char *buf, const char *prefix, const char *name, size_t nlen)
 {
 	size_t plen = strlen(prefix);
 
@@ -149,8 +140,8 @@ has_nul(sto_span s)
 }
 
 int
-sto_comments_view_decode(const MDB_val *key, const MDB_val *val,
-    sto_comment_view *v)
+sto_comments_view_decode(
+    const MDB_val *key, const MDB_val *val, sto_comment_view *v)
 {
 	const uint8_t *p = val->mv_data;
 	const char *k = key->mv_data;
@@ -191,8 +182,8 @@ sto_comments_view_decode(const MDB_val *key, const MDB_val *val,
 }
 
 int
-sto_comments_meta_get_u64(MDB_txn *txn, MDB_dbi db, const char *prefix,
-    const char *name, uint64_t *v)
+sto_comments_meta_get_u64(
+    MDB_txn *txn, MDB_dbi db, const char *prefix, const char *name, uint64_t *v)
 {
 	char kb[STO_MKEY_MAX];
 	MDB_val k, d;

@@ -14,9 +14,9 @@
 #include "storage/comment_id.h"
 #include "storage/comments.h"
 
-#define STO_FORMAT_VERSION 1   /* meta "v": layout of keys and DBs */
-#define STO_VALUE_VERSION 1    /* first byte of every comments value */
-#define STO_VALUE_HDR 25       /* ver, inserted_at, seq, 3 lengths */
+#define STO_FORMAT_VERSION 1 /* meta "v": layout of keys and DBs */
+#define STO_VALUE_VERSION 1  /* first byte of every comments value */
+#define STO_VALUE_HDR 25     /* ver, inserted_at, seq, 3 lengths */
 
 /* Longest keys we build; all well under LMDB's 511-byte key limit. */
 #define STO_CKEY_MAX (STO_VIDEO_ID_MAX + 1 + STO_COMMENT_ID_LEN)
@@ -34,24 +34,24 @@ struct sto_comments {
 	 * it exclusively to resize the map (LMDB wants no live txn then). */
 	pthread_rwlock_t maplock;
 
-	pthread_mutex_t mu;        /* guards the fields down to `st` */
-	pthread_cond_t cv;         /* writer waits here for work */
-	sto_op *pend_head;         /* queued for the writer */
+	pthread_mutex_t mu; /* guards the fields down to `st` */
+	pthread_cond_t cv;  /* writer waits here for work */
+	sto_op *pend_head;  /* queued for the writer */
 	sto_op **pend_tail;
 	size_t pend_count;
-	size_t inflight;           /* taken by the writer, not yet done */
-	sto_op *done_head;         /* completed, waiting for poll */
+	size_t inflight;   /* taken by the writer, not yet done */
+	sto_op *done_head; /* completed, waiting for poll */
 	sto_op **done_tail;
 	bool closing;
 	sto_comments_stats st;
 
 	pthread_t writer;
-	int efd;                   /* eventfd: writer -> loop */
-	size_t map_size;           /* writer thread (and open) */
+	int efd;         /* eventfd: writer -> loop */
+	size_t map_size; /* writer thread (and open) */
 	size_t map_max;
 	unsigned batch_max;
 	unsigned queue_max;
-	sto_op **batch;            /* writer's scratch, batch_max entries */
+	sto_op **batch; /* writer's scratch, batch_max entries */
 
 	/* Loop thread only. */
 	bool closed;
@@ -83,16 +83,16 @@ typedef struct sto_comment_view {
 int sto_comments_err(int rc);
 
 /* Builds `video \0 id` into buf (STO_CKEY_MAX); returns its length. */
-size_t sto_comments_ckey(char *buf, const char *video, size_t vlen,
-    const char *id);
+size_t
+sto_comments_ckey(char *buf, const char *video, size_t vlen, const char *id);
 
 /* Builds `origin \0 seq(BE)` into buf (STO_OKEY_MAX); returns its length. */
-size_t sto_comments_okey(char *buf, const char *origin, size_t olen,
-    uint64_t seq);
+size_t
+sto_comments_okey(char *buf, const char *origin, size_t olen, uint64_t seq);
 
 /* Builds `prefix \0 name` (prefix "hw" or "wm") into buf (STO_MKEY_MAX). */
-size_t sto_comments_mkey(char *buf, const char *prefix, const char *name,
-    size_t nlen);
+size_t
+sto_comments_mkey(char *buf, const char *prefix, const char *name, size_t nlen);
 
 void sto_comments_put_u64(uint8_t *p, uint64_t v);
 uint64_t sto_comments_get_u64(const uint8_t *p);
@@ -111,7 +111,7 @@ size_t sto_comments_value_size(const sto_comment *c);
 void sto_comments_value_encode(uint8_t *dst, const sto_comment *c);
 
 /* Decodes a comments key and value. Returns PL_OK or PL_ECORRUPT. */
-int sto_comments_view_decode(const MDB_val *key, const MDB_val *val,
-    sto_comment_view *v);
+int sto_comments_view_decode(
+    const MDB_val *key, const MDB_val *val, sto_comment_view *v);
 
 #endif

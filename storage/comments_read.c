@@ -107,8 +107,10 @@ static int
 decode(const MDB_val *k, const MDB_val *d, sto_comment_view *v)
 {
 	if (sto_comments_view_decode(k, d, v) != PL_OK) {
-		LOG_ERR("STO-BADVALUE", "unreadable comment record (key %zu "
-		    "bytes, value %zu bytes)", k->mv_size, d->mv_size);
+		LOG_ERR("STO-BADVALUE",
+		    "unreadable comment record (key %zu "
+		    "bytes, value %zu bytes)",
+		    k->mv_size, d->mv_size);
 		return (PL_ECORRUPT);
 	}
 	return (PL_OK);
@@ -131,9 +133,10 @@ query(sto_comments *s, const char *video, const char *id, size_t limit,
 	int rc, err;
 
 	*out = NULL;
-	if (s == NULL || video == NULL || (vlen = strnlen(video,
-	    STO_VIDEO_ID_MAX + 1)) == 0 || vlen > STO_VIDEO_ID_MAX ||
-	    limit == 0 || limit > STO_QUERY_LIMIT_MAX ||
+	if (s == NULL || video == NULL ||
+	    (vlen = strnlen(video, STO_VIDEO_ID_MAX + 1)) == 0 ||
+	    vlen > STO_VIDEO_ID_MAX || limit == 0 ||
+	    limit > STO_QUERY_LIMIT_MAX ||
 	    (w != WALK_LATEST && !sto_comment_id_valid(id))) {
 		return (PL_EINVAL);
 	}
@@ -215,8 +218,8 @@ sto_comments_get(sto_comments *s, const char *video_id, const char *id,
 }
 
 int
-sto_comments_latest(sto_comments *s, const char *video_id, size_t limit,
-    sto_comment_list **out)
+sto_comments_latest(
+    sto_comments *s, const char *video_id, size_t limit, sto_comment_list **out)
 {
 	return (query(s, video_id, NULL, limit, WALK_LATEST, out));
 }
@@ -229,8 +232,8 @@ sto_comments_before(sto_comments *s, const char *video_id,
 }
 
 int
-sto_comments_after(sto_comments *s, const char *video_id,
-    const char *after_id, size_t limit, sto_comment_list **out)
+sto_comments_after(sto_comments *s, const char *video_id, const char *after_id,
+    size_t limit, sto_comment_list **out)
 {
 	return (query(s, video_id, after_id, limit, WALK_AFTER, out));
 }
@@ -238,8 +241,8 @@ sto_comments_after(sto_comments *s, const char *video_id,
 /* ---- Per-origin walks ---- */
 
 static int
-meta_read(sto_comments *s, const char *prefix, const char *name,
-    size_t max, uint64_t *v)
+meta_read(sto_comments *s, const char *prefix, const char *name, size_t max,
+    uint64_t *v)
 {
 	MDB_txn *txn;
 	size_t n;
@@ -283,9 +286,10 @@ sto_comments_origin_after(sto_comments *s, const char *origin,
 	int rc = 0, err;
 
 	*out = NULL;
-	if (s == NULL || origin == NULL || (olen = strnlen(origin,
-	    STO_ORIGIN_MAX + 1)) == 0 || olen > STO_ORIGIN_MAX ||
-	    limit == 0 || limit > STO_QUERY_LIMIT_MAX) {
+	if (s == NULL || origin == NULL ||
+	    (olen = strnlen(origin, STO_ORIGIN_MAX + 1)) == 0 ||
+	    olen > STO_ORIGIN_MAX || limit == 0 ||
+	    limit > STO_QUERY_LIMIT_MAX) {
 		return (PL_EINVAL);
 	}
 	if (after_seq == UINT64_MAX) {
@@ -359,7 +363,7 @@ walk_hw(sto_comments *s, MDB_txn *txn, sto_origin_vec *v, size_t *count,
 	}
 	rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
 	for (; rc == 0 && k.mv_size > 3 && memcmp(k.mv_data, "hw", 3) == 0;
-	    rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+	     rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
 		size_t nlen = k.mv_size - 3;
 
 		if (d.mv_size != 8) {
@@ -395,8 +399,8 @@ sto_comments_origin_vector(sto_comments *s, sto_origin_vec **out)
 	if ((rc = walk_hw(s, txn, NULL, &count, &bytes)) != 0) {
 		goto done;
 	}
-	if ((v = malloc(sizeof(*v) + count * sizeof(sto_origin_seq) +
-	    bytes)) == NULL) {
+	if ((v = malloc(sizeof(*v) + count * sizeof(sto_origin_seq) + bytes)) ==
+	    NULL) {
 		rc = ENOMEM;
 		goto done;
 	}

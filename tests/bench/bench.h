@@ -25,7 +25,12 @@
 #define BENCH_NS 1000000000LL
 
 enum bench_scenario {
-	SC_CONNECT, SC_FANOUT, SC_TOPICS, SC_COMMENTS, SC_CLUSTER, SC_CEILING,
+	SC_CONNECT,
+	SC_FANOUT,
+	SC_TOPICS,
+	SC_COMMENTS,
+	SC_CLUSTER,
+	SC_CEILING,
 	SC_PRESENCE,
 };
 
@@ -34,10 +39,10 @@ enum bench_target { TGT_NODE = 0, TGT_CEILING = 1 };
 
 enum bench_step {
 	ST_CONNECT = 1, /* open the target's connections, upgrade, join */
-	ST_MEASURE,     /* publish in [t_start, t_end), count [t_measure, t_end) */
-	ST_DRAIN,       /* report once deliveries have stopped */
-	ST_OVERFLOW,    /* open the extra connections (expected to be refused) */
-	ST_HEARTBEAT,   /* heartbeat every open connection, count the replies */
+	ST_MEASURE,  /* publish in [t_start, t_end), count [t_measure, t_end) */
+	ST_DRAIN,    /* report once deliveries have stopped */
+	ST_OVERFLOW, /* open the extra connections (expected to be refused) */
+	ST_HEARTBEAT, /* heartbeat every open connection, count the replies */
 	ST_QUIT,
 };
 
@@ -46,76 +51,76 @@ enum bench_kind { K_RECV, K_PUB, K_CEIL };
 typedef struct bench_url {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	bool loopback4;     /* 127/8 IPv4: clients may bind 127.0.0.x sources */
-	char text[256];     /* as given */
-	char host[256];     /* Host header */
-	char target[512];   /* path with "?" or "&" ready for the query */
+	bool loopback4;   /* 127/8 IPv4: clients may bind 127.0.0.x sources */
+	char text[256];   /* as given */
+	char host[256];   /* Host header */
+	char target[512]; /* path with "?" or "&" ready for the query */
 } bench_url;
 
 typedef struct bench_opts {
 	int scenario;
 	bench_url urls[BENCH_MAX_URLS];
 	int nurls;
-	bench_url ceil_url;  /* the built-in ceiling server, once listening */
+	bench_url ceil_url; /* the built-in ceiling server, once listening */
 	const char *secret;
-	long connections;   /* subscribers, idle sockets or posters */
+	long connections; /* subscribers, idle sockets or posters */
 	long topics;
 	long publishers;
-	long overflow;      /* connect: extra sockets beyond the node's limit */
-	double rate;        /* publishes/s, all publishers; 0 = as fast as acks allow */
+	long overflow; /* connect: extra sockets beyond the node's limit */
+	double rate; /* publishes/s, all publishers; 0 = as fast as acks allow */
 	double latency_rate; /* fanout --with-ceiling: the fixed rate; 0 = auto */
-	double duration;    /* seconds counted per phase */
-	double warmup;      /* seconds published but not counted */
+	double duration;     /* seconds counted per phase */
+	double warmup;       /* seconds published but not counted */
 	bool json;
 	bool with_ceiling;
-	bool src_addrs;     /* bind 127.0.0.2.. before connect */
-	int workers;        /* receiver processes */
-	long payload;       /* bytes of comment content */
-	long frame_bytes;   /* ceiling payload size; 0 = as parley's */
-	long concurrency;   /* handshakes in flight per worker */
-	long window;        /* publishes in flight per publisher at rate 0 */
-	long join_limit;    /* history `limit` sent with each join */
-	double heartbeat;   /* seconds between heartbeats per socket; 0 = off */
+	bool src_addrs;   /* bind 127.0.0.2.. before connect */
+	int workers;      /* receiver processes */
+	long payload;     /* bytes of comment content */
+	long frame_bytes; /* ceiling payload size; 0 = as parley's */
+	long concurrency; /* handshakes in flight per worker */
+	long window;      /* publishes in flight per publisher at rate 0 */
+	long join_limit;  /* history `limit` sent with each join */
+	double heartbeat; /* seconds between heartbeats per socket; 0 = off */
 	pid_t server_pids[BENCH_MAX_URLS];
 	int npids;
-	char nonce[24];     /* makes topics and users unique per run */
+	char nonce[24]; /* makes topics and users unique per run */
 } bench_opts;
 
 typedef struct bench_cmd {
 	int32_t step;
 	int32_t target;
 	int64_t t_start, t_measure, t_end; /* CLOCK_MONOTONIC ns */
-	double rate;        /* publishes (ceiling: rounds) per second; 0 = max */
+	double rate; /* publishes (ceiling: rounds) per second; 0 = max */
 	int64_t frame_bytes; /* ceiling: payload size to send */
 } bench_cmd;
 
 /* One process's answer to one command; the coordinator sums them. */
 typedef struct bench_report {
 	int32_t kind, step;
-	int64_t conns;       /* connections this step was about */
+	int64_t conns; /* connections this step was about */
 	int64_t upgraded, joined, refused, failed, closed;
-	int64_t deliveries;  /* new_comment counted in the window */
-	int64_t stray;       /* new_comment outside the window */
-	int64_t presence;    /* presence_state / presence_diff received */
+	int64_t deliveries; /* new_comment counted in the window */
+	int64_t stray;      /* new_comment outside the window */
+	int64_t presence;   /* presence_state / presence_diff received */
 	int64_t sent, acks, errors; /* publishes and their replies */
 	int64_t hb_sent, hb_ok;
-	int64_t first_ns, last_ns;  /* step: first attempt, last completion */
-	int64_t last_rx_ns;         /* last new_comment received */
-	int64_t cpu_ns, wall_ns;    /* own CPU over the window (or step) */
-	int64_t max_lag;     /* publishes due but not yet sent, worst tick */
-	int64_t backed_up;   /* ticks with a send queue over its bound */
-	int64_t frame_sample; /* payload bytes of one new_comment seen */
+	int64_t first_ns, last_ns; /* step: first attempt, last completion */
+	int64_t last_rx_ns;        /* last new_comment received */
+	int64_t cpu_ns, wall_ns;   /* own CPU over the window (or step) */
+	int64_t max_lag;       /* publishes due but not yet sent, worst tick */
+	int64_t backed_up;     /* ticks with a send queue over its bound */
+	int64_t frame_sample;  /* payload bytes of one new_comment seen */
 	int64_t rounds, skips; /* ceiling: rounds written, sockets skipped */
 	int64_t bytes_in;
-	int64_t reads;       /* reads that brought counted deliveries */
-	int64_t rx_backlog;  /* bytes unread in our sockets at the window end */
+	int64_t reads;      /* reads that brought counted deliveries */
+	int64_t rx_backlog; /* bytes unread in our sockets at the window end */
 	/* presence scenario (bench_presence.c) */
 	int64_t diffs, diff_bytes, diff_max; /* presence_diff in, wire bytes */
 	int64_t diff_joins, diff_leaves; /* their metas, at checked members */
-	int64_t checked;     /* members that counted metas */
+	int64_t checked;                 /* members that counted metas */
 	int64_t states, state_bytes, state_max; /* presence_state in */
-	int64_t joins, leaves; /* churner: changes sent */
-	char error[96];      /* one error reason, for the record */
+	int64_t joins, leaves;                  /* churner: changes sent */
+	char error[96]; /* one error reason, for the record */
 	uint64_t hist[BENCH_HIST_BUCKETS];     /* publish -> receipt */
 	uint64_t ack_hist[BENCH_HIST_BUCKETS]; /* publish -> reply */
 } bench_report;
@@ -143,13 +148,13 @@ int bench_read_all(int fd, void *p, size_t len);
 
 /* Runs a receiver (K_RECV, index idx of nworkers) or the publisher worker
  * (K_PUB) until ST_QUIT; returns the process exit status. o: borrowed. */
-int bench_worker_run(const bench_opts *o, int kind, int idx, int nworkers,
-    int ctl);
+int
+bench_worker_run(const bench_opts *o, int kind, int idx, int nworkers, int ctl);
 
 /* Runs a presence-scenario member worker (K_RECV) or the churner (K_PUB)
  * until ST_QUIT; returns the process exit status. o: borrowed. */
-int bench_presence_run(const bench_opts *o, int kind, int idx, int nworkers,
-    int ctl);
+int bench_presence_run(
+    const bench_opts *o, int kind, int idx, int nworkers, int ctl);
 
 /* Runs the ceiling server on an already listening socket until ST_QUIT;
  * returns the process exit status. o: borrowed. */
@@ -174,8 +179,8 @@ void bench_note_add(char *notes, size_t cap, const char *fmt, ...)
 
 /* Writes a masked text frame of payload at dst (room for len + 14 bytes)
  * with a key from the xorshift64 state *rng; returns the frame's length. */
-size_t bench_mask_into(uint64_t *rng, const char *payload, size_t len,
-    char *dst);
+size_t
+bench_mask_into(uint64_t *rng, const char *payload, size_t len, char *dst);
 
 /* Writes the masked (zero key) pong answering a ping of n <= 125 bytes at
  * dst (room for n + 14 bytes); returns the frame's length. */
@@ -184,8 +189,8 @@ size_t bench_pong_into(char *dst, const char *p, size_t n);
 /* Reads the head of an unmasked server frame from the avail bytes at b.
  * Returns 1 with *plen and *hl set, 0 when the head is incomplete, -1 for
  * a masked frame, -2 for a payload over max. */
-int bench_frame_head(const uint8_t *b, size_t avail, uint64_t max,
-    uint64_t *plen, size_t *hl);
+int bench_frame_head(
+    const uint8_t *b, size_t avail, uint64_t max, uint64_t *plen, size_t *hl);
 
 /* A connection's buffer of unparsed bytes (carry) across reads. Before a
  * read: when a carry is held, grows it as needed and points *buf, *have,
@@ -218,8 +223,8 @@ int bench_out_flush(int fd, struct event *wev, char *out, uint32_t *out_len);
  * escapes (refs, topics and events never need them), null, or a bare
  * number; *s and *n point into the input. Returns the start of the next
  * element, or NULL when this one is the last or malformed. */
-const char *bench_phx_elem(const char *p, const char *end, const char **s,
-    size_t *n);
+const char *
+bench_phx_elem(const char *p, const char *end, const char **s, size_t *n);
 
 /* Formats the WebSocket upgrade request for u with token into *req (caller
  * frees). Returns its length, or -1 out of memory. */

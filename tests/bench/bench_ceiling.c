@@ -26,10 +26,10 @@ typedef struct csrv csrv;
 typedef struct cconn {
 	struct event rev, wev;
 	csrv *s;
-	struct evbuffer *in;  /* the upgrade request, until answered */
-	char *rem;            /* unsent tail of a frame, or NULL */
+	struct evbuffer *in; /* the upgrade request, until answered */
+	char *rem;           /* unsent tail of a frame, or NULL */
 	size_t rem_len, rem_off;
-	size_t slot;          /* index in s->socks once upgraded */
+	size_t slot; /* index in s->socks once upgraded */
 	int fd, up;
 } cconn;
 
@@ -147,13 +147,9 @@ on_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	switch (answer(c)) {
-	case 0:
-		return;
-	case 1:
-		break;
-	default:
-		drop(c);
-		return;
+	case 0: return;
+	case 1: break;
+	default: drop(c); return;
 	}
 	evbuffer_free(c->in);
 	c->in = NULL;
@@ -194,8 +190,8 @@ on_accept(evutil_socket_t fd, short what, void *arg)
 		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->s = s;
 		c->fd = cfd;
-		event_assign(&c->rev, s->base, cfd, EV_READ | EV_PERSIST, on_read,
-		    c);
+		event_assign(
+		    &c->rev, s->base, cfd, EV_READ | EV_PERSIST, on_read, c);
 		event_assign(&c->wev, s->base, cfd, EV_WRITE, on_flush, c);
 		event_add(&c->rev, NULL);
 	}
@@ -225,9 +221,12 @@ build_frame(csrv *s, int64_t bytes)
 		content[BENCH_TS_DIGITS] = ' ';
 		memset(content + BENCH_TS_DIGITS + 1, 'x', pad);
 		content[BENCH_TS_DIGITS + 1 + pad] = '\0';
-		snprintf(payload, pad + 256, "{\"id\":\"0000000000000-00000000\","
-		    "\"video_id\":\"b%s-0\",\"user_id\":\"ceiling\",\"content\":"
-		    "\"%s\",\"inserted_at\":1700000000000}", s->o->nonce, content);
+		snprintf(payload, pad + 256,
+		    "{\"id\":\"0000000000000-00000000\","
+		    "\"video_id\":\"b%s-0\",\"user_id\":\"ceiling\","
+		    "\"content\":"
+		    "\"%s\",\"inserted_at\":1700000000000}",
+		    s->o->nonce, content);
 		free(content);
 		free(m);
 		m = pro_phx_encode(PRO_PHX_V2, NULL, NULL, topic, "new_comment",
@@ -336,7 +335,8 @@ on_round(evutil_socket_t fd, short what, void *arg)
 	if (now >= s->cmd.t_start) {
 		if (s->cmd.rate > 0) {
 			due = (int64_t)((double)(now - s->cmd.t_start) *
-			    s->cmd.rate / 1e9) + 1 - s->done;
+				  s->cmd.rate / 1e9) +
+			    1 - s->done;
 			/* Behind schedule: catch up a little per wake-up so
 			 * accepts and reads are still served. */
 			for (k = 0; k < due && k < 8; k++) {
@@ -434,8 +434,8 @@ bench_ceiling_run(const bench_opts *o, int listen_fd, int ctl)
 	if (s->base == NULL || build_frame(s, 0) != 0) {
 		goto out;
 	}
-	event_assign(&s->lev, s->base, listen_fd, EV_READ | EV_PERSIST,
-	    on_accept, s);
+	event_assign(
+	    &s->lev, s->base, listen_fd, EV_READ | EV_PERSIST, on_accept, s);
 	event_assign(&s->ctl_ev, s->base, ctl, EV_READ | EV_PERSIST, on_ctl, s);
 	evtimer_assign(&s->round_ev, s->base, on_round, s);
 	evtimer_assign(&s->step_ev, s->base, on_step, s);

@@ -92,8 +92,8 @@ bc_send_raw(bconn *c, const char *p, size_t len)
 	if (c->fd < 0 || c->state == CS_CONNECTING) {
 		return;
 	}
-	r = bench_out_send(c->fd, &c->wev, &c->out, &c->out_len, &c->out_cap,
-	    p, len);
+	r = bench_out_send(
+	    c->fd, &c->wev, &c->out, &c->out_len, &c->out_cap, p, len);
 	if (r != 0) {
 		fail(c, 0, r == -1 ? "send failed" : "out of memory");
 	}
@@ -132,10 +132,11 @@ send_join(bconn *c, uint32_t topic, int ref)
 
 	topic_name(c->w, topic, name, sizeof(name));
 	snprintf(refs, sizeof(refs), "%d", ref);
-	snprintf(params, sizeof(params), "{\"limit\":%ld}", c->w->o->join_limit);
+	snprintf(
+	    params, sizeof(params), "{\"limit\":%ld}", c->w->o->join_limit);
 	jr = json_string(refs);
-	m = pro_phx_encode(PRO_PHX_V2, jr, jr, name, "phx_join", params,
-	    strlen(params), &len);
+	m = pro_phx_encode(
+	    PRO_PHX_V2, jr, jr, name, "phx_join", params, strlen(params), &len);
 	json_decref(jr);
 	if (m == NULL) {
 		fail(c, 0, "out of memory");
@@ -175,7 +176,6 @@ typedef struct head {
 	size_t ref_len, topic_len, event_len, payload_len;
 } head;
 
-
 static int
 split(const char *p, size_t n, head *h)
 {
@@ -197,8 +197,9 @@ split(const char *p, size_t n, head *h)
 	return 0;
 }
 
-#define IS(h, lit) ((h)->event_len == sizeof(lit) - 1 && \
-	memcmp((h)->event, lit, sizeof(lit) - 1) == 0)
+#define IS(h, lit)                                                             \
+	((h)->event_len == sizeof(lit) - 1 &&                                  \
+	    memcmp((h)->event, lit, sizeof(lit) - 1) == 0)
 
 static int64_t
 digits(const char *p, size_t n)
@@ -228,8 +229,8 @@ reply(bconn *c, const head *h, int64_t now)
 		if (r) {
 			const char *e;
 			why = r + sizeof(rkey) - 1;
-			e = memchr(why, '"', (size_t)(h->payload +
-			    h->payload_len - why));
+			e = memchr(why, '"',
+			    (size_t)(h->payload + h->payload_len - why));
 			why_len = e ? (size_t)(e - why) : 0;
 		} else {
 			why = h->payload;
@@ -271,8 +272,9 @@ text(bconn *c, const char *p, size_t n, int64_t now)
 	if (IS(&h, "new_comment")) {
 		int64_t ts = 0;
 		t = memmem(h.payload, h.payload_len, ckey, sizeof(ckey) - 1);
-		if (t && (size_t)(h.payload + h.payload_len - t) >
-		    sizeof(ckey) + BENCH_TS_DIGITS) {
+		if (t &&
+		    (size_t)(h.payload + h.payload_len - t) >
+			sizeof(ckey) + BENCH_TS_DIGITS) {
 			ts = digits(t + sizeof(ckey) - 1, BENCH_TS_DIGITS);
 		}
 		bw_on_comment(c, ts > 0 ? ts : 0, n, now);
@@ -311,8 +313,9 @@ control(bconn *c, int op, const char *p, size_t n)
 	if (op == PRO_WS_PING && n <= PRO_WS_MAX_CONTROL) {
 		bc_send_raw(c, buf, bench_pong_into(buf, p, n));
 	} else if (op == PRO_WS_CLOSE) {
-		unsigned code = n >= 2 ? ((unsigned)(uint8_t)p[0] << 8) |
-		    (uint8_t)p[1] : 1005;
+		unsigned code = n >= 2
+		    ? ((unsigned)(uint8_t)p[0] << 8) | (uint8_t)p[1]
+		    : 1005;
 		snprintf(why, sizeof(why), "closed by server (%u %.*s)", code,
 		    (int)(n > 2 ? (n - 2 < 24 ? n - 2 : 24) : 0), p + 2);
 		fail(c, 0, why);
@@ -334,8 +337,9 @@ frames(bconn *c, const char *p, size_t len, int64_t now)
 		int r = bench_frame_head(b, len - off, MAX_FRAME, &plen, &hl);
 
 		if (r < 0) {
-			fail(c, 0, r == -1 ? "masked server frame" :
-			    "frame too large");
+			fail(c, 0,
+			    r == -1 ? "masked server frame"
+				    : "frame too large");
 			break;
 		}
 		if (r == 0 || len - off < hl + plen) {
@@ -366,7 +370,8 @@ handshake(bconn *c, const char *p, size_t len)
 		return 0;
 	}
 	if (len < 12 || memcmp(p, "HTTP/1.1 101", 12) != 0) {
-		snprintf(why, sizeof(why), "HTTP %.3s", len >= 12 ? p + 9 : "???");
+		snprintf(
+		    why, sizeof(why), "HTTP %.3s", len >= 12 ? p + 9 : "???");
 		fail(c, 1, why);
 		return 0;
 	}
@@ -386,7 +391,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
 
 	(void)what;
 	if (bench_carry_begin(&c->carry, c->carry_len, &c->carry_cap, &buf,
-	    &have, &cap) != 0) {
+		&have, &cap) != 0) {
 		fail(c, 0, "out of memory");
 		return;
 	}
@@ -396,8 +401,9 @@ on_read(evutil_socket_t fd, short what, void *arg)
 	}
 	if (n <= 0) {
 		int hs = c->state == CS_HS;
-		fail(c, hs, n == 0 ? (hs ? "closed before upgrade" : "closed")
-		    : (hs ? "reset before upgrade" : "reset"));
+		fail(c, hs,
+		    n == 0 ? (hs ? "closed before upgrade" : "closed")
+			   : (hs ? "reset before upgrade" : "reset"));
 		return;
 	}
 	now = bench_now();
@@ -415,8 +421,9 @@ on_read(evutil_socket_t fd, short what, void *arg)
 		w->rep.reads++;
 	}
 keep:
-	if (c->fd >= 0 && bench_carry_keep(&c->carry, &c->carry_len,
-	    &c->carry_cap, buf, have, used) != 0) {
+	if (c->fd >= 0 &&
+	    bench_carry_keep(&c->carry, &c->carry_len, &c->carry_cap, buf, have,
+		used) != 0) {
 		fail(c, 0, "out of memory");
 	}
 }
@@ -426,8 +433,8 @@ keep:
 static const bench_url *
 url_of(const bconn *c)
 {
-	return c->target == TGT_CEILING ? &c->w->o->ceil_url :
-	    &c->w->o->urls[c->url];
+	return c->target == TGT_CEILING ? &c->w->o->ceil_url
+					: &c->w->o->urls[c->url];
 }
 
 static void

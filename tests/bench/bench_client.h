@@ -22,26 +22,26 @@ enum bc_group { G_NODE, G_CEIL, G_OVF, G_COUNT };
 typedef struct bpub {
 	int ntopics, next;
 	uint32_t *topics;
-	char **tmpl;          /* per topic: the encoded push, before masking */
+	char **tmpl; /* per topic: the encoded push, before masking */
 	size_t *tlen, *ts_off, *ref_off;
-	double rate;          /* publishes/s for this publisher; 0 = window */
+	double rate;           /* publishes/s for this publisher; 0 = window */
 	int64_t sent, replies; /* ever: their difference is in flight */
-	int64_t step_sent;    /* since the step began, for the pacing */
+	int64_t step_sent;     /* since the step began, for the pacing */
 	int64_t next_ref;
-	size_t ring_mask;     /* send times by ref, for the reply latency */
+	size_t ring_mask; /* send times by ref, for the reply latency */
 	int64_t *ring_ref, *ring_ns;
 } bpub;
 
 typedef struct bconn {
 	struct event rev, wev;
 	bworker *w;
-	bpub *pub;            /* NULL for a subscriber */
-	char *token;          /* until the upgrade request is sent */
-	char *carry;          /* unparsed bytes (a partial frame), or NULL */
+	bpub *pub;   /* NULL for a subscriber */
+	char *token; /* until the upgrade request is sent */
+	char *carry; /* unparsed bytes (a partial frame), or NULL */
 	uint32_t carry_len, carry_cap;
-	char *out;            /* unsent bytes, or NULL */
+	char *out; /* unsent bytes, or NULL */
 	uint32_t out_len, out_cap;
-	int64_t t0;           /* connect started */
+	int64_t t0; /* connect started */
 	int fd;
 	uint32_t idx;         /* index in its group across all workers */
 	uint32_t topic;       /* subscriber's topic */
@@ -65,9 +65,9 @@ struct bworker {
 	/* current command and its report */
 	bench_cmd cmd;
 	bench_report rep;
-	int busy;             /* a step is running */
-	int phase;            /* measure: 0 before window, 1 in, 2 after */
-	int counted_in_read;  /* deliveries counted from the current read */
+	int busy;            /* a step is running */
+	int phase;           /* measure: 0 before window, 1 in, 2 after */
+	int counted_in_read; /* deliveries counted from the current read */
 	int64_t cpu0, wall0;
 	struct event ctl_ev, tick_ev, step_ev, hb_ev;
 	char *rbuf;

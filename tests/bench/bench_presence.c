@@ -23,8 +23,8 @@
  * diffs have stopped rather than that the next tick is late. */
 #define QUIET_NS (1500 * 1000000LL)
 #define DRAIN_MAX_NS (60 * BENCH_NS)
-#define KEEP_IN 16         /* churn users kept present at steady state */
-#define CHECKED 200        /* members that count metas, lowest indexes */
+#define KEEP_IN 16  /* churn users kept present at steady state */
+#define CHECKED 200 /* members that count metas, lowest indexes */
 
 static void fill_opening(pworker *w);
 static void finish_step(pworker *w);
@@ -52,7 +52,6 @@ ring_pop(uint32_t *r, size_t *head, size_t *cnt, size_t cap)
 	return v;
 }
 
-
 /* ---- sending ---- */
 
 static void
@@ -62,9 +61,10 @@ send_join(pconn *c)
 	int n;
 
 	c->jref++;
-	n = snprintf(m, sizeof(m), "[\"%u\",\"%u\",\"%s\",\"phx_join\","
-	    "{\"limit\":%ld}]", c->jref, c->jref, c->w->topic,
-	    c->w->o->join_limit);
+	n = snprintf(m, sizeof(m),
+	    "[\"%u\",\"%u\",\"%s\",\"phx_join\","
+	    "{\"limit\":%ld}]",
+	    c->jref, c->jref, c->w->topic, c->w->o->join_limit);
 	c->state = P_JOINING;
 	c->replied = c->stated = 0;
 	bp_send_text(c, m, (size_t)n);
@@ -74,8 +74,10 @@ static void
 send_leave(pconn *c)
 {
 	char m[256];
-	int n = snprintf(m, sizeof(m), "[\"%u\",\"l%u\",\"%s\",\"phx_leave\","
-	    "{}]", c->jref, c->jref, c->w->topic);
+	int n = snprintf(m, sizeof(m),
+	    "[\"%u\",\"l%u\",\"%s\",\"phx_leave\","
+	    "{}]",
+	    c->jref, c->jref, c->w->topic);
 
 	c->state = P_LEAVING;
 	bp_send_text(c, m, (size_t)n);
@@ -105,12 +107,13 @@ change(pworker *w, int64_t now)
 		if (join && w->a_n > 0) {
 			c = &w->c[ring_pop(w->absent, &w->a_head, &w->a_n, cap)];
 		} else if (!join && w->p_n > 0) {
-			c = &w->c[ring_pop(w->present, &w->p_head, &w->p_n, cap)];
+			c = &w->c[ring_pop(
+			    w->present, &w->p_head, &w->p_n, cap)];
 		} else {
 			return -1;
 		}
 		if (c->fd < 0) {
-			c = NULL;  /* lost: skip it */
+			c = NULL; /* lost: skip it */
 		}
 	}
 	c->t_op = now;
@@ -140,8 +143,10 @@ churn_due(pworker *w, int64_t now)
 	    now >= w->cmd.t_end) {
 		return;
 	}
-	due = w->cmd.rate > 0 ? (int64_t)((double)(now - w->cmd.t_start) *
-	    w->cmd.rate / 1e9) + 1 - w->step_changes : w->o->window - w->ops;
+	due = w->cmd.rate > 0
+	    ? (int64_t)((double)(now - w->cmd.t_start) * w->cmd.rate / 1e9) +
+		1 - w->step_changes
+	    : w->o->window - w->ops;
 	while (due-- > 0 && change(w, now) == 0) {
 	}
 }
@@ -173,12 +178,14 @@ op_done(pconn *c, int64_t now, int ok)
 	}
 	if (c->counted && ok) {
 		w->rep.acks++;
-		bench_hist_add(c->state == P_JOINING ? w->rep.hist :
-		    w->rep.ack_hist, now - c->t_op);
+		bench_hist_add(
+		    c->state == P_JOINING ? w->rep.hist : w->rep.ack_hist,
+		    now - c->t_op);
 	}
 	if (c->state == P_JOINING && ok) {
 		c->state = P_IN;
-		ring_push(w->present, &w->p_head, &w->p_n, w->n, (uint32_t)slot);
+		ring_push(
+		    w->present, &w->p_head, &w->p_n, w->n, (uint32_t)slot);
 	} else {
 		c->state = P_OUT;
 		ring_push(w->absent, &w->a_head, &w->a_n, w->n, (uint32_t)slot);
@@ -196,7 +203,6 @@ typedef struct head {
 	const char *topic, *event, *payload;
 	size_t topic_len, event_len, payload_len;
 } head;
-
 
 static int
 split(const char *p, size_t n, head *h)
@@ -216,8 +222,9 @@ split(const char *p, size_t n, head *h)
 	return 0;
 }
 
-#define IS(h, lit) ((h)->event_len == sizeof(lit) - 1 && \
-	memcmp((h)->event, lit, sizeof(lit) - 1) == 0)
+#define IS(h, lit)                                                             \
+	((h)->event_len == sizeof(lit) - 1 &&                                  \
+	    memcmp((h)->event, lit, sizeof(lit) - 1) == 0)
 
 static int64_t
 count_str(const char *p, const char *end, const char *needle, size_t nl)
@@ -282,8 +289,9 @@ bp_on_text(pconn *c, const char *p, size_t n, size_t wire, int64_t now)
 		if (w->kind == K_RECV) {
 			w->rep.diffs++;
 			w->rep.diff_bytes += (int64_t)wire;
-			w->rep.diff_max = (int64_t)wire > w->rep.diff_max ?
-			    (int64_t)wire : w->rep.diff_max;
+			w->rep.diff_max = (int64_t)wire > w->rep.diff_max
+			    ? (int64_t)wire
+			    : w->rep.diff_max;
 			w->rep.deliveries += in_window(w, now);
 			if (c->checked) {
 				count_metas(w, &h);
@@ -295,8 +303,9 @@ bp_on_text(pconn *c, const char *p, size_t n, size_t wire, int64_t now)
 		w->last_rx = now;
 		w->rep.states++;
 		w->rep.state_bytes += (int64_t)wire;
-		w->rep.state_max = (int64_t)wire > w->rep.state_max ?
-		    (int64_t)wire : w->rep.state_max;
+		w->rep.state_max = (int64_t)wire > w->rep.state_max
+		    ? (int64_t)wire
+		    : w->rep.state_max;
 		c->stated = c->state == P_JOINING;
 	} else if (IS(&h, "phx_reply")) {
 		if (h.topic_len == 7 && memcmp(h.topic, "phoenix", 7) == 0) {
@@ -412,8 +421,8 @@ fill_opening(pworker *w)
 		return;
 	}
 	filling = 1;
-	while (w->busy && w->inflight < w->o->concurrency &&
-	    w->next_open < w->n) {
+	while (
+	    w->busy && w->inflight < w->o->concurrency && w->next_open < w->n) {
 		w->inflight++;
 		if (w->rep.first_ns == 0) {
 			w->rep.first_ns = bench_now();
@@ -476,8 +485,7 @@ on_step_timer(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		break;
-	default:
-		break;
+	default: break;
 	}
 	finish_step(w);
 }
@@ -527,9 +535,7 @@ on_ctl(evutil_socket_t fd, short what, void *arg)
 	case ST_DRAIN:
 		bench_arm_at(&w->step_ev, w->drain0 + 50 * 1000000LL);
 		break;
-	default:
-		finish_step(w);
-		break;
+	default: finish_step(w); break;
 	}
 }
 
@@ -561,8 +567,9 @@ layout(pworker *w, int idx, int nworkers)
 	char user[64];
 	size_t j;
 
-	w->n = w->kind == K_PUB ? (size_t)total : total > idx ?
-	    (size_t)((total - idx + nworkers - 1) / nworkers) : 0;
+	w->n = w->kind == K_PUB ? (size_t)total
+	    : total > idx ? (size_t)((total - idx + nworkers - 1) / nworkers)
+			  : 0;
 	w->c = calloc(w->n ? w->n : 1, sizeof(*w->c));
 	w->absent = calloc(w->n ? w->n : 1, sizeof(uint32_t));
 	w->present = calloc(w->n ? w->n : 1, sizeof(uint32_t));
@@ -573,8 +580,9 @@ layout(pworker *w, int idx, int nworkers)
 		pconn *c = &w->c[j];
 		c->w = w;
 		c->fd = -1;
-		c->idx = w->kind == K_PUB ? (uint32_t)j :
-		    (uint32_t)(idx + (long)j * nworkers);
+		c->idx = w->kind == K_PUB
+		    ? (uint32_t)j
+		    : (uint32_t)(idx + (long)j * nworkers);
 		c->checked = w->kind == K_RECV && c->idx < CHECKED;
 		snprintf(user, sizeof(user), "b%s-%c%u", o->nonce,
 		    w->kind == K_PUB ? 'c' : 'm', c->idx);
@@ -588,8 +596,8 @@ layout(pworker *w, int idx, int nworkers)
 }
 
 int
-bench_presence_run(const bench_opts *o, int kind, int idx, int nworkers,
-    int ctl)
+bench_presence_run(
+    const bench_opts *o, int kind, int idx, int nworkers, int ctl)
 {
 	pworker w;
 	struct event_config *cfg = event_config_new();
@@ -611,7 +619,8 @@ bench_presence_run(const bench_opts *o, int kind, int idx, int nworkers,
 	w.rbuf_cap = RBUF_BYTES;
 	w.rbuf = malloc(w.rbuf_cap);
 	if (w.base == NULL || w.rbuf == NULL || layout(&w, idx, nworkers)) {
-		fprintf(stderr, "parley-bench: presence worker: setup failed\n");
+		fprintf(
+		    stderr, "parley-bench: presence worker: setup failed\n");
 		goto out;
 	}
 	event_assign(&w.ctl_ev, w.base, ctl, EV_READ | EV_PERSIST, on_ctl, &w);

@@ -22,16 +22,16 @@ typedef struct pworker pworker;
 typedef struct pconn {
 	struct event rev, wev;
 	pworker *w;
-	char *token;           /* until the upgrade request is sent */
-	char *carry, *out;     /* unparsed and unsent bytes, or NULL */
+	char *token;       /* until the upgrade request is sent */
+	char *carry, *out; /* unparsed and unsent bytes, or NULL */
 	uint32_t carry_len, carry_cap, out_len, out_cap;
-	int64_t t_op;          /* churner: when the pending join/leave left */
+	int64_t t_op; /* churner: when the pending join/leave left */
 	int fd;
-	uint32_t idx;          /* member index across workers, or churn slot */
-	uint32_t jref;         /* join_ref of the latest join */
+	uint32_t idx;  /* member index across workers, or churn slot */
+	uint32_t jref; /* join_ref of the latest join */
 	uint8_t state, replied, stated;
-	uint8_t checked;       /* member that counts the metas of its diffs */
-	uint8_t counted;       /* churner: the pending op left in the window */
+	uint8_t checked; /* member that counts the metas of its diffs */
+	uint8_t counted; /* churner: the pending op left in the window */
 } pconn;
 
 struct pworker {
@@ -48,7 +48,7 @@ struct pworker {
 	char *rbuf, *stage, topic[96];
 	size_t rbuf_cap, stage_cap;
 	uint64_t rng;
-	uint32_t *absent, *present;  /* churner: FIFO rings of slots */
+	uint32_t *absent, *present; /* churner: FIFO rings of slots */
 	size_t a_head, a_n, p_head, p_n;
 };
 

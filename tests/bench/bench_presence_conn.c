@@ -53,8 +53,8 @@ send_raw(pconn *c, const char *p, size_t len)
 	if (c->fd < 0 || c->state == P_CONN) {
 		return;
 	}
-	r = bench_out_send(c->fd, &c->wev, &c->out, &c->out_len, &c->out_cap,
-	    p, len);
+	r = bench_out_send(
+	    c->fd, &c->wev, &c->out, &c->out_len, &c->out_cap, p, len);
 	if (r != 0) {
 		bp_fail(c, r == -1 ? "send failed" : "out of memory");
 	}
@@ -86,8 +86,9 @@ control(pconn *c, int op, const char *p, size_t n)
 	if (op == PRO_WS_PING && n <= PRO_WS_MAX_CONTROL) {
 		send_raw(c, buf, bench_pong_into(buf, p, n));
 	} else if (op == PRO_WS_CLOSE) {
-		snprintf(why, sizeof(why), "closed by server (%u)", n >= 2 ?
-		    ((unsigned)(uint8_t)p[0] << 8) | (uint8_t)p[1] : 1005);
+		snprintf(why, sizeof(why), "closed by server (%u)",
+		    n >= 2 ? ((unsigned)(uint8_t)p[0] << 8) | (uint8_t)p[1]
+			   : 1005);
 		bp_fail(c, why);
 	}
 }
@@ -112,8 +113,8 @@ frames(pconn *c, const char *p, size_t len, int64_t now)
 			break;
 		}
 		if ((b[0] & 0x0f) == PRO_WS_TEXT && (b[0] & 0x80)) {
-			bp_on_text(c, p + off + hl, (size_t)plen, hl + (size_t)plen,
-			    now);
+			bp_on_text(c, p + off + hl, (size_t)plen,
+			    hl + (size_t)plen, now);
 		} else if ((b[0] & 0x0f) >= PRO_WS_CLOSE) {
 			control(c, b[0] & 0x0f, p + off + hl, (size_t)plen);
 		}
@@ -133,7 +134,7 @@ on_read(evutil_socket_t fd, short what, void *arg)
 
 	(void)what;
 	if (bench_carry_begin(&c->carry, c->carry_len, &c->carry_cap, &buf,
-	    &have, &cap) != 0) {
+		&have, &cap) != 0) {
 		bp_fail(c, "out of memory");
 		return;
 	}
@@ -160,8 +161,9 @@ on_read(evutil_socket_t fd, short what, void *arg)
 	}
 	used += frames(c, buf + used, have - used, bench_now());
 keep:
-	if (c->fd >= 0 && bench_carry_keep(&c->carry, &c->carry_len,
-	    &c->carry_cap, buf, have, used) != 0) {
+	if (c->fd >= 0 &&
+	    bench_carry_keep(&c->carry, &c->carry_len, &c->carry_cap, buf, have,
+		used) != 0) {
 		bp_fail(c, "out of memory");
 	}
 }
@@ -203,8 +205,8 @@ bp_open(pconn *c)
 	int fd;
 
 	/* The churner's sources start half way round, away from members'. */
-	fd = bench_connect(u, c->w->o->src_addrs, c->idx +
-	    (c->w->kind == K_PUB ? 125 : 0));
+	fd = bench_connect(
+	    u, c->w->o->src_addrs, c->idx + (c->w->kind == K_PUB ? 125 : 0));
 	if (fd < 0) {
 		c->state = P_CONN;
 		bp_fail(c, strerror(errno));

@@ -26,8 +26,7 @@ typedef struct pphase {
 } pphase;
 
 /* Appends to a phase's notes (see bench_note_add). */
-#define note(p, ...) \
-	bench_note_add((p)->notes, sizeof((p)->notes), __VA_ARGS__)
+#define note(p, ...) bench_note_add((p)->notes, sizeof((p)->notes), __VA_ARGS__)
 
 static FILE *
 out(const bench_opts *o)
@@ -89,20 +88,25 @@ join_phase(const bench_opts *o, json_t *j, int64_t *members)
 	}
 	bench_sample_take(o, &s1);
 	bench_sample_diff(o, &s0, &s1, srv, &a.machine_busy);
-	secs = m->last_ns > m->first_ns ? (double)(m->last_ns - m->first_ns) /
-	    1e9 : 0;
+	secs = m->last_ns > m->first_ns
+	    ? (double)(m->last_ns - m->first_ns) / 1e9
+	    : 0;
 	/* CPU shares over a very short step are tick noise: leave them out. */
 	if (s1.at - s0.at < BENCH_NS / 2) {
 		snprintf(cpus, sizeof(cpus), "too short to sample");
 	} else {
-		snprintf(cpus, sizeof(cpus), "server %.0f%%, busiest bench worker "
-		    "%.0f%%", srv[0] * 100, a.cpu_max[K_RECV] * 100);
+		snprintf(cpus, sizeof(cpus),
+		    "server %.0f%%, busiest bench worker "
+		    "%.0f%%",
+		    srv[0] * 100, a.cpu_max[K_RECV] * 100);
 		if (srv[0] < 0) {
-			snprintf(cpus, sizeof(cpus), "busiest bench worker %.0f%%",
+			snprintf(cpus, sizeof(cpus),
+			    "busiest bench worker %.0f%%",
 			    a.cpu_max[K_RECV] * 100);
 		}
 	}
-	fprintf(f, "members: %lld/%lld joined one topic in %.2f s: %.0f/s "
+	fprintf(f,
+	    "members: %lld/%lld joined one topic in %.2f s: %.0f/s "
 	    "(failed %lld%s%s); CPU: %s; churner: %lld/%lld sockets upgraded\n",
 	    (long long)m->joined, (long long)m->conns, secs,
 	    secs > 0 ? (double)m->joined / secs : 0, (long long)m->failed,
@@ -116,26 +120,29 @@ join_phase(const bench_opts *o, json_t *j, int64_t *members)
 	if (step(o, ST_DRAIN, &d, srv) != 0) {
 		return -1;
 	}
-	settle = dm->last_rx_ns > m->last_ns ? (double)(dm->last_rx_ns -
-	    m->last_ns) / 1e9 : 0;
-	fprintf(f, "presence while joining: members received %lld "
+	settle = dm->last_rx_ns > m->last_ns
+	    ? (double)(dm->last_rx_ns - m->last_ns) / 1e9
+	    : 0;
+	fprintf(f,
+	    "presence while joining: members received %lld "
 	    "presence_state (%.1f MB, largest %.1f KB) and %lld presence_diff "
 	    "(%.1f MB); the last diff came %.2f s after the last join\n",
 	    (long long)dm->states, (double)dm->state_bytes / 1e6,
 	    (double)dm->state_max / 1e3, (long long)dm->diffs,
 	    (double)dm->diff_bytes / 1e6, settle);
-	json_object_set_new(j, "joins", json_pack("{s:I, s:I, s:I, s:f, s:f, "
-	    "s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:s}",
-	    "sockets", (json_int_t)m->conns, "ready", (json_int_t)m->joined,
-	    "failed", (json_int_t)m->failed, "seconds", secs,
-	    "per_s", secs > 0 ? (double)m->joined / secs : 0.0,
-	    "server_cpu", srv[0], "worker_cpu_max", a.cpu_max[K_RECV],
-	    "states", (json_int_t)dm->states,
-	    "state_bytes", (json_int_t)dm->state_bytes,
-	    "state_max_bytes", (json_int_t)dm->state_max,
-	    "diffs", (json_int_t)dm->diffs,
-	    "diff_bytes", (json_int_t)dm->diff_bytes, "settle_s", settle,
-	    "churn_sockets", (json_int_t)a.k[K_PUB].joined, "error", m->error));
+	json_object_set_new(j, "joins",
+	    json_pack("{s:I, s:I, s:I, s:f, s:f, "
+		      "s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:s}",
+		"sockets", (json_int_t)m->conns, "ready", (json_int_t)m->joined,
+		"failed", (json_int_t)m->failed, "seconds", secs, "per_s",
+		secs > 0 ? (double)m->joined / secs : 0.0, "server_cpu", srv[0],
+		"worker_cpu_max", a.cpu_max[K_RECV], "states",
+		(json_int_t)dm->states, "state_bytes",
+		(json_int_t)dm->state_bytes, "state_max_bytes",
+		(json_int_t)dm->state_max, "diffs", (json_int_t)dm->diffs,
+		"diff_bytes", (json_int_t)dm->diff_bytes, "settle_s", settle,
+		"churn_sockets", (json_int_t)a.k[K_PUB].joined, "error",
+		m->error));
 	wait_idle(o);
 	return 0;
 }
@@ -151,11 +158,15 @@ add_notes(const bench_opts *o, pphase *p, const bench_agg *m,
 		    p->recv * 100);
 	}
 	if (rx->bytes_in > 0) {
-		p->behind_ms = (double)rx->rx_backlog / ((double)rx->bytes_in /
-		    (o->warmup + o->duration + 0.25)) * 1000;
+		p->behind_ms = (double)rx->rx_backlog /
+		    ((double)rx->bytes_in / (o->warmup + o->duration + 0.25)) *
+		    1000;
 		if (p->behind_ms >= 100) {
-			note(p, "BENCH LIMIT: members had %.0f ms of traffic unread "
-			    "at the window's end", p->behind_ms);
+			note(p,
+			    "BENCH LIMIT: members had %.0f ms of traffic "
+			    "unread "
+			    "at the window's end",
+			    p->behind_ms);
 		}
 	}
 	if (p->churn >= BUSY) {
@@ -173,7 +184,8 @@ add_notes(const bench_opts *o, pphase *p, const bench_agg *m,
 		note(p, "all CPUs busy");
 	}
 	if (p->machine >= 0 && p->other >= 0.25) {
-		note(p, "other processes used ~%.0f%% of a core", p->other * 100);
+		note(p, "other processes used ~%.0f%% of a core",
+		    p->other * 100);
 	}
 	if (p->seen < 0.999 || p->seen > 1.001) {
 		/* Expected at max rate: a join and its leave in one tick
@@ -189,11 +201,13 @@ add_notes(const bench_opts *o, pphase *p, const bench_agg *m,
 	}
 	if (p->errors > 0) {
 		note(p, "%lld error replies (%s)", (long long)p->errors,
-		    d->k[K_PUB].error[0] ? d->k[K_PUB].error : d->k[K_RECV].error);
+		    d->k[K_PUB].error[0] ? d->k[K_PUB].error
+					 : d->k[K_RECV].error);
 	}
 	if (p->closed > 0 || d->k[K_RECV].joined + members == 0) {
 		note(p, "%lld sockets closed (%s)", (long long)p->closed,
-		    d->k[K_RECV].error[0] ? d->k[K_RECV].error : d->k[K_PUB].error);
+		    d->k[K_RECV].error[0] ? d->k[K_RECV].error
+					  : d->k[K_PUB].error);
 	}
 }
 
@@ -201,8 +215,8 @@ add_notes(const bench_opts *o, pphase *p, const bench_agg *m,
  * window; then a drain until every member's diffs have stopped, so that
  * bytes and metas are complete for every change made. */
 static int
-churn_phase(const bench_opts *o, double rate, const char *name,
-    int64_t members, pphase *p)
+churn_phase(const bench_opts *o, double rate, const char *name, int64_t members,
+    pphase *p)
 {
 	bench_cmd cmd;
 	bench_agg m, d;
@@ -238,19 +252,23 @@ churn_phase(const bench_opts *o, double rate, const char *name,
 	p->l99 = pct_ms(ch->ack_hist, 0.99);
 	p->dps = (double)rx->deliveries / secs;
 	p->dps_member = p->dps / (double)members;
-	p->per_diff = drx->diffs > 0 ? (double)p->changes * (double)members /
-	    (double)drx->diffs : 0;
-	p->bytes_change = p->changes > 0 ? (double)drx->diff_bytes /
-	    (double)members / (double)p->changes : 0;
-	p->seen = drx->checked > 0 && p->changes > 0 ?
-	    (double)(drx->diff_joins + drx->diff_leaves) /
-	    (double)drx->checked / (double)p->changes : 0;
+	p->per_diff = drx->diffs > 0
+	    ? (double)p->changes * (double)members / (double)drx->diffs
+	    : 0;
+	p->bytes_change = p->changes > 0
+	    ? (double)drx->diff_bytes / (double)members / (double)p->changes
+	    : 0;
+	p->seen = drx->checked > 0 && p->changes > 0
+	    ? (double)(drx->diff_joins + drx->diff_leaves) /
+		(double)drx->checked / (double)p->changes
+	    : 0;
 	p->member_states = drx->states;
-	p->state_avg = ch->states > 0 ? (double)ch->state_bytes /
-	    (double)ch->states : 0;
+	p->state_avg =
+	    ch->states > 0 ? (double)ch->state_bytes / (double)ch->states : 0;
 	p->diff_max = (double)drx->diff_max;
-	p->drain_s = drx->last_rx_ns > cmd.t_end ?
-	    (double)(drx->last_rx_ns - cmd.t_end) / 1e9 : 0;
+	p->drain_s = drx->last_rx_ns > cmd.t_end
+	    ? (double)(drx->last_rx_ns - cmd.t_end) / 1e9
+	    : 0;
 	p->errors = ch->errors + drx->errors;
 	p->closed = ch->closed + drx->closed;
 	p->srv = srv[0];
@@ -289,39 +307,40 @@ print_phase(FILE *f, const pphase *p)
 		snprintf(srv, sizeof(srv), "%.0f%%", p->srv * 100);
 	}
 	snprintf(lat, sizeof(lat), "%.2f / %.2f", p->j50, p->j99);
-	fprintf(f, "%-11s %6s %9.1f %15s %9.0f %8.1f %7.1f %8.1f %6.3f %7s "
-	    "%5.0f%%  %s\n", p->name, rate, p->changes_ps, lat, p->dps,
-	    p->dps_member, p->per_diff, p->bytes_change, p->seen, srv,
+	fprintf(f,
+	    "%-11s %6s %9.1f %15s %9.0f %8.1f %7.1f %8.1f %6.3f %7s "
+	    "%5.0f%%  %s\n",
+	    p->name, rate, p->changes_ps, lat, p->dps, p->dps_member,
+	    p->per_diff, p->bytes_change, p->seen, srv,
 	    (p->recv > p->churn ? p->recv : p->churn) * 100,
 	    p->notes[0] ? p->notes : "-");
-	fprintf(f, "%-11s %lld joins + %lld leaves; leave p50/p99 %.2f / %.2f "
-	    "ms; a joiner's presence_state %.0f B; largest diff %.0f B\n", "",
-	    (long long)p->joins, (long long)p->leaves, p->l50, p->l99,
+	fprintf(f,
+	    "%-11s %lld joins + %lld leaves; leave p50/p99 %.2f / %.2f "
+	    "ms; a joiner's presence_state %.0f B; largest diff %.0f B\n",
+	    "", (long long)p->joins, (long long)p->leaves, p->l50, p->l99,
 	    p->state_avg, p->diff_max);
 }
 
 static json_t *
 phase_json(const pphase *p)
 {
-	return json_pack("{s:s, s:f, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f,"
+	return json_pack(
+	    "{s:s, s:f, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f,"
 	    " s:f, s:f, s:f, s:f, s:f, s:I, s:f, s:f, s:f, s:I, s:I, s:f, s:f,"
 	    " s:f, s:f, s:f, s:f, s:s}",
 	    "name", p->name, "rate", p->rate, "changes", (json_int_t)p->changes,
 	    "joins", (json_int_t)p->joins, "leaves", (json_int_t)p->leaves,
-	    "changes_per_s", p->changes_ps,
-	    "join_p50_ms", p->j50, "join_p99_ms", p->j99,
-	    "leave_p50_ms", p->l50, "leave_p99_ms", p->l99,
-	    "diffs_per_s", p->dps, "diffs_per_member_s", p->dps_member,
-	    "changes_per_diff", p->per_diff,
-	    "bytes_per_member_change", p->bytes_change, "seen", p->seen,
-	    "member_states", (json_int_t)p->member_states,
-	    "joiner_state_bytes", p->state_avg, "diff_max_bytes", p->diff_max,
-	    "drain_s", p->drain_s,
-	    "errors", (json_int_t)p->errors, "closed", (json_int_t)p->closed,
-	    "server_cpu", p->srv, "receiver_cpu_max", p->recv,
-	    "churner_cpu", p->churn, "machine_busy", p->machine,
-	    "other_cpu", p->other, "receiver_backlog_ms", p->behind_ms,
-	    "notes", p->notes);
+	    "changes_per_s", p->changes_ps, "join_p50_ms", p->j50,
+	    "join_p99_ms", p->j99, "leave_p50_ms", p->l50, "leave_p99_ms",
+	    p->l99, "diffs_per_s", p->dps, "diffs_per_member_s", p->dps_member,
+	    "changes_per_diff", p->per_diff, "bytes_per_member_change",
+	    p->bytes_change, "seen", p->seen, "member_states",
+	    (json_int_t)p->member_states, "joiner_state_bytes", p->state_avg,
+	    "diff_max_bytes", p->diff_max, "drain_s", p->drain_s, "errors",
+	    (json_int_t)p->errors, "closed", (json_int_t)p->closed,
+	    "server_cpu", p->srv, "receiver_cpu_max", p->recv, "churner_cpu",
+	    p->churn, "machine_busy", p->machine, "other_cpu", p->other,
+	    "receiver_backlog_ms", p->behind_ms, "notes", p->notes);
 }
 
 int
@@ -335,11 +354,13 @@ bench_presence_scenario(const bench_opts *o, json_t *j)
 	pphase fixed, max;
 
 	json_object_set_new(j, "phases", arr);
-	fprintf(f, "parley-bench presence: %ld members on one topic at %s, %d "
+	fprintf(f,
+	    "parley-bench presence: %ld members on one topic at %s, %d "
 	    "member workers; a churner's users join and leave it at %.0f "
 	    "changes/s, then at max (%ld in flight); %.0f s counted per phase "
-	    "after %.0f s warm-up\n", o->connections, o->urls[0].text,
-	    o->workers, rate, o->window, o->duration, o->warmup);
+	    "after %.0f s warm-up\n",
+	    o->connections, o->urls[0].text, o->workers, rate, o->window,
+	    o->duration, o->warmup);
 	if (join_phase(o, j, &members) != 0) {
 		return -1;
 	}
@@ -355,14 +376,16 @@ bench_presence_scenario(const bench_opts *o, json_t *j)
 	}
 	print_phase(f, &max);
 	json_array_append_new(arr, phase_json(&max));
-	fprintf(f, "each change cost every member %.1f B at %.0f/s and %.1f B "
+	fprintf(f,
+	    "each change cost every member %.1f B at %.0f/s and %.1f B "
 	    "at max; members got no presence_state after joining: %s\n",
 	    fixed.bytes_change, fixed.changes_ps, max.bytes_change,
 	    fixed.member_states + max.member_states == 0 ? "yes" : "NO");
-	json_object_set_new(j, "summary", json_pack("{s:I, s:f, s:f, s:b}",
-	    "members", (json_int_t)members,
-	    "bytes_per_member_change_fixed", fixed.bytes_change,
-	    "bytes_per_member_change_max", max.bytes_change,
-	    "no_state_resends", fixed.member_states + max.member_states == 0));
+	json_object_set_new(j, "summary",
+	    json_pack("{s:I, s:f, s:f, s:b}", "members", (json_int_t)members,
+		"bytes_per_member_change_fixed", fixed.bytes_change,
+		"bytes_per_member_change_max", max.bytes_change,
+		"no_state_resends",
+		fixed.member_states + max.member_states == 0));
 	return 0;
 }

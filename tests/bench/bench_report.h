@@ -9,9 +9,9 @@
 
 /* The reports of one step, summed per process kind. */
 typedef struct bench_agg {
-	bench_report k[3];   /* K_RECV, K_PUB, K_CEIL */
-	double cpu_max[3];   /* busiest process of the kind: CPU / wall time */
-	double cpu_sum[3];   /* all processes of the kind, in cores */
+	bench_report k[3]; /* K_RECV, K_PUB, K_CEIL */
+	double cpu_max[3]; /* busiest process of the kind: CPU / wall time */
+	double cpu_sum[3]; /* all processes of the kind, in cores */
 	int nproc[3];
 	double machine_busy; /* all CPUs over the window: 1 - idle share */
 } bench_agg;

@@ -18,14 +18,15 @@ typedef struct phase {
 	char name[40];
 	int target;
 	double rate;
-	double dps, p50, p99, p999;     /* deliveries/s, latency in ms */
+	double dps, p50, p99, p999; /* deliveries/s, latency in ms */
 	double sent_ps, acks_ps, a50, a99, a999;
-	int64_t deliveries, sent, acks, errors, skips, backed_up, max_lag, closed;
+	int64_t deliveries, sent, acks, errors, skips, backed_up, max_lag,
+	    closed;
 	int64_t frame_sample;
 	double srv_cpu, recv_cpu, pub_cpu, machine, drain_s;
-	double other;                   /* cores used by everything else */
-	double rx_behind_ms;            /* receivers' unread data, in time */
-	double fpr;                     /* deliveries per read that had any */
+	double other;        /* cores used by everything else */
+	double rx_behind_ms; /* receivers' unread data, in time */
+	double fpr;          /* deliveries per read that had any */
 	char notes[400];
 } phase;
 
@@ -35,7 +36,8 @@ void
 bench_agg_add(bench_agg *agg, const bench_report *r)
 {
 	bench_report *a = &agg->k[r->kind];
-	double cpu = r->wall_ns > 0 ? (double)r->cpu_ns / (double)r->wall_ns : 0;
+	double cpu =
+	    r->wall_ns > 0 ? (double)r->cpu_ns / (double)r->wall_ns : 0;
 	int i;
 
 	agg->nproc[r->kind]++;
@@ -44,17 +46,39 @@ bench_agg_add(bench_agg *agg, const bench_report *r)
 		agg->cpu_max[r->kind] = cpu;
 	}
 #define SUM(f) a->f += r->f
-	SUM(conns); SUM(upgraded); SUM(joined); SUM(refused); SUM(failed);
-	SUM(closed); SUM(deliveries); SUM(stray); SUM(presence); SUM(sent);
-	SUM(acks); SUM(errors); SUM(hb_sent); SUM(hb_ok); SUM(backed_up);
-	SUM(rounds); SUM(skips); SUM(bytes_in); SUM(reads);
-	SUM(rx_backlog); SUM(diffs); SUM(diff_bytes); SUM(diff_joins);
-	SUM(diff_leaves); SUM(checked); SUM(states); SUM(state_bytes);
-	SUM(joins); SUM(leaves);
+	SUM(conns);
+	SUM(upgraded);
+	SUM(joined);
+	SUM(refused);
+	SUM(failed);
+	SUM(closed);
+	SUM(deliveries);
+	SUM(stray);
+	SUM(presence);
+	SUM(sent);
+	SUM(acks);
+	SUM(errors);
+	SUM(hb_sent);
+	SUM(hb_ok);
+	SUM(backed_up);
+	SUM(rounds);
+	SUM(skips);
+	SUM(bytes_in);
+	SUM(reads);
+	SUM(rx_backlog);
+	SUM(diffs);
+	SUM(diff_bytes);
+	SUM(diff_joins);
+	SUM(diff_leaves);
+	SUM(checked);
+	SUM(states);
+	SUM(state_bytes);
+	SUM(joins);
+	SUM(leaves);
 #undef SUM
 	a->diff_max = r->diff_max > a->diff_max ? r->diff_max : a->diff_max;
-	a->state_max = r->state_max > a->state_max ? r->state_max :
-	    a->state_max;
+	a->state_max =
+	    r->state_max > a->state_max ? r->state_max : a->state_max;
 	if (r->max_lag > a->max_lag) {
 		a->max_lag = r->max_lag;
 	}
@@ -63,8 +87,8 @@ bench_agg_add(bench_agg *agg, const bench_report *r)
 	}
 	a->last_ns = r->last_ns > a->last_ns ? r->last_ns : a->last_ns;
 	a->wall_ns = r->wall_ns > a->wall_ns ? r->wall_ns : a->wall_ns;
-	a->last_rx_ns = r->last_rx_ns > a->last_rx_ns ? r->last_rx_ns :
-	    a->last_rx_ns;
+	a->last_rx_ns =
+	    r->last_rx_ns > a->last_rx_ns ? r->last_rx_ns : a->last_rx_ns;
 	if (a->frame_sample == 0) {
 		a->frame_sample = r->frame_sample;
 	}
@@ -82,7 +106,8 @@ bench_sleep_until(int64_t t)
 {
 	struct timespec ts = { (time_t)(t / BENCH_NS), (long)(t % BENCH_NS) };
 
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {
+	while (
+	    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {
 	}
 }
 
@@ -104,8 +129,11 @@ proc_cpu_ticks(pid_t pid)
 	buf[n] = '\0';
 	p = strrchr(buf, ')');
 	/* After "pid (comm)": state is field 3, utime 14, stime 15. */
-	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
-	    "%*u %*u %lld %lld", &ut, &st) != 2) {
+	if (p == NULL ||
+	    sscanf(p + 2,
+		"%*c %*d %*d %*d %*d %*d %*u %*u %*u "
+		"%*u %*u %lld %lld",
+		&ut, &st) != 2) {
 		return -1;
 	}
 	return ut + st;
@@ -120,12 +148,14 @@ bench_sample_take(const bench_opts *o, bench_sample *s)
 
 	s->at = bench_now();
 	for (i = 0; i < BENCH_MAX_URLS; i++) {
-		s->srv[i] = i < o->npids ? proc_cpu_ticks(o->server_pids[i]) : -1;
+		s->srv[i] =
+		    i < o->npids ? proc_cpu_ticks(o->server_pids[i]) : -1;
 	}
 	s->busy = s->total = 0;
 	f = fopen("/proc/stat", "r");
-	if (f && fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0],
-	    &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+	if (f &&
+	    fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0],
+		&v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
 		for (i = 0; i < 8; i++) {
 			s->total += v[i];
 		}
@@ -140,16 +170,19 @@ void
 bench_sample_diff(const bench_opts *o, const bench_sample *a,
     const bench_sample *b, double *server_cpu, double *machine)
 {
-	double secs = (double)(b->at - a->at) / 1e9, hz = (double)sysconf(
-	    _SC_CLK_TCK);
+	double secs = (double)(b->at - a->at) / 1e9,
+	       hz = (double)sysconf(_SC_CLK_TCK);
 	int i;
 
 	for (i = 0; i < BENCH_MAX_URLS; i++) {
-		server_cpu[i] = i < o->npids && a->srv[i] >= 0 && b->srv[i] >= 0 &&
-		    secs > 0 ? (double)(b->srv[i] - a->srv[i]) / hz / secs : -1;
+		server_cpu[i] =
+		    i < o->npids && a->srv[i] >= 0 && b->srv[i] >= 0 && secs > 0
+		    ? (double)(b->srv[i] - a->srv[i]) / hz / secs
+		    : -1;
 	}
-	*machine = b->total > a->total ? (double)(b->busy - a->busy) /
-	    (double)(b->total - a->total) : -1;
+	*machine = b->total > a->total
+	    ? (double)(b->busy - a->busy) / (double)(b->total - a->total)
+	    : -1;
 }
 
 long
@@ -176,8 +209,7 @@ bench_rss_kib(pid_t pid)
 /* ---- phases ---- */
 
 /* Appends to a phase's notes (see bench_note_add). */
-#define note(p, ...) \
-	bench_note_add((p)->notes, sizeof((p)->notes), __VA_ARGS__)
+#define note(p, ...) bench_note_add((p)->notes, sizeof((p)->notes), __VA_ARGS__)
 
 static double
 ms(int64_t ns)
@@ -280,12 +312,14 @@ measure(const bench_opts *o, int target, double rate, int64_t frame_bytes,
 		    p->recv_cpu * 100);
 	}
 	if (rx->bytes_in > 0) {
-		double rate = (double)rx->bytes_in / (o->warmup + o->duration +
-		    0.25);
+		double rate =
+		    (double)rx->bytes_in / (o->warmup + o->duration + 0.25);
 		p->rx_behind_ms = (double)rx->rx_backlog / rate * 1000;
 		if (p->rx_behind_ms >= 100) {
-			note(p, "BENCH LIMIT: receivers had %.0f ms of traffic "
-			    "unread at the window's end", p->rx_behind_ms);
+			note(p,
+			    "BENCH LIMIT: receivers had %.0f ms of traffic "
+			    "unread at the window's end",
+			    p->rx_behind_ms);
 		}
 	}
 	if (p->pub_cpu >= BUSY) {
@@ -297,9 +331,10 @@ measure(const bench_opts *o, int target, double rate, int64_t frame_bytes,
 		    rate);
 	}
 	if (p->backed_up > 0) {
-		note(p, "publish queue backed up (server not reading) in %lld "
-		    "ticks, up to %lld publishes late", (long long)p->backed_up,
-		    (long long)p->max_lag);
+		note(p,
+		    "publish queue backed up (server not reading) in %lld "
+		    "ticks, up to %lld publishes late",
+		    (long long)p->backed_up, (long long)p->max_lag);
 	}
 	if (p->srv_cpu >= BUSY) {
 		note(p, "server CPU-bound (%.0f%%)", p->srv_cpu * 100);
@@ -316,7 +351,8 @@ measure(const bench_opts *o, int target, double rate, int64_t frame_bytes,
 		note(p, "all CPUs busy");
 	}
 	if (p->machine >= 0 && p->other >= 0.25) {
-		note(p, "other processes used ~%.0f%% of a core", p->other * 100);
+		note(p, "other processes used ~%.0f%% of a core",
+		    p->other * 100);
 	}
 	if (p->skips > 0) {
 		note(p, "ceiling skipped %lld sends on full sockets",
@@ -379,13 +415,15 @@ print_phase(FILE *f, const phase *p)
 	    p->name, rate, p->dps, p->fpr, p->p50, p->p99, p->p999, srv,
 	    bench * 100, p->notes[0] ? p->notes : "-");
 	if (p->acks > 0 || p->target == TGT_CEILING) {
-		fprintf(f, "%-16s %s %.0f/s", "", p->target == TGT_CEILING ?
-		    "rounds" : "replies", p->target == TGT_CEILING ? p->sent_ps :
-		    p->acks_ps);
+		fprintf(f, "%-16s %s %.0f/s", "",
+		    p->target == TGT_CEILING ? "rounds" : "replies",
+		    p->target == TGT_CEILING ? p->sent_ps : p->acks_ps);
 	}
 	if (p->acks > 0) {
-		fprintf(f, ", reply latency p50 %.2f ms, p99 %.2f ms, "
-		    "p99.9 %.2f ms", p->a50, p->a99, p->a999);
+		fprintf(f,
+		    ", reply latency p50 %.2f ms, p99 %.2f ms, "
+		    "p99.9 %.2f ms",
+		    p->a50, p->a99, p->a999);
 	}
 	if (p->acks > 0 || p->target == TGT_CEILING) {
 		fputc('\n', f);
@@ -395,27 +433,24 @@ print_phase(FILE *f, const phase *p)
 static json_t *
 phase_json(const phase *p)
 {
-	return json_pack("{s:s, s:s, s:f, s:I, s:f, s:f, s:f, s:f, s:I, s:f,"
+	return json_pack(
+	    "{s:s, s:s, s:f, s:I, s:f, s:f, s:f, s:f, s:I, s:f,"
 	    " s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f,"
 	    " s:f, s:I, s:f, s:f, s:f, s:s}",
-	    "name", p->name,
-	    "server", p->target == TGT_CEILING ? "ceiling" : "node",
-	    "rate", p->rate,
-	    "deliveries", (json_int_t)p->deliveries,
-	    "deliveries_per_s", p->dps,
-	    "p50_ms", p->p50, "p99_ms", p->p99, "p999_ms", p->p999,
-	    "sent", (json_int_t)p->sent, "sent_per_s", p->sent_ps,
-	    "replies", (json_int_t)p->acks, "replies_per_s", p->acks_ps,
-	    "reply_p50_ms", p->a50, "reply_p99_ms", p->a99,
-	    "reply_p999_ms", p->a999,
-	    "errors", (json_int_t)p->errors, "closed", (json_int_t)p->closed,
-	    "skips", (json_int_t)p->skips, "backed_up", (json_int_t)p->backed_up,
+	    "name", p->name, "server",
+	    p->target == TGT_CEILING ? "ceiling" : "node", "rate", p->rate,
+	    "deliveries", (json_int_t)p->deliveries, "deliveries_per_s", p->dps,
+	    "p50_ms", p->p50, "p99_ms", p->p99, "p999_ms", p->p999, "sent",
+	    (json_int_t)p->sent, "sent_per_s", p->sent_ps, "replies",
+	    (json_int_t)p->acks, "replies_per_s", p->acks_ps, "reply_p50_ms",
+	    p->a50, "reply_p99_ms", p->a99, "reply_p999_ms", p->a999, "errors",
+	    (json_int_t)p->errors, "closed", (json_int_t)p->closed, "skips",
+	    (json_int_t)p->skips, "backed_up", (json_int_t)p->backed_up,
 	    "server_cpu", p->srv_cpu, "receiver_cpu_max", p->recv_cpu,
-	    "publisher_cpu", p->pub_cpu, "machine_busy", p->machine,
-	    "drain_s", p->drain_s, "frame_bytes", (json_int_t)p->frame_sample,
+	    "publisher_cpu", p->pub_cpu, "machine_busy", p->machine, "drain_s",
+	    p->drain_s, "frame_bytes", (json_int_t)p->frame_sample,
 	    "frames_per_read", p->fpr, "other_cpu", p->other,
-	    "receiver_backlog_ms", p->rx_behind_ms,
-	    "notes", p->notes);
+	    "receiver_backlog_ms", p->rx_behind_ms, "notes", p->notes);
 }
 
 static void
@@ -461,8 +496,9 @@ open_all(const bench_opts *o, int target, const char *label, json_t *j)
 	ready = r->joined + p->joined;
 	refused = r->refused + p->refused;
 	failed = r->failed + p->failed;
-	first = r->first_ns && (!p->first_ns || r->first_ns < p->first_ns) ?
-	    r->first_ns : p->first_ns;
+	first = r->first_ns && (!p->first_ns || r->first_ns < p->first_ns)
+	    ? r->first_ns
+	    : p->first_ns;
 	last = r->last_ns > p->last_ns ? r->last_ns : p->last_ns;
 	secs = last > first ? (double)(last - first) / 1e9 : 0;
 	cpu = a.cpu_max[K_RECV];
@@ -470,25 +506,27 @@ open_all(const bench_opts *o, int target, const char *label, json_t *j)
 	if (s1.at - s0.at < BENCH_NS / 2) {
 		snprintf(cpus, sizeof(cpus), "too short to sample");
 	} else {
-		snprintf(cpus, sizeof(cpus), "server %s, busiest bench worker "
-		    "%.0f%%, machine %.0f%%", srv[0] < 0 ? "-" : pct, cpu * 100,
-		    a.machine_busy * 100);
+		snprintf(cpus, sizeof(cpus),
+		    "server %s, busiest bench worker "
+		    "%.0f%%, machine %.0f%%",
+		    srv[0] < 0 ? "-" : pct, cpu * 100, a.machine_busy * 100);
 	}
-	fprintf(out(o), "%s: %lld/%lld sockets ready in %.2f s: %.0f/s "
-	    "(refused %lld, failed %lld%s%s); CPU: %s%s\n", label, (long long)ready,
-	    (long long)conns, secs, secs > 0 ? (double)ready / secs : 0,
-	    (long long)refused, (long long)failed,
-	    r->error[0] || p->error[0] ? ": " : "",
+	fprintf(out(o),
+	    "%s: %lld/%lld sockets ready in %.2f s: %.0f/s "
+	    "(refused %lld, failed %lld%s%s); CPU: %s%s\n",
+	    label, (long long)ready, (long long)conns, secs,
+	    secs > 0 ? (double)ready / secs : 0, (long long)refused,
+	    (long long)failed, r->error[0] || p->error[0] ? ": " : "",
 	    r->error[0] ? r->error : p->error, cpus,
 	    cpu >= BUSY ? " BENCH LIMIT: a worker's CPU was saturated" : "");
-	json_object_set_new(j, label, json_pack("{s:I, s:I, s:I, s:I, s:f, "
-	    "s:f, s:f, s:f, s:f, s:s}", "sockets", (json_int_t)conns,
-	    "ready", (json_int_t)ready, "refused", (json_int_t)refused,
-	    "failed", (json_int_t)failed, "seconds", secs,
-	    "per_s", secs > 0 ? (double)ready / secs : 0.0,
-	    "worker_cpu_max", cpu, "server_cpu", srv[0],
-	    "machine_busy", a.machine_busy,
-	    "error", r->error[0] ? r->error : p->error));
+	json_object_set_new(j, label,
+	    json_pack("{s:I, s:I, s:I, s:I, s:f, "
+		      "s:f, s:f, s:f, s:f, s:s}",
+		"sockets", (json_int_t)conns, "ready", (json_int_t)ready,
+		"refused", (json_int_t)refused, "failed", (json_int_t)failed,
+		"seconds", secs, "per_s", secs > 0 ? (double)ready / secs : 0.0,
+		"worker_cpu_max", cpu, "server_cpu", srv[0], "machine_busy",
+		a.machine_busy, "error", r->error[0] ? r->error : p->error));
 	return ready > 0 ? 0 : -1;
 }
 
@@ -504,8 +542,10 @@ connect_scenario(const bench_opts *o, json_t *j)
 	int64_t joined;
 	json_t *ready;
 
-	fprintf(f, "parley-bench connect: %ld sockets over %ld topics (%ld "
-	    "members each) on %s, %d workers\n", o->connections, o->topics,
+	fprintf(f,
+	    "parley-bench connect: %ld sockets over %ld topics (%ld "
+	    "members each) on %s, %d workers\n",
+	    o->connections, o->topics,
 	    (o->connections + o->topics - 1) / o->topics, o->urls[0].text,
 	    o->workers);
 	if (open_all(o, TGT_NODE, "joins", j) != 0) {
@@ -518,13 +558,15 @@ connect_scenario(const bench_opts *o, json_t *j)
 	rss1 = pid ? bench_rss_kib(pid) : -1;
 	if (rss0 >= 0 && rss1 >= 0 && joined > 0) {
 		double per = (double)(rss1 - rss0) * 1024 / (double)joined;
-		fprintf(f, "server RSS: %.1f MiB before, %.1f MiB with %lld "
+		fprintf(f,
+		    "server RSS: %.1f MiB before, %.1f MiB with %lld "
 		    "joined sockets: %.0f bytes (%.2f KiB) per socket\n",
 		    rss0 / 1024.0, rss1 / 1024.0, (long long)joined, per,
 		    per / 1024);
-		json_object_set_new(j, "rss", json_pack("{s:I, s:I, s:f}",
-		    "before_kib", (json_int_t)rss0, "after_kib", (json_int_t)rss1,
-		    "bytes_per_socket", per));
+		json_object_set_new(j, "rss",
+		    json_pack("{s:I, s:I, s:f}", "before_kib", (json_int_t)rss0,
+			"after_kib", (json_int_t)rss1, "bytes_per_socket",
+			per));
 	}
 	memset(&cmd, 0, sizeof(cmd));
 	if (o->overflow > 0) {
@@ -532,30 +574,37 @@ connect_scenario(const bench_opts *o, json_t *j)
 		if (bench_step(o, &cmd, &a, srv) != 0) {
 			return -1;
 		}
-		fprintf(f, "overflow: %lld more sockets: %lld refused, %lld "
+		fprintf(f,
+		    "overflow: %lld more sockets: %lld refused, %lld "
 		    "accepted and joined, %lld failed otherwise%s%s\n",
-		    (long long)a.k[K_RECV].conns, (long long)a.k[K_RECV].refused,
-		    (long long)a.k[K_RECV].joined, (long long)a.k[K_RECV].failed,
+		    (long long)a.k[K_RECV].conns,
+		    (long long)a.k[K_RECV].refused,
+		    (long long)a.k[K_RECV].joined,
+		    (long long)a.k[K_RECV].failed,
 		    a.k[K_RECV].error[0] ? ": " : "", a.k[K_RECV].error);
-		json_object_set_new(j, "overflow", json_pack("{s:I, s:I, s:I, "
-		    "s:I, s:s}", "sockets", (json_int_t)a.k[K_RECV].conns,
-		    "refused", (json_int_t)a.k[K_RECV].refused,
-		    "accepted", (json_int_t)a.k[K_RECV].joined,
-		    "failed", (json_int_t)a.k[K_RECV].failed,
-		    "error", a.k[K_RECV].error));
+		json_object_set_new(j, "overflow",
+		    json_pack("{s:I, s:I, s:I, "
+			      "s:I, s:s}",
+			"sockets", (json_int_t)a.k[K_RECV].conns, "refused",
+			(json_int_t)a.k[K_RECV].refused, "accepted",
+			(json_int_t)a.k[K_RECV].joined, "failed",
+			(json_int_t)a.k[K_RECV].failed, "error",
+			a.k[K_RECV].error));
 	}
 	cmd.step = ST_HEARTBEAT;
 	if (bench_step(o, &cmd, &a, srv) != 0) {
 		return -1;
 	}
-	fprintf(f, "heartbeat sweep: %lld/%lld open sockets answered in %.2f s, "
-	    "%lld closed by the server\n", (long long)a.k[K_RECV].hb_ok,
-	    (long long)a.k[K_RECV].hb_sent, (double)a.k[K_RECV].wall_ns / 1e9,
-	    (long long)a.k[K_RECV].closed);
-	json_object_set_new(j, "heartbeat", json_pack("{s:I, s:I, s:I}",
-	    "sent", (json_int_t)a.k[K_RECV].hb_sent,
-	    "answered", (json_int_t)a.k[K_RECV].hb_ok,
-	    "closed", (json_int_t)a.k[K_RECV].closed));
+	fprintf(f,
+	    "heartbeat sweep: %lld/%lld open sockets answered in %.2f s, "
+	    "%lld closed by the server\n",
+	    (long long)a.k[K_RECV].hb_ok, (long long)a.k[K_RECV].hb_sent,
+	    (double)a.k[K_RECV].wall_ns / 1e9, (long long)a.k[K_RECV].closed);
+	json_object_set_new(j, "heartbeat",
+	    json_pack("{s:I, s:I, s:I}", "sent",
+		(json_int_t)a.k[K_RECV].hb_sent, "answered",
+		(json_int_t)a.k[K_RECV].hb_ok, "closed",
+		(json_int_t)a.k[K_RECV].closed));
 	return 0;
 }
 
@@ -572,14 +621,15 @@ run_phase(const bench_opts *o, int target, double rate, int64_t frame,
 }
 
 static void
-ratio_line(const bench_opts *o, json_t *sum, const char *key,
-    const char *what, const phase *a, const phase *b, const char *target)
+ratio_line(const bench_opts *o, json_t *sum, const char *key, const char *what,
+    const phase *a, const phase *b, const char *target)
 {
 	double r = b->dps > 0 ? a->dps / b->dps : 0;
 
-	fprintf(out(o), "%s: parley %.0f/s (%.1f frames per read) / ceiling "
-	    "%.0f/s (%.1f) = %.2f%s\n", what, a->dps, a->fpr, b->dps, b->fpr, r,
-	    target);
+	fprintf(out(o),
+	    "%s: parley %.0f/s (%.1f frames per read) / ceiling "
+	    "%.0f/s (%.1f) = %.2f%s\n",
+	    what, a->dps, a->fpr, b->dps, b->fpr, r, target);
 	json_object_set_new(sum, key, json_real(r));
 }
 
@@ -589,8 +639,8 @@ phases_scenario(const bench_opts *o, json_t *j)
 	FILE *f = out(o);
 	json_t *arr = json_array(), *sum = json_object();
 	phase pm, cm, pc, pf, cf;
-	const char *what = o->scenario == SC_COMMENTS ? "posters" :
-	    "subscribers";
+	const char *what =
+	    o->scenario == SC_COMMENTS ? "posters" : "subscribers";
 	char name[40];
 	double lr;
 	int64_t frame = o->frame_bytes;
@@ -598,14 +648,18 @@ phases_scenario(const bench_opts *o, json_t *j)
 
 	json_object_set_new(j, "phases", arr);
 	json_object_set_new(j, "summary", sum);
-	fprintf(f, "parley-bench %s: %ld %s over %ld topic(s)", o->scenario ==
-	    SC_CEILING ? "ceiling" : o->scenario == SC_FANOUT ? "fanout" :
-	    o->scenario == SC_TOPICS ? "topics" : o->scenario == SC_COMMENTS ?
-	    "comments" : "cluster", o->connections, what, o->topics);
+	fprintf(f, "parley-bench %s: %ld %s over %ld topic(s)",
+	    o->scenario == SC_CEILING        ? "ceiling"
+		: o->scenario == SC_FANOUT   ? "fanout"
+		: o->scenario == SC_TOPICS   ? "topics"
+		: o->scenario == SC_COMMENTS ? "comments"
+					     : "cluster",
+	    o->connections, what, o->topics);
 	for (i = 0; i < o->nurls && o->scenario != SC_CEILING; i++) {
 		fprintf(f, "%s%s", i ? ", " : " on ", o->urls[i].text);
 	}
-	fprintf(f, "; %ld publisher(s), %ld-byte content, %d receiver "
+	fprintf(f,
+	    "; %ld publisher(s), %ld-byte content, %d receiver "
 	    "workers, %.0f s counted per phase after %.0f s warm-up\n",
 	    o->scenario == SC_COMMENTS ? o->connections : o->publishers,
 	    o->payload, o->workers, o->duration, o->warmup);
@@ -613,17 +667,18 @@ phases_scenario(const bench_opts *o, json_t *j)
 	    open_all(o, TGT_NODE, "joins", j) != 0) {
 		return -1;
 	}
-	if (o->with_ceiling && open_all(o, TGT_CEILING, "ceiling_sockets",
-	    j) != 0) {
+	if (o->with_ceiling &&
+	    open_all(o, TGT_CEILING, "ceiling_sockets", j) != 0) {
 		return -1;
 	}
 	bench_sleep_until(bench_now() + BENCH_NS);
 	print_head(f);
 	if (o->scenario == SC_CEILING) {
-		return run_phase(o, TGT_CEILING, o->rate, frame, "ceiling", &cm,
-		    arr);
+		return run_phase(
+		    o, TGT_CEILING, o->rate, frame, "ceiling", &cm, arr);
 	}
-	snprintf(name, sizeof(name), "parley %s", o->rate > 0 ? "fixed" : "max");
+	snprintf(
+	    name, sizeof(name), "parley %s", o->rate > 0 ? "fixed" : "max");
 	if (run_phase(o, TGT_NODE, o->rate, 0, name, &pm, arr) != 0) {
 		return -1;
 	}
@@ -636,21 +691,23 @@ phases_scenario(const bench_opts *o, json_t *j)
 		return -1;
 	}
 	if (o->scenario == SC_TOPICS) {
-		ratio_line(o, sum, "throughput_ratio", "deliveries/s, parley "
-		    "topics vs ceiling max", &pm, &cm,
+		ratio_line(o, sum, "throughput_ratio",
+		    "deliveries/s, parley "
+		    "topics vs ceiling max",
+		    &pm, &cm,
 		    " (> 1: beyond the one-send-per-delivery ceiling)");
 		return 0;
 	}
 	if (o->rate > 0) {
-		ratio_line(o, sum, "throughput_ratio", "deliveries/s", &pm, &cm,
-		    "");
+		ratio_line(
+		    o, sum, "throughput_ratio", "deliveries/s", &pm, &cm, "");
 		return 0;
 	}
 	/* One publish at a time at the ceiling's own pace: the figure to hold
 	 * against the ceiling, as parley has no queue to coalesce from unless
 	 * it falls behind (frames per read shows whether it did). */
 	if (run_phase(o, TGT_NODE, (double)(long)cm.sent_ps, 0,
-	    "parley @ceiling", &pc, arr) != 0) {
+		"parley @ceiling", &pc, arr) != 0) {
 		return -1;
 	}
 	lr = o->latency_rate;
@@ -660,21 +717,24 @@ phases_scenario(const bench_opts *o, json_t *j)
 		lr = lr < 1 ? 1 : lr;
 	}
 	if (run_phase(o, TGT_NODE, lr, 0, "parley fixed", &pf, arr) != 0 ||
-	    run_phase(o, TGT_CEILING, lr, frame, "ceiling fixed", &cf,
-	    arr) != 0) {
+	    run_phase(o, TGT_CEILING, lr, frame, "ceiling fixed", &cf, arr) !=
+		0) {
 		return -1;
 	}
-	ratio_line(o, sum, "throughput_ratio", "deliveries/s at the ceiling's "
-	    "pace", &pc, &cm, " (target >= 0.80)");
-	ratio_line(o, sum, "max_ratio", "deliveries/s at max rate", &pm, &cm,
-	    "");
-	fprintf(f, "p99 latency at %.0f publishes/s: parley %.2f ms, ceiling "
+	ratio_line(o, sum, "throughput_ratio",
+	    "deliveries/s at the ceiling's "
+	    "pace",
+	    &pc, &cm, " (target >= 0.80)");
+	ratio_line(
+	    o, sum, "max_ratio", "deliveries/s at max rate", &pm, &cm, "");
+	fprintf(f,
+	    "p99 latency at %.0f publishes/s: parley %.2f ms, ceiling "
 	    "%.2f ms = %.2fx (target <= 1.5x); parley's includes the durable "
-	    "write (reply p50 %.2f ms)\n", lr, pf.p99, cf.p99, cf.p99 > 0 ?
-	    pf.p99 / cf.p99 : 0, pf.a50);
+	    "write (reply p50 %.2f ms)\n",
+	    lr, pf.p99, cf.p99, cf.p99 > 0 ? pf.p99 / cf.p99 : 0, pf.a50);
 	json_object_set_new(sum, "latency_rate", json_real(lr));
-	json_object_set_new(sum, "p99_ratio", json_real(cf.p99 > 0 ?
-	    pf.p99 / cf.p99 : 0));
+	json_object_set_new(
+	    sum, "p99_ratio", json_real(cf.p99 > 0 ? pf.p99 / cf.p99 : 0));
 	return 0;
 }
 
@@ -683,10 +743,9 @@ bench_run_scenario(const bench_opts *o, const char *name)
 {
 	json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:i}",
 	    "scenario", name, "connections", (json_int_t)o->connections,
-	    "topics", (json_int_t)o->topics,
-	    "publishers", (json_int_t)o->publishers,
-	    "payload_bytes", (json_int_t)o->payload, "rate", o->rate,
-	    "duration_s", o->duration, "warmup_s", o->warmup,
+	    "topics", (json_int_t)o->topics, "publishers",
+	    (json_int_t)o->publishers, "payload_bytes", (json_int_t)o->payload,
+	    "rate", o->rate, "duration_s", o->duration, "warmup_s", o->warmup,
 	    "workers", o->workers);
 	json_t *urls = json_array();
 	int i, rc;
@@ -695,9 +754,9 @@ bench_run_scenario(const bench_opts *o, const char *name)
 		json_array_append_new(urls, json_string(o->urls[i].text));
 	}
 	json_object_set_new(j, "urls", urls);
-	rc = o->scenario == SC_CONNECT ? connect_scenario(o, j) :
-	    o->scenario == SC_PRESENCE ? bench_presence_scenario(o, j) :
-	    phases_scenario(o, j);
+	rc = o->scenario == SC_CONNECT   ? connect_scenario(o, j)
+	    : o->scenario == SC_PRESENCE ? bench_presence_scenario(o, j)
+					 : phases_scenario(o, j);
 	json_object_set_new(j, "ok", json_boolean(rc == 0));
 	emit_json(o, j);
 	json_decref(j);

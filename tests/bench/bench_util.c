@@ -224,8 +224,8 @@ bench_pong_into(char *dst, const char *p, size_t n)
 }
 
 int
-bench_frame_head(const uint8_t *b, size_t avail, uint64_t max,
-    uint64_t *plen, size_t *hl)
+bench_frame_head(
+    const uint8_t *b, size_t avail, uint64_t max, uint64_t *plen, size_t *hl)
 {
 	uint64_t l = b[1] & 0x7f;
 	size_t h = 2, i;
@@ -308,8 +308,8 @@ bench_connect(const bench_url *u, bool src, uint32_t src_idx)
 {
 	int fd, one = 1, e;
 
-	fd = socket(u->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
+	fd = socket(
+	    u->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		return -1;
 	}
@@ -320,8 +320,8 @@ bench_connect(const bench_url *u, bool src, uint32_t src_idx)
 		/* 127.0.0.2..127.0.0.251: each source address has its own
 		 * ephemeral port range towards the server's address. */
 		sa.sin_addr.s_addr = htonl(0x7f000002u + src_idx % 250);
-		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
-		    sizeof(one));
+		setsockopt(
+		    fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 			goto fail;
 		}
@@ -342,10 +342,12 @@ fail:
 int
 bench_upgrade_request(char **req, const bench_url *u, const char *token)
 {
-	return asprintf(req, "GET %svsn=2.0.0&token=%s HTTP/1.1\r\nHost: %s\r\n"
+	return asprintf(req,
+	    "GET %svsn=2.0.0&token=%s HTTP/1.1\r\nHost: %s\r\n"
 	    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
 	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-	    "Sec-WebSocket-Version: 13\r\n\r\n", u->target, token, u->host);
+	    "Sec-WebSocket-Version: 13\r\n\r\n",
+	    u->target, token, u->host);
 }
 
 int

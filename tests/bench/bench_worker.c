@@ -72,22 +72,22 @@ make_template(const bworker *w, bpub *p, int i)
 	json_t *jr, *ref;
 	size_t plen, len, pad = (size_t)o->payload - BENCH_TS_DIGITS - 1;
 
-	snprintf(topic, sizeof(topic), "comments:b%s-%u", o->nonce,
-	    p->topics[i]);
+	snprintf(
+	    topic, sizeof(topic), "comments:b%s-%u", o->nonce, p->topics[i]);
 	snprintf(jr_s, sizeof(jr_s), "%d", i + 1);
 	payload = malloc(pad + 64);
 	if (payload == NULL) {
 		return -1;
 	}
-	plen = (size_t)sprintf(payload, "{\"content\":\"%0*d ", BENCH_TS_DIGITS,
-	    0);
+	plen = (size_t)sprintf(
+	    payload, "{\"content\":\"%0*d ", BENCH_TS_DIGITS, 0);
 	memset(payload + plen, 'x', pad);
 	plen += pad;
 	plen += (size_t)sprintf(payload + plen, "\"}");
 	jr = json_string(jr_s);
 	ref = json_string("1000000000");
-	m = pro_phx_encode(PRO_PHX_V2, jr, ref, topic, "new_comment", payload,
-	    plen, &len);
+	m = pro_phx_encode(
+	    PRO_PHX_V2, jr, ref, topic, "new_comment", payload, plen, &len);
 	json_decref(jr);
 	json_decref(ref);
 	free(payload);
@@ -120,8 +120,8 @@ make_pub(const bworker *w, long first_topic, long step, long ntopics)
 	p->tlen = calloc((size_t)ntopics, sizeof(size_t));
 	p->ts_off = calloc((size_t)ntopics, sizeof(size_t));
 	p->ref_off = calloc((size_t)ntopics, sizeof(size_t));
-	while (ring < (size_t)o->window * 2 || (o->scenario != SC_COMMENTS &&
-	    ring < 8192)) {
+	while (ring < (size_t)o->window * 2 ||
+	    (o->scenario != SC_COMMENTS && ring < 8192)) {
 		ring *= 2;
 	}
 	p->ring_mask = ring - 1;
@@ -224,8 +224,8 @@ layout(bworker *w)
 	for (g = 0; g < G_COUNT; g++) {
 		w->gbeg[g] = at;
 		for (j = 0; j < n[g]; j++, at++) {
-			long i = w->kind == K_PUB ? (long)j :
-			    w->idx + (long)j * W;
+			long i =
+			    w->kind == K_PUB ? (long)j : w->idx + (long)j * W;
 			if (init_conn(w, &w->conns[at], g, i) != 0) {
 				return -1;
 			}
@@ -236,7 +236,6 @@ layout(bworker *w)
 }
 
 /* ---- reporting ---- */
-
 
 static void
 finish_step(bworker *w)
@@ -264,8 +263,8 @@ bw_conn_finished(bconn *c, int ok, int refused, const char *why)
 	bworker *w = c->w;
 	int64_t now = bench_now();
 
-	if (!w->busy || (w->cmd.step != ST_CONNECT &&
-	    w->cmd.step != ST_OVERFLOW)) {
+	if (!w->busy ||
+	    (w->cmd.step != ST_CONNECT && w->cmd.step != ST_OVERFLOW)) {
 		return;
 	}
 	w->inflight--;
@@ -366,7 +365,8 @@ publish(bworker *w, bconn *c, int64_t n)
 		size_t slot = (size_t)ref & p->ring_mask;
 		i = p->next;
 		p->next = (i + 1) % p->ntopics;
-		bc_put_digits(p->tmpl[i] + p->ref_off[i], ref, BENCH_REF_DIGITS);
+		bc_put_digits(
+		    p->tmpl[i] + p->ref_off[i], ref, BENCH_REF_DIGITS);
 		bc_put_digits(p->tmpl[i] + p->ts_off[i], now, BENCH_TS_DIGITS);
 		p->ring_ref[slot] = ref;
 		p->ring_ns[slot] = now;
@@ -396,7 +396,8 @@ pub_fill(bworker *w, bconn *c, int64_t now)
 		return;
 	}
 	if (p->rate > 0) {
-		due = (int64_t)((double)(now - w->cmd.t_start) * p->rate / 1e9) +
+		due =
+		    (int64_t)((double)(now - w->cmd.t_start) * p->rate / 1e9) +
 		    1 - p->step_sent;
 		if (out + due > MAX_OUTSTANDING) {
 			due = MAX_OUTSTANDING - out;
@@ -412,7 +413,8 @@ pub_fill(bworker *w, bconn *c, int64_t now)
 		 * them: say so rather than queue without bound. */
 		if (counted) {
 			w->rep.backed_up++;
-			w->rep.max_lag = due > w->rep.max_lag ? due : w->rep.max_lag;
+			w->rep.max_lag =
+			    due > w->rep.max_lag ? due : w->rep.max_lag;
 		}
 		return;
 	}
@@ -424,8 +426,8 @@ pub_fill(bworker *w, bconn *c, int64_t now)
 }
 
 void
-bw_on_ack(bconn *c, int64_t ref, int ok, const char *why, size_t why_len,
-    int64_t now)
+bw_on_ack(
+    bconn *c, int64_t ref, int ok, const char *why, size_t why_len, int64_t now)
 {
 	bworker *w = c->w;
 	bpub *p = c->pub;
@@ -443,8 +445,8 @@ bw_on_ack(bconn *c, int64_t ref, int ok, const char *why, size_t why_len,
 		if (ok) {
 			w->rep.acks++;
 			if (p->ring_ref[slot] == ref) {
-				bench_hist_add(w->rep.ack_hist,
-				    now - p->ring_ns[slot]);
+				bench_hist_add(
+				    w->rep.ack_hist, now - p->ring_ns[slot]);
 			}
 		} else {
 			w->rep.errors++;
@@ -522,7 +524,8 @@ on_step_timer(evutil_socket_t fd, short what, void *arg)
 		for (j = w->open_beg; j < w->open_end; j++) {
 			bconn *c = &w->conns[j];
 			int st = c->state;
-			if (j >= w->next_open || (st != CS_READY && st != CS_DONE)) {
+			if (j >= w->next_open ||
+			    (st != CS_READY && st != CS_DONE)) {
 				bc_close(c);
 				w->rep.failed++;
 			}
@@ -554,17 +557,17 @@ on_step_timer(evutil_socket_t fd, short what, void *arg)
 		finish_step(w);
 		return;
 	case ST_DRAIN:
-		if (now - (w->rep.last_rx_ns > w->wall0 ? w->rep.last_rx_ns :
-		    w->wall0) < DRAIN_QUIET_NS &&
+		if (now -
+			    (w->rep.last_rx_ns > w->wall0 ? w->rep.last_rx_ns
+							  : w->wall0) <
+			DRAIN_QUIET_NS &&
 		    now - w->wall0 < DRAIN_MAX_NS) {
 			bench_arm_at(&w->step_ev, now + 50 * 1000000LL);
 			return;
 		}
 		finish_step(w);
 		return;
-	default:
-		finish_step(w);
-		return;
+	default: finish_step(w); return;
 	}
 }
 
@@ -651,21 +654,13 @@ on_ctl(evutil_socket_t fd, short what, void *arg)
 	case ST_CONNECT:
 		start_opening(w, cmd.target == TGT_NODE ? G_NODE : G_CEIL);
 		break;
-	case ST_OVERFLOW:
-		start_opening(w, G_OVF);
-		break;
-	case ST_MEASURE:
-		start_measure(w);
-		break;
+	case ST_OVERFLOW: start_opening(w, G_OVF); break;
+	case ST_MEASURE: start_measure(w); break;
 	case ST_DRAIN:
 		bench_arm_at(&w->step_ev, w->wall0 + 50 * 1000000LL);
 		break;
-	case ST_HEARTBEAT:
-		start_heartbeat(w);
-		break;
-	default:
-		finish_step(w);
-		break;
+	case ST_HEARTBEAT: start_heartbeat(w); break;
+	default: finish_step(w); break;
 	}
 }
 
@@ -693,8 +688,7 @@ on_background_hb(evutil_socket_t fd, short what, void *arg)
 }
 
 int
-bench_worker_run(const bench_opts *o, int kind, int idx, int nworkers,
-    int ctl)
+bench_worker_run(const bench_opts *o, int kind, int idx, int nworkers, int ctl)
 {
 	bworker w;
 	struct event_config *cfg;
@@ -720,8 +714,8 @@ bench_worker_run(const bench_opts *o, int kind, int idx, int nworkers,
 	w.rbuf_cap = RBUF_BYTES;
 	w.rbuf = malloc(w.rbuf_cap);
 	ref = json_string("1");
-	hb = pro_phx_encode(PRO_PHX_V2, NULL, ref, "phoenix", "heartbeat", "{}",
-	    2, &w.hb_len);
+	hb = pro_phx_encode(
+	    PRO_PHX_V2, NULL, ref, "phoenix", "heartbeat", "{}", 2, &w.hb_len);
 	json_decref(ref);
 	if (w.base == NULL || w.rbuf == NULL || hb == NULL ||
 	    w.hb_len >= sizeof(w.hb_tmpl) || layout(&w) != 0) {

@@ -28,13 +28,14 @@ typedef struct poster {
 struct bench {
 	sto_comments *s;
 	int64_t end_ns;
-	int64_t *lat;       /* completion latencies, ns */
+	int64_t *lat; /* completion latencies, ns */
 	size_t nlat, caplat;
 	int active;
 	int errors;
 };
 
-static const char content[] = "a comment of about a hundred bytes, which "
+static const char content[] =
+    "a comment of about a hundred bytes, which "
     "is what people type under a video when something happens";
 
 static int64_t
@@ -177,8 +178,7 @@ main(int argc, char **argv)
 	printf("comment store write path, %.1f s per run, dir %s\n", seconds,
 	    base);
 	printf("%-9s %7s %11s %9s %9s %9s %9s %6s\n", "mode", "posters",
-	    "appends/s", "p50 ms", "p99 ms", "commits", "avg batch",
-	    "errors");
+	    "appends/s", "p50 ms", "p99 ms", "commits", "avg batch", "errors");
 	for (int i = 0; i < 3; i++) {
 		rc |= run(base, n++, "group", 0, counts[i], seconds);
 	}

@@ -24,7 +24,12 @@
 #define MAX_PROCS 128
 
 static const char *const scenario_names[] = {
-	"connect", "fanout", "topics", "comments", "cluster", "ceiling",
+	"connect",
+	"fanout",
+	"topics",
+	"comments",
+	"cluster",
+	"ceiling",
 	"presence",
 };
 
@@ -42,43 +47,63 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: parley-bench SCENARIO [options]\n"
 	    "scenarios:\n"
-	    "  connect   open --connections sockets, each joined to a comments topic\n"
-	    "            of connections/topics members; join rate, server RSS per\n"
-	    "            socket (--server-pid), --overflow refusals, heartbeat sweep\n"
-	    "  fanout    --connections subscribers on one topic, one publisher;\n"
+	    "  connect   open --connections sockets, each joined to a comments "
+	    "topic\n"
+	    "            of connections/topics members; join rate, server RSS "
+	    "per\n"
+	    "            socket (--server-pid), --overflow refusals, heartbeat "
+	    "sweep\n"
+	    "  fanout    --connections subscribers on one topic, one "
+	    "publisher;\n"
 	    "            deliveries/s and publish-to-receipt latency\n"
-	    "            (--with-ceiling: side by side with the built-in ceiling)\n"
+	    "            (--with-ceiling: side by side with the built-in "
+	    "ceiling)\n"
 	    "  topics    --connections subscribers over --topics topics\n"
 	    "  comments  --connections posters, each posting again when acked\n"
 	    "  cluster   publish on the first --url, subscribe on the others\n"
 	    "  ceiling   the built-in minimal fan-out server alone\n"
-	    "  presence  --connections members on one topic, then users joining\n"
-	    "            and leaving it at --rate (default 20/s), then as fast as\n"
-	    "            --window changes in flight allow; diffs/s, bytes per change\n"
+	    "  presence  --connections members on one topic, then users "
+	    "joining\n"
+	    "            and leaving it at --rate (default 20/s), then as fast "
+	    "as\n"
+	    "            --window changes in flight allow; diffs/s, bytes per "
+	    "change\n"
 	    "options:\n"
-	    "  --url ws://HOST:PORT[/PATH]  server (repeat for cluster); default\n"
+	    "  --url ws://HOST:PORT[/PATH]  server (repeat for cluster); "
+	    "default\n"
 	    "                        ws://127.0.0.1:4000/socket/websocket\n"
 	    "  --secret S            HS256 secret: tokens are minted per user\n"
 	    "  --connections N       default 1000\n"
-	    "  --topics T            default: connect N/200, topics N/10, comments N, else 1\n"
+	    "  --topics T            default: connect N/200, topics N/10, "
+	    "comments N, else 1\n"
 	    "  --publishers P        default 1 (topics: one per 100 topics)\n"
-	    "  --rate R              publishes/s over all publishers; 0 = as fast as\n"
+	    "  --rate R              publishes/s over all publishers; 0 = as "
+	    "fast as\n"
 	    "                        replies allow (--window per publisher)\n"
-	    "  --latency-rate R      fanout --with-ceiling: fixed rate for the latency\n"
-	    "                        comparison; default half the lower maximum\n"
+	    "  --latency-rate R      fanout --with-ceiling: fixed rate for the "
+	    "latency\n"
+	    "                        comparison; default half the lower "
+	    "maximum\n"
 	    "  --duration S          counted seconds per phase (default 5)\n"
 	    "  --warmup S            published, not counted (default 1)\n"
 	    "  --with-ceiling        fanout, topics: also measure the ceiling\n"
-	    "  --server-pid PID      node to sample RSS and CPU from (repeatable)\n"
-	    "  --overflow K          connect: K more sockets, expected refused\n"
-	    "  --workers W           receiver processes (default: 2, more for >30k fds)\n"
+	    "  --server-pid PID      node to sample RSS and CPU from "
+	    "(repeatable)\n"
+	    "  --overflow K          connect: K more sockets, expected "
+	    "refused\n"
+	    "  --workers W           receiver processes (default: 2, more for "
+	    ">30k fds)\n"
 	    "  --payload B           comment content bytes (default 100)\n"
-	    "  --frame-bytes B       ceiling payload size (default: as parley's)\n"
-	    "  --concurrency N       handshakes in flight per worker (default 500)\n"
-	    "  --window N            unanswered publishes per publisher at rate 0\n"
+	    "  --frame-bytes B       ceiling payload size (default: as "
+	    "parley's)\n"
+	    "  --concurrency N       handshakes in flight per worker (default "
+	    "500)\n"
+	    "  --window N            unanswered publishes per publisher at "
+	    "rate 0\n"
 	    "                        (default 64; comments 1)\n"
 	    "  --join-limit N        history `limit` in each join (default 1)\n"
-	    "  --heartbeat S         seconds between heartbeats per socket (25; 0 off)\n"
+	    "  --heartbeat S         seconds between heartbeats per socket "
+	    "(25; 0 off)\n"
 	    "  --no-src-addrs        do not bind clients to 127.0.0.2..251\n"
 	    "  --json                JSON on stdout, the table on stderr\n");
 }
@@ -129,8 +154,8 @@ parse_url(const char *text, bench_url *u)
 	memcpy(&u->addr, res->ai_addr, res->ai_addrlen);
 	u->addrlen = res->ai_addrlen;
 	u->loopback4 = res->ai_family == AF_INET &&
-	    (ntohl(((struct sockaddr_in *)res->ai_addr)->sin_addr.s_addr) >> 24)
-	    == 127;
+	    (ntohl(((struct sockaddr_in *)res->ai_addr)->sin_addr.s_addr) >>
+		24) == 127;
 	freeaddrinfo(res);
 	snprintf(u->text, sizeof(u->text), "%s", text);
 	snprintf(u->target, sizeof(u->target), "%s%c", path,
@@ -151,22 +176,53 @@ num(const char *s, double *out)
 static int
 parse_opts(int argc, char **argv, bench_opts *o)
 {
-	enum { O_URL = 256, O_SECRET, O_CONN, O_TOPICS, O_PUBS, O_RATE,
-		O_LRATE, O_DUR, O_WARM, O_JSON, O_CEIL, O_PID, O_OVF, O_WORKERS,
-		O_PAYLOAD, O_FRAME, O_CONC, O_WINDOW, O_JLIMIT, O_HB, O_NOSRC,
-		O_HELP };
+	enum {
+		O_URL = 256,
+		O_SECRET,
+		O_CONN,
+		O_TOPICS,
+		O_PUBS,
+		O_RATE,
+		O_LRATE,
+		O_DUR,
+		O_WARM,
+		O_JSON,
+		O_CEIL,
+		O_PID,
+		O_OVF,
+		O_WORKERS,
+		O_PAYLOAD,
+		O_FRAME,
+		O_CONC,
+		O_WINDOW,
+		O_JLIMIT,
+		O_HB,
+		O_NOSRC,
+		O_HELP
+	};
 	static const struct option lo[] = {
-		{ "url", 1, 0, O_URL }, { "secret", 1, 0, O_SECRET },
-		{ "connections", 1, 0, O_CONN }, { "topics", 1, 0, O_TOPICS },
-		{ "publishers", 1, 0, O_PUBS }, { "rate", 1, 0, O_RATE },
-		{ "latency-rate", 1, 0, O_LRATE }, { "duration", 1, 0, O_DUR },
-		{ "warmup", 1, 0, O_WARM }, { "json", 0, 0, O_JSON },
-		{ "with-ceiling", 0, 0, O_CEIL }, { "server-pid", 1, 0, O_PID },
-		{ "overflow", 1, 0, O_OVF }, { "workers", 1, 0, O_WORKERS },
-		{ "payload", 1, 0, O_PAYLOAD }, { "frame-bytes", 1, 0, O_FRAME },
-		{ "concurrency", 1, 0, O_CONC }, { "window", 1, 0, O_WINDOW },
-		{ "join-limit", 1, 0, O_JLIMIT }, { "heartbeat", 1, 0, O_HB },
-		{ "no-src-addrs", 0, 0, O_NOSRC }, { "help", 0, 0, O_HELP },
+		{ "url", 1, 0, O_URL },
+		{ "secret", 1, 0, O_SECRET },
+		{ "connections", 1, 0, O_CONN },
+		{ "topics", 1, 0, O_TOPICS },
+		{ "publishers", 1, 0, O_PUBS },
+		{ "rate", 1, 0, O_RATE },
+		{ "latency-rate", 1, 0, O_LRATE },
+		{ "duration", 1, 0, O_DUR },
+		{ "warmup", 1, 0, O_WARM },
+		{ "json", 0, 0, O_JSON },
+		{ "with-ceiling", 0, 0, O_CEIL },
+		{ "server-pid", 1, 0, O_PID },
+		{ "overflow", 1, 0, O_OVF },
+		{ "workers", 1, 0, O_WORKERS },
+		{ "payload", 1, 0, O_PAYLOAD },
+		{ "frame-bytes", 1, 0, O_FRAME },
+		{ "concurrency", 1, 0, O_CONC },
+		{ "window", 1, 0, O_WINDOW },
+		{ "join-limit", 1, 0, O_JLIMIT },
+		{ "heartbeat", 1, 0, O_HB },
+		{ "no-src-addrs", 0, 0, O_NOSRC },
+		{ "help", 0, 0, O_HELP },
 		{ 0, 0, 0, 0 },
 	};
 	double v = 0;
@@ -190,7 +246,7 @@ parse_opts(int argc, char **argv, bench_opts *o)
 		return argc < 2 ? -1 : 1;
 	}
 	for (i = 0; i < (int)(sizeof(scenario_names) / sizeof(*scenario_names));
-	    i++) {
+	     i++) {
 		if (strcmp(argv[1], scenario_names[i]) == 0) {
 			o->scenario = i;
 		}
@@ -201,8 +257,10 @@ parse_opts(int argc, char **argv, bench_opts *o)
 	}
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		if (optarg && c != O_URL && c != O_SECRET && num(optarg, &v) != 0) {
-			fprintf(stderr, "parley-bench: bad number: %s\n", optarg);
+		if (optarg && c != O_URL && c != O_SECRET &&
+		    num(optarg, &v) != 0) {
+			fprintf(
+			    stderr, "parley-bench: bad number: %s\n", optarg);
 			return -1;
 		}
 		switch (c) {
@@ -256,29 +314,34 @@ settle_opts(bench_opts *o)
 	long n = o->connections;
 
 	if (o->nurls == 0 && o->scenario != SC_CEILING &&
-	    parse_url("ws://127.0.0.1:4000/socket/websocket", &o->urls[0]) == 0) {
+	    parse_url("ws://127.0.0.1:4000/socket/websocket", &o->urls[0]) ==
+		0) {
 		o->nurls = 1;
 	}
 	if (o->scenario == SC_CLUSTER && o->nurls < 2) {
-		fprintf(stderr, "parley-bench: cluster needs --url twice or more\n");
+		fprintf(stderr,
+		    "parley-bench: cluster needs --url twice or more\n");
 		return -1;
 	}
 	if (o->scenario != SC_CEILING && (o->secret == NULL || !*o->secret)) {
-		fprintf(stderr, "parley-bench: --secret is required (or "
+		fprintf(stderr,
+		    "parley-bench: --secret is required (or "
 		    "PARLEY_JWT_SECRET)\n");
 		return -1;
 	}
 	if (n < 1 || o->duration <= 0 || o->payload < BENCH_TS_DIGITS + 2 ||
 	    o->concurrency < 1) {
-		fprintf(stderr, "parley-bench: --connections, --duration, "
+		fprintf(stderr,
+		    "parley-bench: --connections, --duration, "
 		    "--concurrency must be positive, --payload >= %d\n",
 		    BENCH_TS_DIGITS + 2);
 		return -1;
 	}
 	if (o->topics < 1) {
-		o->topics = o->scenario == SC_CONNECT ? (n + 199) / 200 :
-		    o->scenario == SC_TOPICS ? (n + 9) / 10 :
-		    o->scenario == SC_COMMENTS ? n : 1;
+		o->topics = o->scenario == SC_CONNECT ? (n + 199) / 200
+		    : o->scenario == SC_TOPICS        ? (n + 9) / 10
+		    : o->scenario == SC_COMMENTS      ? n
+						      : 1;
 	}
 	if (o->scenario == SC_FANOUT || o->scenario == SC_CLUSTER ||
 	    o->scenario == SC_CEILING || o->scenario == SC_PRESENCE) {
@@ -294,7 +357,8 @@ settle_opts(bench_opts *o)
 		o->publishers = o->topics;
 	}
 	if ((o->topics + o->publishers - 1) / o->publishers > 100) {
-		fprintf(stderr, "parley-bench: a publisher may join 100 topics: "
+		fprintf(stderr,
+		    "parley-bench: a publisher may join 100 topics: "
 		    "raise --publishers\n");
 		return -1;
 	}
@@ -302,8 +366,10 @@ settle_opts(bench_opts *o)
 		o->window = o->scenario == SC_COMMENTS ? 1 : 64;
 	}
 	if (o->workers < 1) {
-		long fds = n * (o->scenario == SC_CEILING || !o->with_ceiling ?
-		    1 : 2) + o->overflow;
+		long fds = n *
+			(o->scenario == SC_CEILING || !o->with_ceiling ? 1
+								       : 2) +
+		    o->overflow;
 		o->workers = (int)((fds + 14999) / 15000);
 		o->workers = o->workers < 2 ? 2 : o->workers;
 	}
@@ -329,8 +395,9 @@ ceiling_listen(bench_opts *o)
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
-	    sizeof(one)) != 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
 	    listen(fd, 65535) != 0 ||
 	    getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
 		perror("parley-bench: ceiling listener");
@@ -372,10 +439,10 @@ spawn(const bench_opts *o, int kind, int idx, int nworkers, int lfd)
 		if (kind != K_CEIL && lfd >= 0) {
 			close(lfd);
 		}
-		rc = kind == K_CEIL ? bench_ceiling_run(o, lfd, sv[1]) :
-		    o->scenario == SC_PRESENCE ? bench_presence_run(o, kind, idx,
-		    nworkers, sv[1]) : bench_worker_run(o, kind, idx, nworkers,
-		    sv[1]);
+		rc = kind == K_CEIL ? bench_ceiling_run(o, lfd, sv[1])
+		    : o->scenario == SC_PRESENCE
+		    ? bench_presence_run(o, kind, idx, nworkers, sv[1])
+		    : bench_worker_run(o, kind, idx, nworkers, sv[1]);
 		exit(rc);
 	}
 	close(sv[1]);
@@ -462,8 +529,8 @@ main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	ceiling = o.scenario == SC_CEILING ||
-	    (o.with_ceiling && (o.scenario == SC_FANOUT ||
-	    o.scenario == SC_TOPICS));
+	    (o.with_ceiling &&
+		(o.scenario == SC_FANOUT || o.scenario == SC_TOPICS));
 	o.with_ceiling = ceiling;
 	pubs = o.scenario == SC_FANOUT || o.scenario == SC_TOPICS ||
 	    o.scenario == SC_CLUSTER || o.scenario == SC_PRESENCE;

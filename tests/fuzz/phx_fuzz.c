@@ -56,13 +56,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mode = data[0] % 3;
 	vsn = mode == 0 ? PRO_PHX_V1 : PRO_PHX_V2;
 	binary = mode == 2;
-	if (pro_phx_decode(vsn, binary, (const char *)data + 1, size - 1, &m,
-	    &why) == 0) {
+	if (pro_phx_decode(
+		vsn, binary, (const char *)data + 1, size - 1, &m, &why) == 0) {
 		if (!binary && m.payload != NULL) {
 			round_trip(vsn, &m);
 		}
 	} else if (why == NULL || *why == '\0') {
-		abort();   /* every refusal carries a reason for the close */
+		abort(); /* every refusal carries a reason for the close */
 	}
 	pro_phx_msg_clear(&m);
 	return 0;

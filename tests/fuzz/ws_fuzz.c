@@ -128,9 +128,12 @@ fuzz_http(const uint8_t *data, size_t size, uint8_t **rest, size_t *rest_len)
 	}
 	if (rc == 1) {
 		rc = pro_ws_check_upgrade(&req);
-		if (rc == 0 && pro_ws_write_accept(out, &req, req.ws_protocol &&
-		    pro_http_list_has(req.ws_protocol, "phoenix") ? "phoenix" :
-		    NULL) != 0) {
+		if (rc == 0 &&
+		    pro_ws_write_accept(out, &req,
+			req.ws_protocol &&
+				pro_http_list_has(req.ws_protocol, "phoenix")
+			    ? "phoenix"
+			    : NULL) != 0) {
 			abort();
 		}
 		if (rc != 0 && rc != 400 && rc != 405 && rc != 426) {
@@ -193,8 +196,9 @@ check_msg(const pro_ws_msg *m)
 		break;
 	case PRO_WS_CLOSE:
 		if ((m->close_code != PRO_WS_CLOSE_NO_STATUS &&
-		    !pro_ws_close_code_valid(m->close_code)) ||
-		    !ref_utf8((const uint8_t *)m->data, m->len) || m->len > 123) {
+			!pro_ws_close_code_valid(m->close_code)) ||
+		    !ref_utf8((const uint8_t *)m->data, m->len) ||
+		    m->len > 123) {
 			abort();
 		}
 		break;
@@ -204,10 +208,8 @@ check_msg(const pro_ws_msg *m)
 			abort();
 		}
 		break;
-	case PRO_WS_BINARY:
-		break;
-	default:
-		abort();
+	case PRO_WS_BINARY: break;
+	default: abort();
 	}
 }
 
@@ -223,8 +225,8 @@ fuzz_frames(const uint8_t *data, size_t size, uint32_t *seed)
 	}
 	pro_ws_reader_init(&r, 1 + next_rand(seed) % 100000);
 	while (off < size) {
-		size_t n = next_rand(seed) % 8 == 0 ? size :
-		    1 + next_rand(seed) % 32;
+		size_t n =
+		    next_rand(seed) % 8 == 0 ? size : 1 + next_rand(seed) % 32;
 		pro_ws_msg m;
 		int rc;
 
@@ -233,8 +235,10 @@ fuzz_frames(const uint8_t *data, size_t size, uint32_t *seed)
 		off += n;
 		while ((rc = pro_ws_read(&r, in, &m)) == 1) {
 			check_msg(&m);
-			if (pro_ws_write_frame(out, m.opcode == PRO_WS_PING ?
-			    PRO_WS_PONG : m.opcode, m.data, m.len) != 0) {
+			if (pro_ws_write_frame(out,
+				m.opcode == PRO_WS_PING ? PRO_WS_PONG
+							: m.opcode,
+				m.data, m.len) != 0) {
 				abort();
 			}
 			free(m.data);
@@ -242,7 +246,7 @@ fuzz_frames(const uint8_t *data, size_t size, uint32_t *seed)
 		if (rc == -1) {
 			if (m.data != NULL || m.reason == NULL ||
 			    (m.close_code != 1002 && m.close_code != 1007 &&
-			    m.close_code != 1009 && m.close_code != 1011)) {
+				m.close_code != 1009 && m.close_code != 1011)) {
 				abort();
 			}
 			pro_ws_write_close(out, m.close_code, m.reason);

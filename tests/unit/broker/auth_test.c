@@ -149,9 +149,11 @@ test_valid(void)
 	expect_user(make_token(HS256, "{\"sub\":\"alice\",\"exp\":1700000060}"),
 	    "alice");
 	/* typ may be absent; extra claims are fine; nbf in the past is fine. */
-	expect_user(make_token("{\"alg\":\"HS256\"}",
-	    "{\"sub\":\"bob\",\"exp\":1700000001,\"nbf\":1700000000,"
-	    "\"iat\":1,\"x\":[1,2]}"), "bob");
+	expect_user(
+	    make_token("{\"alg\":\"HS256\"}",
+		"{\"sub\":\"bob\",\"exp\":1700000001,\"nbf\":1700000000,"
+		"\"iat\":1,\"x\":[1,2]}"),
+	    "bob");
 	/* exp as a real number; UTF-8 user id. */
 	expect_user(make_token(HS256, "{\"sub\":\"z\\u00e9\",\"exp\":1.8e9}"),
 	    "z\xc3\xa9");
@@ -168,28 +170,31 @@ test_valid(void)
 static void
 test_expired(void)
 {
-	expect_refused(make_token(HS256, "{\"sub\":\"a\",\"exp\":1699999999}"),
-	    "expired");
+	expect_refused(
+	    make_token(HS256, "{\"sub\":\"a\",\"exp\":1699999999}"), "expired");
 	/* exp == now is already expired. */
-	expect_refused(make_token(HS256, "{\"sub\":\"a\",\"exp\":1700000000}"),
-	    "expired");
-	expect_refused(make_token(HS256, "{\"sub\":\"a\",\"exp\":1.6e9}"),
-	    "expired");
-	expect_refused(make_token(HS256,
-	    "{\"sub\":\"a\",\"exp\":1700000060,\"nbf\":1700000001}"),
+	expect_refused(
+	    make_token(HS256, "{\"sub\":\"a\",\"exp\":1700000000}"), "expired");
+	expect_refused(
+	    make_token(HS256, "{\"sub\":\"a\",\"exp\":1.6e9}"), "expired");
+	expect_refused(
+	    make_token(
+		HS256, "{\"sub\":\"a\",\"exp\":1700000060,\"nbf\":1700000001}"),
 	    "not_yet_valid");
 	expect_refused(make_token(HS256,
-	    "{\"sub\":\"a\",\"exp\":1700000060,\"nbf\":\"0\"}"), "malformed");
+			   "{\"sub\":\"a\",\"exp\":1700000060,\"nbf\":\"0\"}"),
+	    "malformed");
 }
 
 static void
 test_exp_missing(void)
 {
 	expect_refused(make_token(HS256, "{\"sub\":\"a\"}"), "missing_exp");
-	expect_refused(make_token(HS256, "{\"sub\":\"a\",\"exp\":\"1800000000\"}"),
+	expect_refused(
+	    make_token(HS256, "{\"sub\":\"a\",\"exp\":\"1800000000\"}"),
 	    "malformed");
-	expect_refused(make_token(HS256, "{\"sub\":\"a\",\"exp\":null}"),
-	    "malformed");
+	expect_refused(
+	    make_token(HS256, "{\"sub\":\"a\",\"exp\":null}"), "malformed");
 }
 
 static void
@@ -198,8 +203,9 @@ test_bad_signature(void)
 	const char *pl = "{\"sub\":\"a\",\"exp\":1800000000}";
 	const uint8_t other[] = "another-secret";
 
-	expect_refused(make_token_md(EVP_sha256(), other, sizeof(other) - 1,
-	    HS256, pl), "bad_signature");
+	expect_refused(
+	    make_token_md(EVP_sha256(), other, sizeof(other) - 1, HS256, pl),
+	    "bad_signature");
 
 	/* A signature of the wrong length decodes fine but cannot match. */
 	char *tok = make_token(HS256, pl);
@@ -238,18 +244,20 @@ test_wrong_alg(void)
 	expect_refused(make_token("{\"alg\":\"none\"}", pl), "alg_not_allowed");
 	/* Validly signed with HMAC-SHA512 under the same secret. */
 	expect_refused(make_token_md(EVP_sha512(), SECRET, SLEN,
-	    "{\"alg\":\"HS512\",\"typ\":\"JWT\"}", pl), "alg_not_allowed");
+			   "{\"alg\":\"HS512\",\"typ\":\"JWT\"}", pl),
+	    "alg_not_allowed");
 	expect_refused(make_token("{\"alg\":\"RS256\",\"typ\":\"JWT\"}", pl),
 	    "alg_not_allowed");
 	expect_refused(make_token("{\"typ\":\"JWT\"}", pl), "alg_not_allowed");
-	expect_refused(make_token("{\"alg\":\"hs256\"}", pl), "alg_not_allowed");
+	expect_refused(
+	    make_token("{\"alg\":\"hs256\"}", pl), "alg_not_allowed");
 	expect_refused(make_token("{\"alg\":null}", pl), "alg_not_allowed");
 	/* jansson refuses \u0000 outright. */
-	expect_refused(make_token("{\"alg\":\"HS256\\u0000\"}", pl),
-	    "malformed");
+	expect_refused(
+	    make_token("{\"alg\":\"HS256\\u0000\"}", pl), "malformed");
 	/* Other header trouble. */
-	expect_refused(make_token("{\"alg\":\"HS256\",\"typ\":\"JWE\"}", pl),
-	    "malformed");
+	expect_refused(
+	    make_token("{\"alg\":\"HS256\",\"typ\":\"JWE\"}", pl), "malformed");
 	expect_refused(make_token("{\"alg\":\"HS256\",\"crit\":[\"b64\"]}", pl),
 	    "malformed");
 	expect_refused(make_token("{\"alg\":\"HS256\",\"alg\":\"HS256\"}", pl),
@@ -291,19 +299,24 @@ test_garbage(void)
 	expect_refused(make_token("[]", pl), "malformed");
 	/* Duplicate claims are refused rather than resolved either way. */
 	expect_refused(make_token(HS256,
-	    "{\"sub\":\"a\",\"sub\":\"b\",\"exp\":1800000000}"), "malformed");
+			   "{\"sub\":\"a\",\"sub\":\"b\",\"exp\":1800000000}"),
+	    "malformed");
 	/* sub problems. */
-	expect_refused(make_token(HS256, "{\"sub\":42,\"exp\":1800000000}"),
-	    "bad_sub");
-	expect_refused(make_token(HS256, "{\"sub\":[\"a\"],\"exp\":1800000000}"),
+	expect_refused(
+	    make_token(HS256, "{\"sub\":42,\"exp\":1800000000}"), "bad_sub");
+	expect_refused(
+	    make_token(HS256, "{\"sub\":[\"a\"],\"exp\":1800000000}"),
 	    "bad_sub");
 	expect_refused(make_token(HS256, "{\"sub\":\"\",\"exp\":1800000000}"),
 	    "missing_sub");
-	expect_refused(make_token(HS256, "{\"exp\":1800000000}"), "missing_sub");
-	expect_refused(make_token(HS256,
-	    "{\"sub\":\"a\\nb\",\"exp\":1800000000}"), "bad_sub");
-	expect_refused(make_token(HS256,
-	    "{\"sub\":\"a\\u0000b\",\"exp\":1800000000}"), "malformed");
+	expect_refused(
+	    make_token(HS256, "{\"exp\":1800000000}"), "missing_sub");
+	expect_refused(
+	    make_token(HS256, "{\"sub\":\"a\\nb\",\"exp\":1800000000}"),
+	    "bad_sub");
+	expect_refused(
+	    make_token(HS256, "{\"sub\":\"a\\u0000b\",\"exp\":1800000000}"),
+	    "malformed");
 	char payload[400];
 	char sub[BRK_AUTH_SUB_MAX + 2];
 	memset(sub, 'u', BRK_AUTH_SUB_MAX + 1);
@@ -319,14 +332,15 @@ test_garbage(void)
 	expect_refused(big, "too_long");
 
 	/* Bad arguments are not authentication failures. */
-	ASSERT_EQ(brk_auth_verify(SECRET, 0, good, NOW, &user, &why), PL_EINVAL);
-	ASSERT_EQ(brk_auth_verify(NULL, SLEN, good, NOW, &user, &why),
-	    PL_EINVAL);
-	ASSERT_EQ(brk_auth_verify(SECRET, SLEN, NULL, NOW, &user, &why),
-	    PL_EINVAL);
+	ASSERT_EQ(
+	    brk_auth_verify(SECRET, 0, good, NOW, &user, &why), PL_EINVAL);
+	ASSERT_EQ(
+	    brk_auth_verify(NULL, SLEN, good, NOW, &user, &why), PL_EINVAL);
+	ASSERT_EQ(
+	    brk_auth_verify(SECRET, SLEN, NULL, NOW, &user, &why), PL_EINVAL);
 	/* why is optional. */
-	ASSERT_EQ(brk_auth_verify(SECRET, SLEN, "x", NOW, &user, NULL),
-	    PL_EAUTH);
+	ASSERT_EQ(
+	    brk_auth_verify(SECRET, SLEN, "x", NOW, &user, NULL), PL_EAUTH);
 	free(good);
 }
 
@@ -375,8 +389,10 @@ test_padding(void)
 static void
 test_tampered_payload(void)
 {
-	char *good = make_token(HS256, "{\"sub\":\"alice\",\"exp\":1800000000}");
-	char *evil = make_token(HS256, "{\"sub\":\"admin\",\"exp\":1800000000}");
+	char *good =
+	    make_token(HS256, "{\"sub\":\"alice\",\"exp\":1800000000}");
+	char *evil =
+	    make_token(HS256, "{\"sub\":\"admin\",\"exp\":1800000000}");
 	char *gsig = strrchr(good, '.');
 	char *edot = strrchr(evil, '.');
 	size_t n = (size_t)(edot - evil) + strlen(gsig) + 1;
@@ -409,7 +425,8 @@ test_mint_round_trip(void)
 
 	ASSERT_TRUE(tok != NULL);
 	/* Same bytes as the independent signer produces. */
-	char *ref = make_token(HS256, "{\"sub\":\"user-42\",\"exp\":1700003600}");
+	char *ref =
+	    make_token(HS256, "{\"sub\":\"user-42\",\"exp\":1700003600}");
 	ASSERT_STREQ(tok, ref);
 	free(ref);
 	ASSERT_OK(brk_auth_verify(SECRET, SLEN, tok, NOW, &user, &why));
@@ -418,8 +435,9 @@ test_mint_round_trip(void)
 	ASSERT_EQ(brk_auth_verify(SECRET, SLEN, tok, NOW + 3600, &user, &why),
 	    PL_EAUTH);
 	ASSERT_STREQ(why, "expired");
-	ASSERT_EQ(brk_auth_verify((const uint8_t *)"x", 1, tok, NOW, &user,
-	    &why), PL_EAUTH);
+	ASSERT_EQ(
+	    brk_auth_verify((const uint8_t *)"x", 1, tok, NOW, &user, &why),
+	    PL_EAUTH);
 	ASSERT_STREQ(why, "bad_signature");
 	free(tok);
 
@@ -459,7 +477,8 @@ count_entries(const char *dir)
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0) {
 			n++;
 		}
 	}
@@ -513,14 +532,14 @@ test_load_secret(void)
 	/* The flag wins and touches no file. */
 	char dir2[128];
 	snprintf(dir2, sizeof(dir2), "%s/b", tmpdir);
-	ASSERT_OK(brk_auth_load_secret("flag-secret", dir2, &s1, &l1, err,
-	    sizeof(err)));
+	ASSERT_OK(brk_auth_load_secret(
+	    "flag-secret", dir2, &s1, &l1, err, sizeof(err)));
 	ASSERT_EQ(l1, 11);
 	ASSERT_MEMEQ(s1, "flag-secret", 11);
 	free(s1);
 	ASSERT_TRUE(stat(dir2, &st) != 0);
-	ASSERT_OK(brk_auth_load_secret("flag-secret", NULL, &s1, &l1, err,
-	    sizeof(err)));
+	ASSERT_OK(brk_auth_load_secret(
+	    "flag-secret", NULL, &s1, &l1, err, sizeof(err)));
 	free(s1);
 
 	/* An operator-written file: trailing newline ignored. */
@@ -576,8 +595,9 @@ test_load_secret_race(void)
 		if (pids[i] == 0) {
 			uint8_t *sec = NULL;
 			size_t len = 0;
-			int ok = brk_auth_load_secret(NULL, dir, &sec, &len, NULL, 0) ==
-			    PL_OK && len == 64 && write(fds[i][1], sec, 64) == 64;
+			int ok = brk_auth_load_secret(
+				     NULL, dir, &sec, &len, NULL, 0) == PL_OK &&
+			    len == 64 && write(fds[i][1], sec, 64) == 64;
 			_exit(ok ? 0 : 1);
 		}
 		close(fds[i][1]);
@@ -597,7 +617,7 @@ test_load_secret_race(void)
 	rm_rf(tmpdir);
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(test_valid),
 	TEST_ENTRY(test_expired),
 	TEST_ENTRY(test_exp_missing),

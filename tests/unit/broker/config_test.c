@@ -70,7 +70,8 @@ refused(void)
 	brk_config_fini(&c);
 	ASSERT_EQ(brk_config_load(&c, 1, missing, err, sizeof(err)), PL_EINVAL);
 	brk_config_fini(&c);
-	ASSERT_EQ(brk_config_load(&c, 1, positional, err, sizeof(err)), PL_EINVAL);
+	ASSERT_EQ(
+	    brk_config_load(&c, 1, positional, err, sizeof(err)), PL_EINVAL);
 	brk_config_fini(&c);
 	setenv("PARLEY_IDLE_TIMEOUT", "-4", 1);
 	ASSERT_EQ(brk_config_load(&c, 0, NULL, err, sizeof(err)), PL_EINVAL);
@@ -84,18 +85,21 @@ hostport(void)
 	char h[64];
 	int p;
 
-	ASSERT_OK(brk_config_split_hostport("127.0.0.1:4000", h, sizeof(h), &p));
+	ASSERT_OK(
+	    brk_config_split_hostport("127.0.0.1:4000", h, sizeof(h), &p));
 	ASSERT_STREQ(h, "127.0.0.1");
 	ASSERT_EQ(p, 4000);
 	ASSERT_OK(brk_config_split_hostport("[::1]:9", h, sizeof(h), &p));
 	ASSERT_STREQ(h, "::1");
 	ASSERT_EQ(p, 9);
-	ASSERT_EQ(brk_config_split_hostport("nope", h, sizeof(h), &p), PL_EINVAL);
-	ASSERT_EQ(brk_config_split_hostport("h:70000", h, sizeof(h), &p), PL_EINVAL);
+	ASSERT_EQ(
+	    brk_config_split_hostport("nope", h, sizeof(h), &p), PL_EINVAL);
+	ASSERT_EQ(
+	    brk_config_split_hostport("h:70000", h, sizeof(h), &p), PL_EINVAL);
 	ASSERT_EQ(brk_config_split_hostport("h:", h, sizeof(h), &p), PL_EINVAL);
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(defaults),
 	TEST_ENTRY(env_then_flag),
 	TEST_ENTRY(refused),

@@ -99,10 +99,13 @@ nh_client(const char *user, const char *vsn)
 	ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
 	ASSERT_OK(brk_conn_accept(nh_node, sv[0], NULL, 0));
 	fcntl(sv[1], F_SETFL, O_NONBLOCK);
-	snprintf(req, sizeof(req), "GET /socket/websocket?vsn=%s&token=%s "
-	    "HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	snprintf(req, sizeof(req),
+	    "GET /socket/websocket?vsn=%s&token=%s "
+	    "HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: "
+	    "Upgrade\r\n"
 	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-	    "Sec-WebSocket-Version: 13\r\n\r\n", vsn, tok);
+	    "Sec-WebSocket-Version: 13\r\n\r\n",
+	    vsn, tok);
 	free(tok);
 	ASSERT_EQ(write(sv[1], req, strlen(req)), (ssize_t)strlen(req));
 	while (len < 4 || memcmp(resp + len - 4, "\r\n\r\n", 4) != 0) {
@@ -178,7 +181,8 @@ nh_expect(int fd, const char *topic, const char *event, const char *status)
 	ASSERT_STREQ(json_string_value(json_array_get(m, 3)), event);
 	if (status) {
 		ASSERT_STREQ(json_string_value(json_object_get(
-		    json_array_get(m, 4), "status")), status);
+				 json_array_get(m, 4), "status")),
+		    status);
 	}
 	return m;
 }
@@ -186,7 +190,6 @@ nh_expect(int fd, const char *topic, const char *event, const char *status)
 const char *
 nh_reason(json_t *m)
 {
-	return json_string_value(json_object_get(json_object_get(
-	    json_array_get(m, 4), "response"), "reason"));
+	return json_string_value(json_object_get(
+	    json_object_get(json_array_get(m, 4), "response"), "reason"));
 }
-

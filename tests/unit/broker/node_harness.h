@@ -25,8 +25,8 @@ void nh_send(int fd, const char *s);
 /* The next text message as JSON (caller decrefs), NULL after 2 s. */
 json_t *nh_recv(int fd);
 /* Asserts the next V2 message's topic, event and (for replies) status. */
-json_t *nh_expect(int fd, const char *topic, const char *event,
-    const char *status);
+json_t *
+nh_expect(int fd, const char *topic, const char *event, const char *status);
 /* The reason of an error reply. */
 const char *nh_reason(json_t *m);
 

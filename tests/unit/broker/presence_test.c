@@ -17,7 +17,8 @@ join_comments(const char *user, const char *topic)
 	int fd = nh_client(user, "2.0.0");
 	char msg[256];
 
-	snprintf(msg, sizeof(msg), "[\"1\",\"1\",\"%s\",\"phx_join\",{}]", topic);
+	snprintf(
+	    msg, sizeof(msg), "[\"1\",\"1\",\"%s\",\"phx_join\",{}]", topic);
 	nh_send(fd, msg);
 	json_decref(nh_expect(fd, topic, "phx_reply", "ok"));
 	return fd;
@@ -39,8 +40,8 @@ next_diff(int fd, const char *topic)
 static size_t
 metas(json_t *side, const char *key)
 {
-	return json_array_size(json_object_get(json_object_get(side, key),
-	    "metas"));
+	return json_array_size(
+	    json_object_get(json_object_get(side, key), "metas"));
 }
 
 static void
@@ -55,12 +56,16 @@ state_and_coalesced_diff(void)
 	m = nh_expect(a, "comments:p", "presence_state", NULL);
 	st = json_array_get(m, 4);
 	ASSERT_EQ(metas(st, "alice"), 1);
-	ASSERT_TRUE(json_is_integer(json_object_get(json_array_get(
-	    json_object_get(json_object_get(st, "alice"), "metas"), 0),
+	ASSERT_TRUE(json_is_integer(json_object_get(
+	    json_array_get(
+		json_object_get(json_object_get(st, "alice"), "metas"), 0),
 	    "online_at")));
-	ASSERT_EQ(strlen(json_string_value(json_object_get(json_array_get(
-	    json_object_get(json_object_get(st, "alice"), "metas"), 0),
-	    "phx_ref"))), 16);
+	ASSERT_EQ(
+	    strlen(json_string_value(json_object_get(
+		json_array_get(
+		    json_object_get(json_object_get(st, "alice"), "metas"), 0),
+		"phx_ref"))),
+	    16);
 	json_decref(m);
 	/* Alice's own join arrives in the first diff. */
 	d = next_diff(a, "comments:p");
@@ -103,8 +108,8 @@ remote_flap_within_tick(void)
 	json_decref(next_diff(a, "comments:f"));
 	/* A second node, n9, tracks carol; its delta merges here. */
 	ASSERT_OK(clu_presence_create(&remote, "n9", 42, NULL, NULL));
-	ASSERT_OK(clu_presence_join(remote, 7, "comments:f", "carol",
-	    "{\"online_at\":1}", 15, ref));
+	ASSERT_OK(clu_presence_join(
+	    remote, 7, "comments:f", "carol", "{\"online_at\":1}", 15, ref));
 	ASSERT_OK(clu_presence_take_delta(remote, &delta));
 	ASSERT_OK(clu_presence_replica_up(local, "n9", 42));
 	ASSERT_OK(clu_presence_merge(local, delta));
@@ -131,7 +136,7 @@ remote_flap_within_tick(void)
 	nh_stop();
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(state_and_coalesced_diff),
 	TEST_ENTRY(remote_flap_within_tick),
 };

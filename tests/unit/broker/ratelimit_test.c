@@ -19,11 +19,11 @@ test_limit_then_denied(void)
 
 	ASSERT_OK(brk_ratelimit_create(&rl, 30, MIN));
 	for (int i = 0; i < 30; i++) {
-		ASSERT_OK(brk_ratelimit_check(rl, "new_comment", "alice",
-		    1000 + (uint64_t)i));
+		ASSERT_OK(brk_ratelimit_check(
+		    rl, "new_comment", "alice", 1000 + (uint64_t)i));
 	}
-	ASSERT_EQ(brk_ratelimit_check(rl, "new_comment", "alice", 2000),
-	    PL_ELIMIT);
+	ASSERT_EQ(
+	    brk_ratelimit_check(rl, "new_comment", "alice", 2000), PL_ELIMIT);
 	/* Denials are not counted and do not extend anything. */
 	for (int i = 0; i < 100; i++) {
 		ASSERT_EQ(brk_ratelimit_check(rl, "new_comment", "alice", 3000),
@@ -41,7 +41,8 @@ test_separate_keys(void)
 	ASSERT_OK(brk_ratelimit_create(&rl, 2, MIN));
 	ASSERT_OK(brk_ratelimit_check(rl, "new_comment", "alice", 0));
 	ASSERT_OK(brk_ratelimit_check(rl, "new_comment", "alice", 0));
-	ASSERT_EQ(brk_ratelimit_check(rl, "new_comment", "alice", 0), PL_ELIMIT);
+	ASSERT_EQ(
+	    brk_ratelimit_check(rl, "new_comment", "alice", 0), PL_ELIMIT);
 	/* Another user, same action. */
 	ASSERT_OK(brk_ratelimit_check(rl, "new_comment", "bob", 0));
 	ASSERT_OK(brk_ratelimit_check(rl, "new_comment", "bob", 0));
@@ -49,8 +50,8 @@ test_separate_keys(void)
 	/* Same user, another action. */
 	ASSERT_OK(brk_ratelimit_check(rl, "list_comments", "alice", 0));
 	ASSERT_OK(brk_ratelimit_check(rl, "list_comments", "alice", 0));
-	ASSERT_EQ(brk_ratelimit_check(rl, "list_comments", "alice", 0),
-	    PL_ELIMIT);
+	ASSERT_EQ(
+	    brk_ratelimit_check(rl, "list_comments", "alice", 0), PL_ELIMIT);
 	/* "a:b"+"c" and "a"+"b:c" are different keys (Hammer's joined string
 	 * would collide; ours keeps the parts apart). */
 	ASSERT_OK(brk_ratelimit_check(rl, "x:y", "z", 0));
@@ -73,7 +74,8 @@ test_new_window_resets(void)
 	ASSERT_OK(brk_ratelimit_create(&rl, 3, MIN));
 	/* Fixed windows, Hammer-style: [60000, 120000) is one bucket. */
 	for (int i = 0; i < 3; i++) {
-		ASSERT_OK(brk_ratelimit_check(rl, "a", "u", 119997 + (uint64_t)i));
+		ASSERT_OK(
+		    brk_ratelimit_check(rl, "a", "u", 119997 + (uint64_t)i));
 	}
 	ASSERT_EQ(brk_ratelimit_check(rl, "a", "u", 119999), PL_ELIMIT);
 	for (int i = 0; i < 3; i++) {
@@ -162,8 +164,10 @@ test_many_users(void)
 	ASSERT_EQ(brk_ratelimit_sweep(rl, 60000), N);
 	ms_sweep = ms_since(&t0);
 	ASSERT_EQ(brk_ratelimit_count(rl), 0);
-	fprintf(stderr, "  100k users: %.1f ms to insert, %.1f ms for 200k "
-	    "lookups, %.1f ms to sweep\n", ms_insert, ms_hit, ms_sweep);
+	fprintf(stderr,
+	    "  100k users: %.1f ms to insert, %.1f ms for 200k "
+	    "lookups, %.1f ms to sweep\n",
+	    ms_insert, ms_hit, ms_sweep);
 	/* Generous bound (sanitizers, shared CPU): O(1) per check means well
 	 * under 20 us each even instrumented. */
 	ASSERT_TRUE(ms_hit < 4000);
@@ -186,10 +190,27 @@ test_parse(void)
 	ASSERT_EQ(window, 4294967000u);
 
 	static const char *bad[] = {
-		"0/60", "30/0", "x", "", "30", "30/", "/60", "/", "-1/60", "+1/60",
-		" 30/60", "30/60 ", "30 /60", "30/60/1", "30/60s", "3.5/60",
-		"4294967296/60", "99999999999999999999/60", "30/4294968",
-		"30/99999999999999999999", "0x10/60",
+		"0/60",
+		"30/0",
+		"x",
+		"",
+		"30",
+		"30/",
+		"/60",
+		"/",
+		"-1/60",
+		"+1/60",
+		" 30/60",
+		"30/60 ",
+		"30 /60",
+		"30/60/1",
+		"30/60s",
+		"3.5/60",
+		"4294967296/60",
+		"99999999999999999999/60",
+		"30/4294968",
+		"30/99999999999999999999",
+		"0x10/60",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		limit = 7;
@@ -209,7 +230,7 @@ test_parse(void)
 	brk_ratelimit_destroy(NULL);
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(test_limit_then_denied),
 	TEST_ENTRY(test_separate_keys),
 	TEST_ENTRY(test_new_window_resets),

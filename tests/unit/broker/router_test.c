@@ -45,8 +45,8 @@ join_leave_close(void)
 	fd = nh_client("u1", "2.0.0");
 	nh_send(fd, "[\"1\",\"1\",\"comments:v\",\"phx_join\",{}]");
 	m = nh_expect(fd, "comments:v", "phx_reply", "ok");
-	ASSERT_TRUE(json_is_array(json_object_get(json_object_get(
-	    json_array_get(m, 4), "response"), "comments")));
+	ASSERT_TRUE(json_is_array(json_object_get(
+	    json_object_get(json_array_get(m, 4), "response"), "comments")));
 	json_decref(m);
 	json_decref(nh_expect(fd, "comments:v", "presence_state", NULL));
 	ASSERT_EQ(brk_router_channel_count(brk_node_router(nh_node)), 1);
@@ -144,35 +144,40 @@ broadcast_both_serializers(void)
 	nh_start("100");
 	f1 = nh_client("u1", "1.0.0");
 	f2 = nh_client("u2", "2.0.0");
-	nh_send(f1, "{\"topic\":\"comments:v\",\"event\":\"phx_join\","
+	nh_send(f1,
+	    "{\"topic\":\"comments:v\",\"event\":\"phx_join\","
 	    "\"payload\":{},\"ref\":\"1\"}");
 	m = nh_recv(f1);
-	ASSERT_STREQ(json_string_value(json_object_get(m, "event")), "phx_reply");
+	ASSERT_STREQ(
+	    json_string_value(json_object_get(m, "event")), "phx_reply");
 	ASSERT_TRUE(json_object_get(m, "join_ref") == NULL);
 	json_decref(m);
 	json_decref(nh_recv(f1));
 	nh_send(f2, "[\"1\",\"1\",\"comments:v\",\"phx_join\",{}]");
 	json_decref(nh_expect(f2, "comments:v", "phx_reply", "ok"));
 	json_decref(nh_expect(f2, "comments:v", "presence_state", NULL));
-	brk_router_local_broadcast(brk_node_router(nh_node), "comments:v", "ping",
-	    "{\"n\":1}", 7);
+	brk_router_local_broadcast(
+	    brk_node_router(nh_node), "comments:v", "ping", "{\"n\":1}", 7);
 	nh_pump();
 	m = nh_expect(f2, "comments:v", "ping", NULL);
 	ASSERT_TRUE(json_is_null(json_array_get(m, 0)));
-	ASSERT_EQ(json_integer_value(json_object_get(json_array_get(m, 4), "n")), 1);
+	ASSERT_EQ(
+	    json_integer_value(json_object_get(json_array_get(m, 4), "n")), 1);
 	json_decref(m);
 	/* V1: skip the presence diff, find the broadcast. */
 	for (;;) {
 		m = nh_recv(f1);
 		ASSERT_TRUE(m != NULL);
-		if (strcmp(json_string_value(json_object_get(m, "event")), "ping") == 0) {
+		if (strcmp(json_string_value(json_object_get(m, "event")),
+			"ping") == 0) {
 			break;
 		}
 		json_decref(m);
 	}
 	ASSERT_TRUE(json_is_null(json_object_get(m, "ref")));
-	ASSERT_EQ(json_integer_value(json_object_get(json_object_get(m,
-	    "payload"), "n")), 1);
+	ASSERT_EQ(json_integer_value(
+		      json_object_get(json_object_get(m, "payload"), "n")),
+	    1);
 	json_decref(m);
 	close(f1);
 	close(f2);
@@ -195,7 +200,7 @@ malformed_closes_1007(void)
 	nh_stop();
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(heartbeat_and_unmatched),
 	TEST_ENTRY(join_leave_close),
 	TEST_ENTRY(duplicate_join),

@@ -246,7 +246,8 @@ static void
 limits_and_garbage(void)
 {
 	clu_bus *a = open_bus(1 << 20), *b = open_bus(4096);
-	static const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\xff\x01";
+	static const char junk[] =
+	    "GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\xff\x01";
 	struct sockaddr_in sa;
 	char url[64], *big;
 	clu_bus_msg *m;
@@ -373,7 +374,7 @@ connection_tracking(void)
 	clu_bus_destroy(b);
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(both_ways),
 	TEST_ENTRY(reconcile),
 	TEST_ENTRY(pipe_close_redials),

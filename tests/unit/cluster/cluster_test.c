@@ -34,8 +34,8 @@ typedef struct pub_rec {
 	char pub[PRO_WIRE_NAME_MAX + 1];
 	uint64_t last;
 	int count;
-	int gaps;       /* sequence numbers skipped (lost on the bus) */
-	int bad;        /* repeated or out of order, or wrong content */
+	int gaps; /* sequence numbers skipped (lost on the bus) */
+	int bad;  /* repeated or out of order, or wrong content */
 } pub_rec;
 
 typedef struct node {
@@ -44,7 +44,7 @@ typedef struct node {
 	event_rec ev[MAX_EVENTS];
 	int n_ev;
 	int leader_changes;
-	int leader_repeats;     /* reported without a change */
+	int leader_repeats;                 /* reported without a change */
 	char leader[PRO_WIRE_NAME_MAX + 1]; /* last reported; "" for none */
 	pub_rec pubs[MAX_NODES];
 	int n_pubs;
@@ -134,7 +134,8 @@ on_broadcast(void *arg, const char *pub, uint64_t seq, const char *topic,
 }
 
 static void
-on_app(void *arg, const char *from, uint32_t kind, const void *bytes, size_t len)
+on_app(
+    void *arg, const char *from, uint32_t kind, const void *bytes, size_t len)
 {
 	node *nd = arg;
 
@@ -155,8 +156,8 @@ static const timing DEFAULTS = { 500, 1500, 3000 };
 static const timing FAST = { 150, 500, 700 };
 
 static int
-start_node(int i, const char *name, const char *listen, const char *join,
-    timing t)
+start_node(
+    int i, const char *name, const char *listen, const char *join, timing t)
 {
 	clu_cluster_opts o;
 	node *nd = &nodes[i];
@@ -316,8 +317,10 @@ static void
 start_three(timing t)
 {
 	ASSERT_OK(start_node(0, "n1", NULL, NULL, t));
-	ASSERT_OK(start_node(1, "n2", NULL, clu_cluster_self_address(nodes[0].c), t));
-	ASSERT_OK(start_node(2, "n3", NULL, clu_cluster_self_address(nodes[0].c), t));
+	ASSERT_OK(
+	    start_node(1, "n2", NULL, clu_cluster_self_address(nodes[0].c), t));
+	ASSERT_OK(
+	    start_node(2, "n3", NULL, clu_cluster_self_address(nodes[0].c), t));
 }
 
 static int
@@ -352,7 +355,8 @@ count_members(void *arg, const clu_member_info *m)
 		cx->has_self = true;
 	}
 	if (strcmp(m->name, "n2") == 0) {
-		snprintf(cx->addr_of_n2, sizeof(cx->addr_of_n2), "%s", m->address);
+		snprintf(
+		    cx->addr_of_n2, sizeof(cx->addr_of_n2), "%s", m->address);
 	}
 	if (strcmp(m->name, "n1") == 0) {
 		cx->inc_of_n1 = m->incarnation;
@@ -380,7 +384,8 @@ join_and_agree(void)
 		ASSERT_EQ(cx.n, 3);
 		ASSERT_EQ(cx.alive, 3);
 		ASSERT_TRUE(cx.has_self);
-		ASSERT_STREQ(cx.addr_of_n2, clu_cluster_self_address(nodes[1].c));
+		ASSERT_STREQ(
+		    cx.addr_of_n2, clu_cluster_self_address(nodes[1].c));
 		ASSERT_TRUE(clu_cluster_joined(nodes[i].c));
 		ASSERT_STREQ(clu_cluster_leader(nodes[i].c, &since), "n1");
 		ASSERT_TRUE(since > 1600000000000ull);
@@ -416,21 +421,24 @@ crash_and_rejoin(void)
 	cx.self = "n2";
 	clu_cluster_members(nodes[1].c, count_members, &cx);
 	inc_before = cx.inc_of_n1;
-	snprintf(listen, sizeof(listen), "%s", clu_cluster_self_address(nodes[0].c));
+	snprintf(
+	    listen, sizeof(listen), "%s", clu_cluster_self_address(nodes[0].c));
 
 	stop_node(0, true);
 	took = run_until(n1_dead_everywhere, 8000);
-	fprintf(stderr, "  crashed node declared dead everywhere in %ld ms\n", took);
+	fprintf(stderr, "  crashed node declared dead everywhere in %ld ms\n",
+	    took);
 	ASSERT_TRUE(took >= 0 && took < 5000);
 	ASSERT_EQ(events_for(1, "n1", CLU_SUSPECT), 1);
 	ASSERT_EQ(events_for(2, "n1", CLU_SUSPECT), 1);
 	ASSERT_TRUE(leader_is(1, "n2") && leader_is(2, "n2"));
 
 	/* Back on the same address, with a fresh incarnation. */
-	ASSERT_OK(start_node(0, "n1", listen, clu_cluster_self_address(nodes[1].c),
-	    DEFAULTS));
+	ASSERT_OK(start_node(
+	    0, "n1", listen, clu_cluster_self_address(nodes[1].c), DEFAULTS));
 	took = run_until(converged_n1, 10000);
-	fprintf(stderr, "  restarted node rejoined and leads in %ld ms\n", took);
+	fprintf(
+	    stderr, "  restarted node rejoined and leads in %ld ms\n", took);
 	ASSERT_TRUE(took >= 0);
 	memset(&cx, 0, sizeof(cx));
 	cx.self = "n2";
@@ -506,8 +514,8 @@ garbage_survived(void)
 	int fd, port;
 
 	ASSERT_OK(start_node(0, "n1", NULL, NULL, DEFAULTS));
-	ASSERT_OK(start_node(1, "n2", NULL, clu_cluster_self_address(nodes[0].c),
-	    DEFAULTS));
+	ASSERT_OK(start_node(
+	    1, "n2", NULL, clu_cluster_self_address(nodes[0].c), DEFAULTS));
 	ASSERT_TRUE(run_until(n2_alive_on_n1, 5000) >= 0);
 
 	/* A raw bus peer: unknown kind and newer version are skipped, bytes
@@ -541,7 +549,8 @@ garbage_survived(void)
 	}
 	run_for(300);
 	clu_cluster_stats_get(nodes[0].c, &st);
-	fprintf(stderr, "  raw bus peer: malformed %llu unknown %llu cut off %llu\n",
+	fprintf(stderr,
+	    "  raw bus peer: malformed %llu unknown %llu cut off %llu\n",
 	    (unsigned long long)st.malformed, (unsigned long long)st.unknown,
 	    (unsigned long long)st.cut_off_peers);
 	ASSERT_EQ(st.unknown, 2);
@@ -556,15 +565,16 @@ garbage_survived(void)
 	/* Raw TCP: garbage after a valid SP handshake reaches us and is
 	 * counted; an absurd frame length gets the connection closed by NNG;
 	 * bytes without a handshake never get past NNG at all. */
-	sscanf(strrchr(clu_cluster_self_address(nodes[0].c), ':') + 1, "%d", &port);
+	sscanf(strrchr(clu_cluster_self_address(nodes[0].c), ':') + 1, "%d",
+	    &port);
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	{
-		static const unsigned char sp[] = { 0, 'S', 'P', 0, 0, 0x70, 0, 0,
-			0, 0, 0, 0, 0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o',
-			0, 0, 0x10, 0, 0, 0, 0, 0 };
+		static const unsigned char sp[] = { 0, 'S', 'P', 0, 0, 0x70, 0,
+			0, 0, 0, 0, 0, 0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o', 0,
+			0, 0x10, 0, 0, 0, 0, 0 };
 		uint64_t before = st.malformed;
 
 		fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -585,7 +595,8 @@ garbage_survived(void)
 	/* The cluster carries on. */
 	run_for(2500);
 	ASSERT_TRUE(n2_alive_on_n1());
-	ASSERT_OK(clu_cluster_broadcast(nodes[1].c, "t:n2", "ev", "{\"n\":1}", 7));
+	ASSERT_OK(
+	    clu_cluster_broadcast(nodes[1].c, "t:n2", "ev", "{\"n\":1}", 7));
 	run_for(200);
 	ASSERT_EQ(nodes[0].pubs[0].count, 1);
 	ASSERT_EQ(nodes[0].pubs[0].bad, 0);
@@ -638,8 +649,8 @@ broadcast_order(void)
 			for (int k = 1; k <= 50; k++) {
 				int len = snprintf(payload, sizeof(payload),
 				    "{\"n\":%d}", round * 50 + k);
-				ASSERT_OK(clu_cluster_broadcast(nodes[i].c, topic,
-				    "ev", payload, (size_t)len));
+				ASSERT_OK(clu_cluster_broadcast(nodes[i].c,
+				    topic, "ev", payload, (size_t)len));
 			}
 		}
 		run_for(5);
@@ -650,18 +661,20 @@ broadcast_order(void)
 	for (int i = 0; i < 3; i++) {
 		char topic[32];
 		snprintf(topic, sizeof(topic), "t:%s", nodes[i].name);
-		ASSERT_OK(clu_cluster_broadcast(nodes[i].c, topic, "ev",
-		    "{\"n\":1001}", 10));
+		ASSERT_OK(clu_cluster_broadcast(
+		    nodes[i].c, topic, "ev", "{\"n\":1001}", 10));
 	}
 	took = run_until(all_broadcasts_in, 10000);
 	for (int i = 0; took < 0 && i < 3; i++) {
 		clu_cluster_stats_get(nodes[i].c, &st);
-		fprintf(stderr, "  %s: gaps %llu dups %llu dropped %llu:", nodes[i].name,
-		    (unsigned long long)st.gaps, (unsigned long long)st.duplicates,
+		fprintf(stderr,
+		    "  %s: gaps %llu dups %llu dropped %llu:", nodes[i].name,
+		    (unsigned long long)st.gaps,
+		    (unsigned long long)st.duplicates,
 		    (unsigned long long)st.dropped);
 		for (int k = 0; k < nodes[i].n_pubs; k++) {
-			fprintf(stderr, " %s=%d/%llu/bad %d", nodes[i].pubs[k].pub,
-			    nodes[i].pubs[k].count,
+			fprintf(stderr, " %s=%d/%llu/bad %d",
+			    nodes[i].pubs[k].pub, nodes[i].pubs[k].count,
 			    (unsigned long long)nodes[i].pubs[k].last,
 			    nodes[i].pubs[k].bad);
 		}
@@ -679,15 +692,19 @@ broadcast_order(void)
 		for (int k = 0; k < 2; k++) {
 			ASSERT_EQ(nodes[i].pubs[k].bad, 0);
 			ASSERT_EQ(nodes[i].pubs[k].last, 1001);
-			ASSERT_EQ(nodes[i].pubs[k].count + nodes[i].pubs[k].gaps, 1001);
+			ASSERT_EQ(
+			    nodes[i].pubs[k].count + nodes[i].pubs[k].gaps,
+			    1001);
 			gaps += nodes[i].pubs[k].gaps;
 		}
 		ASSERT_EQ(st.gaps, gaps);
 		ASSERT_EQ(st.broadcasts_delivered, 2002 - gaps);
 		total_gaps += gaps;
 	}
-	fprintf(stderr, "  3 x 1001 broadcasts delivered in order, %ld ms after "
-	    "the last send, %d lost on the bus\n", took, total_gaps);
+	fprintf(stderr,
+	    "  3 x 1001 broadcasts delivered in order, %ld ms after "
+	    "the last send, %d lost on the bus\n",
+	    took, total_gaps);
 
 	/* App messages: addressed to one node, or to all. */
 	ASSERT_OK(clu_cluster_send_app(nodes[2].c, "n1", 7, "to-n1", 5));
@@ -780,14 +797,15 @@ formation_under_traffic(void)
 		took = run_until(all_alive, 1000);
 		if (took < 0) {
 			for (int i = 0; i < 3; i++) {
-				fprintf(stderr, "  round %d: %s sees n1 %s n2 %s n3 %s\n",
+				fprintf(stderr,
+				    "  round %d: %s sees n1 %s n2 %s n3 %s\n",
 				    round, nodes[i].name,
 				    clu_status_name(clu_cluster_member_status(
-				    nodes[i].c, "n1")),
+					nodes[i].c, "n1")),
 				    clu_status_name(clu_cluster_member_status(
-				    nodes[i].c, "n2")),
+					nodes[i].c, "n2")),
 				    clu_status_name(clu_cluster_member_status(
-				    nodes[i].c, "n3")));
+					nodes[i].c, "n3")));
 			}
 		}
 		ASSERT_TRUE(took >= 0);
@@ -795,8 +813,10 @@ formation_under_traffic(void)
 		chatter = false;
 		stop_all();
 	}
-	fprintf(stderr, "  %d formations under traffic: all alive everywhere "
-	    "within %ld ms at worst\n", rounds, worst);
+	fprintf(stderr,
+	    "  %d formations under traffic: all alive everywhere "
+	    "within %ld ms at worst\n",
+	    rounds, worst);
 }
 
 /* A node that leaves reports no leader, once, and then follows nobody's
@@ -842,13 +862,14 @@ duplicate_name(void)
 	count_ctx cx;
 
 	ASSERT_OK(start_node(0, "n1", NULL, NULL, DEFAULTS));
-	ASSERT_OK(start_node(1, "n2", NULL, clu_cluster_self_address(nodes[0].c),
-	    DEFAULTS));
+	ASSERT_OK(start_node(
+	    1, "n2", NULL, clu_cluster_self_address(nodes[0].c), DEFAULTS));
 	ASSERT_TRUE(run_until(n2_alive_on_n1, 5000) >= 0);
-	snprintf(addr_n2, sizeof(addr_n2), "%s", clu_cluster_self_address(nodes[1].c));
+	snprintf(addr_n2, sizeof(addr_n2), "%s",
+	    clu_cluster_self_address(nodes[1].c));
 	usleep(2000); /* a strictly newer start id */
-	ASSERT_OK(start_node(2, "n2", NULL, clu_cluster_self_address(nodes[0].c),
-	    DEFAULTS));
+	ASSERT_OK(start_node(
+	    2, "n2", NULL, clu_cluster_self_address(nodes[0].c), DEFAULTS));
 	ASSERT_TRUE(run_until(conflict_seen, 3000) >= 0);
 	run_for(2000);
 	memset(&cx, 0, sizeof(cx));
@@ -938,7 +959,7 @@ bad_options(void)
 	clu_cluster_destroy(NULL, false);
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(join_and_agree),
 	TEST_ENTRY(crash_and_rejoin),
 	TEST_ENTRY(graceful_leave),

@@ -89,7 +89,7 @@ fault_hook(void)
 	clu_filter_destroy(f);
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(malformed_limits),
 	TEST_ENTRY(fault_hook),
 };

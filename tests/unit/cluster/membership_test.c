@@ -11,8 +11,11 @@
 static clu_membership_opts
 opts(void)
 {
-	clu_membership_opts o = { .suspect_after_ms = 1500, .dead_after_ms = 3000,
-		.forget_after_ms = 600000, .stall_ms = 1000, .max_members = 64 };
+	clu_membership_opts o = { .suspect_after_ms = 1500,
+		.dead_after_ms = 3000,
+		.forget_after_ms = 600000,
+		.stall_ms = 1000,
+		.max_members = 64 };
 	return o;
 }
 
@@ -26,18 +29,24 @@ entry(const char *name, const char *addr, int status, uint64_t inc,
 }
 
 /* Pops one event and checks it. */
-#define EXPECT_EVENT(m, nm, o, n) do { clu_member_event ev_; \
-	ASSERT_TRUE(clu_membership_next_event((m), &ev_)); \
-	ASSERT_STREQ(ev_.name, (nm)); ASSERT_EQ(ev_.old_status, (o)); \
-	ASSERT_EQ(ev_.new_status, (n)); } while (0)
+#define EXPECT_EVENT(m, nm, o, n)                                              \
+	do {                                                                   \
+		clu_member_event ev_;                                          \
+		ASSERT_TRUE(clu_membership_next_event((m), &ev_));             \
+		ASSERT_STREQ(ev_.name, (nm));                                  \
+		ASSERT_EQ(ev_.old_status, (o));                                \
+		ASSERT_EQ(ev_.new_status, (n));                                \
+	} while (0)
 
 /* A direct ping from `name`: heard() and its own digest entry. */
 static clu_verdict
 ping(clu_membership *m, const char *name, uint64_t inc, uint64_t start,
     uint64_t now)
 {
-	pro_wire_member e = entry(name, "tcp://x:1", PRO_WIRE_ALIVE, inc, start);
-	clu_verdict v = clu_membership_heard(m, pro_wire_cstr(name), inc, start, now);
+	pro_wire_member e =
+	    entry(name, "tcp://x:1", PRO_WIRE_ALIVE, inc, start);
+	clu_verdict v =
+	    clu_membership_heard(m, pro_wire_cstr(name), inc, start, now);
 
 	if (v == CLU_ACCEPT || v == CLU_ACCEPT_RESTART) {
 		clu_membership_merge(m, pro_wire_cstr(name), &e, 1, now);
@@ -322,8 +331,8 @@ address_changes(void)
 	ASSERT_OK(clu_membership_create(&m, "me", "tcp://me:1", 1, &o));
 	ASSERT_TRUE(!clu_membership_take_addr_changed(m));
 	/* Heard first through a message that carries no digest. */
-	ASSERT_EQ(clu_membership_heard(m, pro_wire_cstr("b"), 5, 5, 10),
-	    CLU_ACCEPT);
+	ASSERT_EQ(
+	    clu_membership_heard(m, pro_wire_cstr("b"), 5, 5, 10), CLU_ACCEPT);
 	ASSERT_TRUE(!clu_membership_take_addr_changed(m));
 	ASSERT_STREQ(clu_membership_address(m, "b"), "");
 	e = entry("b", "tcp://b:1", PRO_WIRE_ALIVE, 5, 5);
@@ -375,12 +384,13 @@ bad_args(void)
 	clu_membership *m;
 
 	ASSERT_EQ(clu_membership_create(&m, "", "tcp://x:1", 1, &o), PL_EINVAL);
-	ASSERT_EQ(clu_membership_create(&m, NULL, "tcp://x:1", 1, &o), PL_EINVAL);
+	ASSERT_EQ(
+	    clu_membership_create(&m, NULL, "tcp://x:1", 1, &o), PL_EINVAL);
 	ASSERT_STREQ(clu_status_name(CLU_SUSPECT), "suspect");
 	ASSERT_STREQ(clu_status_name(CLU_NONE), "none");
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(timeouts_and_leader),
 	TEST_ENTRY(precedence),
 	TEST_ENTRY(refutation),

@@ -31,19 +31,23 @@ sample(pro_presence_kind kind)
 	uint32_t r0, r1, t0, t1;
 	const uint64_t dots[] = { 9, 7, 9, 12 };
 	ASSERT_OK(pro_presence_msg_create(&m, kind));
-	ASSERT_OK(pro_presence_msg_add_replica(m, "node-a", 0xfedcba9876543210ULL,
-	    3, 8, dots, 4, &r0));
-	ASSERT_OK(pro_presence_msg_add_replica(m, "node-b", 1, 0, 0, NULL, 0,
-	    &r1));
+	ASSERT_OK(pro_presence_msg_add_replica(
+	    m, "node-a", 0xfedcba9876543210ULL, 3, 8, dots, 4, &r0));
+	ASSERT_OK(
+	    pro_presence_msg_add_replica(m, "node-b", 1, 0, 0, NULL, 0, &r1));
 	m->sender = r1;
 	if (kind == PRO_PRESENCE_CLOCKS) {
 		return m;
 	}
 	ASSERT_OK(pro_presence_msg_add_topic(m, "comments:v1", &t0));
 	ASSERT_OK(pro_presence_msg_add_topic(m, "presence:u\xc3\xa9", &t1));
-	pro_presence_entry e = { .replica = r0, .topic = t0, .clock = 4,
-	    .owner = UINT64_MAX, .key = "alice",
-	    .meta = "{\"online_at\":1700000000}", .meta_len = 24 };
+	pro_presence_entry e = { .replica = r0,
+		.topic = t0,
+		.clock = 4,
+		.owner = UINT64_MAX,
+		.key = "alice",
+		.meta = "{\"online_at\":1700000000}",
+		.meta_len = 24 };
 	for (int i = 0; i < PRO_PRESENCE_REF_BYTES; i++) {
 		e.ref[i] = (uint8_t)(i * 17);
 		e.prev_ref[i] = (uint8_t)(255 - i);
@@ -70,9 +74,11 @@ assert_msg_eq(const pro_presence_msg *a, const pro_presence_msg *b)
 	ASSERT_EQ(a->sender, b->sender);
 	ASSERT_EQ(a->nreplicas, b->nreplicas);
 	for (size_t i = 0; i < a->nreplicas; i++) {
-		const pro_presence_replica *x = &a->replicas[i], *y = &b->replicas[i];
+		const pro_presence_replica *x = &a->replicas[i],
+					   *y = &b->replicas[i];
 		ASSERT_STREQ(x->name, y->name);
-		ASSERT_TRUE(x->vsn == y->vsn && x->lo == y->lo && x->hi == y->hi);
+		ASSERT_TRUE(
+		    x->vsn == y->vsn && x->lo == y->lo && x->hi == y->hi);
 		ASSERT_EQ(x->ndots, y->ndots);
 		for (size_t j = 0; j < x->ndots; j++) {
 			ASSERT_TRUE(x->dots[j] == y->dots[j]);
@@ -84,7 +90,8 @@ assert_msg_eq(const pro_presence_msg *a, const pro_presence_msg *b)
 	}
 	ASSERT_EQ(a->nentries, b->nentries);
 	for (size_t i = 0; i < a->nentries; i++) {
-		const pro_presence_entry *x = &a->entries[i], *y = &b->entries[i];
+		const pro_presence_entry *x = &a->entries[i],
+					 *y = &b->entries[i];
 		ASSERT_TRUE(x->replica == y->replica && x->topic == y->topic &&
 		    x->clock == y->clock && x->owner == y->owner);
 		ASSERT_STREQ(x->key, y->key);
@@ -93,7 +100,8 @@ assert_msg_eq(const pro_presence_msg *a, const pro_presence_msg *b)
 		ASSERT_MEMEQ(x->ref, y->ref, PRO_PRESENCE_REF_BYTES);
 		ASSERT_EQ(x->has_prev, y->has_prev);
 		if (x->has_prev) {
-			ASSERT_MEMEQ(x->prev_ref, y->prev_ref, PRO_PRESENCE_REF_BYTES);
+			ASSERT_MEMEQ(
+			    x->prev_ref, y->prev_ref, PRO_PRESENCE_REF_BYTES);
 		}
 	}
 }
@@ -218,8 +226,10 @@ test_corrupted(void)
 			bad++;
 		}
 	}
-	fprintf(stderr, "  corrupted: %d decoded, %d rejected; %zu entries "
-	    "merged\n", ok, bad, clu_presence_size(p));
+	fprintf(stderr,
+	    "  corrupted: %d decoded, %d rejected; %zu entries "
+	    "merged\n",
+	    ok, bad, clu_presence_size(p));
 	clu_presence_destroy(p);
 	ASSERT_TRUE(bad > 0);
 	free(x);
@@ -293,9 +303,9 @@ crafted(int bad)
 	uint8_t ref[12] = { 0 };
 	h_init(&h);
 	msgpack_pack_array(pk, 6);
-	msgpack_pack_uint32(pk, bad == 1 ? 2 : 1);          /* version */
-	msgpack_pack_uint32(pk, bad == 2 ? 7 : 1);          /* kind */
-	msgpack_pack_uint32(pk, bad == 3 ? 1 : 0);          /* sender */
+	msgpack_pack_uint32(pk, bad == 1 ? 2 : 1); /* version */
+	msgpack_pack_uint32(pk, bad == 2 ? 7 : 1); /* kind */
+	msgpack_pack_uint32(pk, bad == 3 ? 1 : 0); /* sender */
 	msgpack_pack_array(pk, 1);
 	msgpack_pack_array(pk, 5);
 	if (bad == 4) {
@@ -304,27 +314,27 @@ crafted(int bad)
 		h_str(&h, "a", 1);
 	}
 	msgpack_pack_uint64(pk, 1);
-	msgpack_pack_uint64(pk, bad == 5 ? 9 : 0);          /* lo > hi */
+	msgpack_pack_uint64(pk, bad == 5 ? 9 : 0); /* lo > hi */
 	msgpack_pack_uint64(pk, 4);
 	msgpack_pack_array(pk, 1);
-	msgpack_pack_uint64(pk, bad == 6 ? 0 : 6);          /* zero dot */
+	msgpack_pack_uint64(pk, bad == 6 ? 0 : 6); /* zero dot */
 	msgpack_pack_array(pk, 1);
 	if (bad == 7) {
-		h_str(&h, "t\0x", 3);                            /* NUL */
+		h_str(&h, "t\0x", 3); /* NUL */
 	} else {
 		h_str(&h, "t", 1);
 	}
 	msgpack_pack_array(pk, 1);
 	msgpack_pack_array(pk, bad == 8 ? 7 : 8);
 	msgpack_pack_uint32(pk, 0);
-	msgpack_pack_uint32(pk, bad == 9 ? 1 : 0);          /* topic index */
-	msgpack_pack_uint64(pk, bad == 10 ? 0 : 2);         /* clock */
+	msgpack_pack_uint32(pk, bad == 9 ? 1 : 0);  /* topic index */
+	msgpack_pack_uint64(pk, bad == 10 ? 0 : 2); /* clock */
 	if (bad == 11) {
 		msgpack_pack_double(pk, 1.5);
 	} else {
 		msgpack_pack_uint64(pk, 77);
 	}
-	h_str(&h, "k", bad == 12 ? 0 : 1);                 /* empty key */
+	h_str(&h, "k", bad == 12 ? 0 : 1); /* empty key */
 	msgpack_pack_bin(pk, bad == 13 ? 11 : 12);
 	msgpack_pack_bin_body(pk, ref, bad == 13 ? 11 : 12);
 	if (bad == 14) {
@@ -338,7 +348,7 @@ crafted(int bad)
 		h_str(&h, "{}", 2);
 	}
 	if (bad == 16) {
-		msgpack_pack_nil(pk);                            /* trailing */
+		msgpack_pack_nil(pk); /* trailing */
 	}
 	return h_decode(&h);
 }
@@ -361,9 +371,10 @@ test_huge_counts(void)
 {
 	/* array32 / map32 / str32 / bin32 claiming 4 G items or bytes. */
 	static const unsigned char a32[] = { 0x96, 0x01, 0x01, 0x00, 0xdd, 0xff,
-	    0xff, 0xff, 0xff, 0x90, 0x90 };
+		0xff, 0xff, 0xff, 0x90, 0x90 };
 	static const unsigned char m32[] = { 0xdf, 0xff, 0xff, 0xff, 0xff };
-	static const unsigned char s32[] = { 0xdb, 0xff, 0xff, 0xff, 0xff, 'a' };
+	static const unsigned char s32[] = { 0xdb, 0xff, 0xff, 0xff, 0xff,
+		'a' };
 	static const unsigned char e32[] = { 0xc9, 0xff, 0xff, 0xff, 0xff, 1 };
 	pro_presence_msg *d;
 	ASSERT_EQ(pro_presence_decode(a32, sizeof(a32), &d), PL_EPROTO);
@@ -440,7 +451,8 @@ test_presence_state_through_codec(void)
 	}
 	for (int i = 0; i < 10000; i += 3) {
 		snprintf(key, sizeof(key), "user-%d", i);
-		ASSERT_OK(clu_presence_leave(a, (uint64_t)i, "comments:v", key));
+		ASSERT_OK(
+		    clu_presence_leave(a, (uint64_t)i, "comments:v", key));
 	}
 	ASSERT_OK(clu_presence_export(a, "b", &m));
 	ASSERT_OK(pro_presence_encode(m, &buf, &len));
@@ -450,7 +462,8 @@ test_presence_state_through_codec(void)
 	ASSERT_EQ(clu_presence_key_count(b, "comments:v"), 6666);
 	ASSERT_EQ(clu_presence_count(b, "comments:v", "user-1"), 1);
 	ASSERT_EQ(clu_presence_count(b, "comments:v", "user-3"), 0);
-	fprintf(stderr, "  full state: %zu entries in %zu bytes (%.1f B/entry)\n",
+	fprintf(stderr,
+	    "  full state: %zu entries in %zu bytes (%.1f B/entry)\n",
 	    m->nentries, len, (double)len / (double)m->nentries);
 	free(buf);
 	pro_presence_msg_destroy(m);
@@ -473,7 +486,7 @@ test_presence_state_through_codec(void)
 	clu_presence_destroy(b);
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(test_roundtrip),
 	TEST_ENTRY(test_builder_validation),
 	TEST_ENTRY(test_truncated),

@@ -126,7 +126,8 @@ list_cb(void *arg, const char *topic, const char *key,
 	char buf[256];
 	for (size_t i = 0; i < n; i++) {
 		snprintf(buf, sizeof(buf), "%s|%s|%s|%" PRIu64 "|%s|%s", topic,
-		    key, m[i].phx_ref, m[i].owner, m[i].meta, m[i].phx_ref_prev);
+		    key, m[i].phx_ref, m[i].owner, m[i].meta,
+		    m[i].phx_ref_prev);
 		sv_add(out, buf);
 	}
 }
@@ -203,14 +204,15 @@ test_join_leave_list(void)
 	char ref[17];
 	svec l = { 0 };
 	ASSERT_OK(clu_presence_create(&p, "n1", 1, rec_diff, &r));
-	ASSERT_OK(clu_presence_join(p, 7, "t0", "alice", META, strlen(META),
-	    ref));
+	ASSERT_OK(
+	    clu_presence_join(p, 7, "t0", "alice", META, strlen(META), ref));
 	ASSERT_EQ(r.calls, 1);
 	ASSERT_EQ(r.joins, 1);
 	ASSERT_STREQ(r.last_topic, "t0");
 	ASSERT_STREQ(r.join_ref, ref);
-	ASSERT_EQ(clu_presence_join(p, 7, "t0", "alice", META, strlen(META),
-	    NULL), PL_EEXIST);
+	ASSERT_EQ(
+	    clu_presence_join(p, 7, "t0", "alice", META, strlen(META), NULL),
+	    PL_EEXIST);
 	ASSERT_OK(clu_presence_join(p, 7, "t0", "bob", "{}", 2, NULL));
 	ASSERT_OK(clu_presence_join(p, 7, "t1", "alice", "{}", 2, NULL));
 	ASSERT_EQ(clu_presence_key_count(p, "t0"), 2);
@@ -258,12 +260,12 @@ test_same_key_two_metas(void)
 	clu_presence *p;
 	got g = { 0 };
 	ASSERT_OK(clu_presence_create(&p, "n1", 1, NULL, NULL));
-	ASSERT_OK(clu_presence_join(p, 1, "presence:u1", "phone", "{}", 2,
-	    NULL));
-	ASSERT_OK(clu_presence_join(p, 2, "presence:u1", "phone", "{}", 2,
-	    NULL));
-	ASSERT_OK(clu_presence_join(p, 3, "presence:u1", "laptop", "{}", 2,
-	    NULL));
+	ASSERT_OK(
+	    clu_presence_join(p, 1, "presence:u1", "phone", "{}", 2, NULL));
+	ASSERT_OK(
+	    clu_presence_join(p, 2, "presence:u1", "phone", "{}", 2, NULL));
+	ASSERT_OK(
+	    clu_presence_join(p, 3, "presence:u1", "laptop", "{}", 2, NULL));
 	ASSERT_EQ(clu_presence_count(p, "presence:u1", "phone"), 2);
 	ASSERT_EQ(clu_presence_key_count(p, "presence:u1"), 2);
 	ASSERT_OK(clu_presence_get(p, "presence:u1", "phone", got_cb, &g));
@@ -288,7 +290,8 @@ test_leave_owner(void)
 	got g = { 0 };
 	ASSERT_OK(clu_presence_create(&p, "n1", 1, rec_diff, &r));
 	for (int t = 0; t < 3; t++) {
-		ASSERT_OK(clu_presence_join(p, 42, topics[t], "u", "{}", 2, NULL));
+		ASSERT_OK(
+		    clu_presence_join(p, 42, topics[t], "u", "{}", 2, NULL));
 	}
 	ASSERT_OK(clu_presence_join(p, 43, "t0", "u", "{}", 2, NULL));
 	ASSERT_EQ(clu_presence_owner_list(p, 42, got_cb, &g), 3);
@@ -312,14 +315,14 @@ test_phx_ref_unique(void)
 	char ref[17];
 	ASSERT_OK(clu_presence_create(&p, "n1", 1, NULL, NULL));
 	for (int i = 0; i < 5000; i++) {
-		ASSERT_OK(clu_presence_join(p, (uint64_t)i, "t", "k", "{}", 2,
-		    ref));
+		ASSERT_OK(
+		    clu_presence_join(p, (uint64_t)i, "t", "k", "{}", 2, ref));
 		ASSERT_EQ(strlen(ref), 16);
 		for (int c = 0; c < 16; c++) {
 			char ch = ref[c];
-			ASSERT_TRUE((ch >= 'A' && ch <= 'Z') || (ch >= 'a' &&
-			    ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
-			    ch == '_');
+			ASSERT_TRUE((ch >= 'A' && ch <= 'Z') ||
+			    (ch >= 'a' && ch <= 'z') ||
+			    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_');
 		}
 		ASSERT_TRUE(sv_add(&refs, ref));
 		if (i % 2 == 0) {
@@ -338,8 +341,8 @@ test_update(void)
 	char ref1[17], ref2[17];
 	svec l = { 0 };
 	ASSERT_OK(clu_presence_create(&p, "n1", 1, rec_diff, &r));
-	ASSERT_EQ(clu_presence_update(p, 1, "t0", "u", "{}", 2, NULL),
-	    PL_ENOTFOUND);
+	ASSERT_EQ(
+	    clu_presence_update(p, 1, "t0", "u", "{}", 2, NULL), PL_ENOTFOUND);
 	ASSERT_OK(clu_presence_join(p, 1, "t0", "u", "{\"a\":1}", 7, ref1));
 	r = (rec){ 0 };
 	ASSERT_OK(clu_presence_update(p, 1, "t0", "u", "{\"a\":2}", 7, ref2));
@@ -466,8 +469,8 @@ test_down_up_permdown(void)
 	for (int i = 0; i < 10; i++) {
 		char key[8];
 		snprintf(key, sizeof(key), "k%d", i);
-		ASSERT_OK(clu_presence_join(a, (uint64_t)i, "t0", key, "{}", 2,
-		    NULL));
+		ASSERT_OK(clu_presence_join(
+		    a, (uint64_t)i, "t0", key, "{}", 2, NULL));
 	}
 	send_delta(a, b);
 	ASSERT_EQ(clu_presence_key_count(b, "t0"), 11);
@@ -575,28 +578,26 @@ random_ops(clu_presence *p, uint64_t base, int nops)
 		switch (rn(4)) {
 		case 0:
 		case 1:
-			(void)clu_presence_join(p, owner, t, key, meta, strlen(meta),
-			    NULL);
+			(void)clu_presence_join(
+			    p, owner, t, key, meta, strlen(meta), NULL);
 			break;
-		case 2:
-			(void)clu_presence_leave(p, owner, t, key);
-			break;
+		case 2: (void)clu_presence_leave(p, owner, t, key); break;
 		default:
-			(void)clu_presence_update(p, owner, t, key, meta,
-			    strlen(meta), NULL);
+			(void)clu_presence_update(
+			    p, owner, t, key, meta, strlen(meta), NULL);
 			break;
 		}
 	}
 }
 
 static clu_presence *
-observer(const char *name, clu_presence **peers, const char **names,
-    int npeers)
+observer(const char *name, clu_presence **peers, const char **names, int npeers)
 {
 	clu_presence *o;
 	ASSERT_OK(clu_presence_create(&o, name, 99, NULL, NULL));
 	for (int i = 0; i < npeers; i++) {
-		ASSERT_OK(clu_presence_replica_up(o, names[i], (uint64_t)i + 1));
+		ASSERT_OK(
+		    clu_presence_replica_up(o, names[i], (uint64_t)i + 1));
 	}
 	(void)peers;
 	return o;
@@ -619,18 +620,19 @@ test_merge_laws(void)
 	svec truth = { 0 }, l = { 0 };
 	rng_state = 7;
 	for (int i = 0; i < 3; i++) {
-		ASSERT_OK(clu_presence_create(&r[i], names[i], (uint64_t)i + 1,
-		    NULL, NULL));
+		ASSERT_OK(clu_presence_create(
+		    &r[i], names[i], (uint64_t)i + 1, NULL, NULL));
 		for (int j = 0; j < 3; j++) {
-			ASSERT_OK(clu_presence_replica_up(r[i], names[j],
-			    (uint64_t)j + 1));
+			ASSERT_OK(clu_presence_replica_up(
+			    r[i], names[j], (uint64_t)j + 1));
 		}
 	}
 	/* Three rounds of ops, each round's deltas kept; partial exchange. */
 	for (int round = 0; round < 3; round++) {
 		for (int i = 0; i < 3; i++) {
 			random_ops(r[i], (uint64_t)i * 100, 40);
-			ASSERT_OK(clu_presence_take_delta(r[i], &d[round * 3 + i]));
+			ASSERT_OK(
+			    clu_presence_take_delta(r[i], &d[round * 3 + i]));
 			ASSERT_TRUE(d[round * 3 + i] != NULL);
 		}
 		ASSERT_OK(clu_presence_merge(r[(round + 1) % 3], d[round * 3]));
@@ -641,7 +643,7 @@ test_merge_laws(void)
 	}
 	/* Full states: commutative, associative, idempotent. */
 	static const int ord1[] = { 0, 1, 2 }, ord2[] = { 2, 0, 1 },
-	    ord3[] = { 1, 1, 0, 2, 0, 2 };
+			 ord3[] = { 1, 1, 0, 2, 0, 2 };
 	for (int i = 0; i < 5; i++) {
 		char nm[8];
 		snprintf(nm, sizeof(nm), "o%d", i);
@@ -675,7 +677,8 @@ test_merge_laws(void)
 		clu_presence *x;
 		ASSERT_OK(clu_presence_create(&x, "ox", 98, rec_diff, &rr));
 		for (int i = 0; i < 3; i++) {
-			ASSERT_OK(clu_presence_replica_up(x, names[i], (uint64_t)i + 1));
+			ASSERT_OK(clu_presence_replica_up(
+			    x, names[i], (uint64_t)i + 1));
 		}
 		merge_all(x, st, ord1, 3);
 		ASSERT_EQ(rr.joins, truth.n);
@@ -737,8 +740,8 @@ typedef struct node {
 	clu_presence *p;
 	char name[8];
 	uint64_t vsn;
-	svec view;     /* built from diffs only, as a client would */
-	svec removed;  /* refs this node saw leave (not merely hidden) */
+	svec view;    /* built from diffs only, as a client would */
+	svec removed; /* refs this node saw leave (not merely hidden) */
 	bool in_down;
 	const char *err;
 	tracked tr[NOWNERS * NTOPICS * 6];
@@ -760,8 +763,8 @@ typedef struct net {
 } net;
 
 static void
-node_diff(void *arg, const char *topic, const clu_presence_meta *j,
-    size_t nj, const clu_presence_meta *l, size_t nl)
+node_diff(void *arg, const char *topic, const clu_presence_meta *j, size_t nj,
+    const clu_presence_meta *l, size_t nl)
 {
 	node *n = arg;
 	char buf[128];
@@ -808,8 +811,8 @@ enqueue(net *w, int src, int dst, const pro_presence_msg *m, bool lossy)
 		}
 		char *b = malloc(len);
 		memcpy(b, buf, len);
-		w->q[w->nq++] = (wire){ .src = src, .dst = dst, .buf = b,
-		    .len = len };
+		w->q[w->nq++] =
+		    (wire){ .src = src, .dst = dst, .buf = b, .len = len };
 		w->sent++;
 	}
 	free(buf);
@@ -856,8 +859,8 @@ local_op(node *n, int step)
 	if (op < 12 || n->ntr == 0) {
 		tracked t = { .owner = rn(NOWNERS), .topic = (int)rn(NTOPICS) };
 		snprintf(t.key, sizeof(t.key), "k%u", rn(6));
-		int rc = clu_presence_join(n->p, t.owner, topics[t.topic], t.key,
-		    meta, strlen(meta), ref);
+		int rc = clu_presence_join(n->p, t.owner, topics[t.topic],
+		    t.key, meta, strlen(meta), ref);
 		if (rc == PL_OK) {
 			n->tr[n->ntr++] = t;
 		} else {
@@ -940,7 +943,8 @@ restart(net *w, int i)
 	n->vsn += 1000;
 	ASSERT_OK(clu_presence_create(&n->p, n->name, n->vsn, node_diff, n));
 	for (int j = 0; j < NN; j++) {
-		ASSERT_OK(clu_presence_replica_up(n->p, w->n[j].name, w->n[j].vsn));
+		ASSERT_OK(
+		    clu_presence_replica_up(n->p, w->n[j].name, w->n[j].vsn));
 	}
 	for (size_t k = w->nq; k-- > 0;) {
 		if (w->q[k].src == i) {
@@ -962,18 +966,19 @@ run_property(uint64_t seed, int nops)
 		node *n = &w.n[i];
 		snprintf(n->name, sizeof(n->name), "n%d", i);
 		n->vsn = seed * 10 + (uint64_t)i;
-		ASSERT_OK(clu_presence_create(&n->p, n->name, n->vsn, node_diff,
-		    n));
+		ASSERT_OK(
+		    clu_presence_create(&n->p, n->name, n->vsn, node_diff, n));
 	}
 	for (int i = 0; i < NN; i++) {
 		for (int j = 0; j < NN; j++) {
-			ASSERT_OK(clu_presence_replica_up(w.n[i].p, w.n[j].name,
-			    w.n[j].vsn));
+			ASSERT_OK(clu_presence_replica_up(
+			    w.n[i].p, w.n[j].name, w.n[j].vsn));
 		}
 	}
 	for (int step = 0; step < nops; step++) {
 		unsigned r = rn(100);
-		int i = (int)rn(NN), j = (int)((unsigned)(i + 1 + rn(NN - 1)) % NN);
+		int i = (int)rn(NN),
+		    j = (int)((unsigned)(i + 1 + rn(NN - 1)) % NN);
 		if (rn(1000) < 3) {
 			restart(&w, i);
 		} else if (r < 40) {
@@ -988,12 +993,13 @@ run_property(uint64_t seed, int nops)
 			(void)anti_entropy(&w, i, j, true);
 		} else if (!w.n[i].down[j]) {
 			w.n[i].in_down = true;
-			ASSERT_OK(clu_presence_replica_down(w.n[i].p, w.n[j].name));
+			ASSERT_OK(
+			    clu_presence_replica_down(w.n[i].p, w.n[j].name));
 			w.n[i].in_down = false;
 			w.n[i].down[j] = true;
 		} else {
-			ASSERT_OK(clu_presence_replica_up(w.n[i].p, w.n[j].name,
-			    w.n[j].vsn));
+			ASSERT_OK(clu_presence_replica_up(
+			    w.n[i].p, w.n[j].name, w.n[j].vsn));
 			w.n[i].down[j] = false;
 		}
 		ASSERT_TRUE(w.n[i].err == NULL);
@@ -1002,8 +1008,8 @@ run_property(uint64_t seed, int nops)
 	 * then clock-driven transfers until nobody is behind. */
 	for (int i = 0; i < NN; i++) {
 		for (int j = 0; j < NN; j++) {
-			ASSERT_OK(clu_presence_replica_up(w.n[i].p, w.n[j].name,
-			    w.n[j].vsn));
+			ASSERT_OK(clu_presence_replica_up(
+			    w.n[i].p, w.n[j].name, w.n[j].vsn));
 		}
 		tick(&w, i, false);
 	}
@@ -1030,8 +1036,8 @@ run_property(uint64_t seed, int nops)
 		sv_free(&l);
 		listing(w.n[i].p, &l);
 		if (!sv_eq(&l, &truth)) {
-			fprintf(stderr, "  seed %" PRIu64 " node %d diverged\n", seed,
-			    i);
+			fprintf(stderr, "  seed %" PRIu64 " node %d diverged\n",
+			    seed, i);
 			sv_dump("node", &l);
 			sv_dump("truth", &truth);
 		}
@@ -1040,8 +1046,10 @@ run_property(uint64_t seed, int nops)
 		for (size_t k = 0; k < l.n; k++) {
 			char buf[128];
 			const char *s = l.v[k];
-			const char *p1 = strchr(s, '|'), *p2 = strchr(p1 + 1, '|');
-			snprintf(buf, sizeof(buf), "%.*s", (int)(p2 - s + 17), s);
+			const char *p1 = strchr(s, '|'),
+				   *p2 = strchr(p1 + 1, '|');
+			snprintf(
+			    buf, sizeof(buf), "%.*s", (int)(p2 - s + 17), s);
 			sv_add(&view_full, buf);
 		}
 		ASSERT_TRUE(sv_eq(&view_full, &w.n[i].view));
@@ -1055,8 +1063,10 @@ run_property(uint64_t seed, int nops)
 		}
 		sv_free(&view_full);
 	}
-	fprintf(stderr, "  seed %" PRIu64 ": %d ops, %zu entries, %zu msgs "
-	    "(%zu dropped, %zu dup, %zu states), %zu restarts, %d sync rounds\n",
+	fprintf(stderr,
+	    "  seed %" PRIu64 ": %d ops, %zu entries, %zu msgs "
+	    "(%zu dropped, %zu dup, %zu states), %zu restarts, %d sync "
+	    "rounds\n",
 	    seed, nops, truth.n, w.sent, w.dropped, w.dups, w.states,
 	    w.restarts, rounds);
 	sv_free(&l);
@@ -1073,7 +1083,7 @@ static void
 test_property_convergence(void)
 {
 	static const uint64_t seeds[] = { 1, 2, 3, 42, 1234, 987654321, 77,
-	    31337 };
+		31337 };
 	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
 		run_property(seeds[i], 5000);
 	}
@@ -1096,10 +1106,10 @@ join_leave_ns(clu_presence *p, const char *topic, int iters)
 	double t0 = now_s();
 	for (int i = 0; i < iters; i++) {
 		snprintf(key, sizeof(key), "user-%d", 900000 + i % 64);
-		ASSERT_OK(clu_presence_join(p, 5000000 + (uint64_t)i, topic, key,
-		    META, strlen(META), NULL));
-		ASSERT_OK(clu_presence_leave(p, 5000000 + (uint64_t)i, topic,
-		    key));
+		ASSERT_OK(clu_presence_join(p, 5000000 + (uint64_t)i, topic,
+		    key, META, strlen(META), NULL));
+		ASSERT_OK(
+		    clu_presence_leave(p, 5000000 + (uint64_t)i, topic, key));
 	}
 	return (now_s() - t0) * 1e9 / iters;
 }
@@ -1111,8 +1121,8 @@ heap_used(void)
 }
 
 static void
-noop_diff(void *arg, const char *topic, const clu_presence_meta *j,
-    size_t nj, const clu_presence_meta *l, size_t nl)
+noop_diff(void *arg, const char *topic, const clu_presence_meta *j, size_t nj,
+    const clu_presence_meta *l, size_t nl)
 {
 	(void)arg, (void)topic, (void)j, (void)nj, (void)l, (void)nl;
 }
@@ -1153,22 +1163,26 @@ test_bench_topic_size(void)
 	}
 	size_t h4 = heap_used();
 	ASSERT_EQ(clu_presence_key_count(p, "comments:big"), big);
-	fprintf(stderr, "  join+leave: %.0f ns on a %d-entry topic, %.0f ns on "
-	    "a 10-entry topic (ratio %.2f)\n", tb / 3, big, ts / 3, tb / ts);
+	fprintf(stderr,
+	    "  join+leave: %.0f ns on a %d-entry topic, %.0f ns on "
+	    "a 10-entry topic (ratio %.2f)\n",
+	    tb / 3, big, ts / 3, tb / ts);
 	(void)h0;
 	if (h2 > h1 && h4 > h3) {
-		fprintf(stderr, "  heap per entry: %.0f B (one big topic, key "
+		fprintf(stderr,
+		    "  heap per entry: %.0f B (one big topic, key "
 		    "per user), %.0f B (one topic per user)\n",
 		    (double)(h2 - h1) / big, (double)(h4 - h3) / big);
 	} else {
-		fprintf(stderr, "  heap per entry: n/a (allocator not glibc)\n");
+		fprintf(
+		    stderr, "  heap per entry: n/a (allocator not glibc)\n");
 	}
 	/* Loose on purpose: the machine is shared; O(N) would be ~1000x. */
 	ASSERT_TRUE(tb / ts < 8.0);
 	clu_presence_destroy(p);
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(test_join_leave_list),
 	TEST_ENTRY(test_same_key_two_metas),
 	TEST_ENTRY(test_leave_owner),

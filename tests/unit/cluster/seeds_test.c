@@ -38,8 +38,10 @@ parse_join(void)
 	char **urls, **dns;
 	size_t nu, nd;
 
-	ASSERT_OK(clu_seeds_parse_join(" tcp://a:1 ,, dns:svc.local:4002,"
-	    "tcp://a:1,\ttcp://b:2\t, dns:svc.local:4002", &urls, &nu, &dns, &nd));
+	ASSERT_OK(
+	    clu_seeds_parse_join(" tcp://a:1 ,, dns:svc.local:4002,"
+				 "tcp://a:1,\ttcp://b:2\t, dns:svc.local:4002",
+		&urls, &nu, &dns, &nd));
 	ASSERT_EQ(nu, 2);
 	ASSERT_STREQ(urls[0], "tcp://a:1");
 	ASSERT_STREQ(urls[1], "tcp://b:2");
@@ -109,8 +111,10 @@ self_urls(void)
 
 	ASSERT_EQ(clu_seeds_create(&s, "nonsense", "tcp://me:1", clu_bus_fd(b)),
 	    PL_EINVAL);
-	ASSERT_OK(clu_seeds_create(&s, "tcp://me:1, tcp://127.0.0.1:1, "
-	    "tcp://127.0.0.2:1", "tcp://me:1", clu_bus_fd(b)));
+	ASSERT_OK(clu_seeds_create(&s,
+	    "tcp://me:1, tcp://127.0.0.1:1, "
+	    "tcp://127.0.0.2:1",
+	    "tcp://me:1", clu_bus_fd(b)));
 	ASSERT_TRUE(clu_seeds_configured(s));
 	ASSERT_TRUE(clu_seeds_is_self(s, "tcp://me:1"));
 	ASSERT_TRUE(!clu_seeds_is_self(s, "tcp://127.0.0.2:1"));
@@ -145,8 +149,10 @@ dns_seeds(void)
 	uint64_t end = now_ms() + 10000;
 	bool got = false;
 
-	ASSERT_OK(clu_seeds_create(&s, "dns:localhost:4555, "
-	    "dns:no-such-host.invalid:1", "tcp://me:1", clu_bus_fd(b)));
+	ASSERT_OK(clu_seeds_create(&s,
+	    "dns:localhost:4555, "
+	    "dns:no-such-host.invalid:1",
+	    "tcp://me:1", clu_bus_fd(b)));
 	ASSERT_OK(clu_seeds_resolve(s));
 	ASSERT_EQ(clu_seeds_resolve(s), PL_EAGAIN); /* one lookup at a time */
 	while (!got && now_ms() < end) {
@@ -171,7 +177,7 @@ dns_seeds(void)
 	usleep(200 * 1000);
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(parse_join),
 	TEST_ENTRY(derive_advertise),
 	TEST_ENTRY(self_urls),

@@ -27,16 +27,20 @@ hdr(const char *sender)
 static bool
 str_is(pro_wire_str s, const char *c)
 {
-	return s.ptr != NULL && s.len == strlen(c) && memcmp(s.ptr, c, s.len) == 0;
+	return s.ptr != NULL && s.len == strlen(c) &&
+	    memcmp(s.ptr, c, s.len) == 0;
 }
 
 static void
 roundtrip_digest(void)
 {
 	pro_wire_member in[3] = {
-		{ pro_wire_cstr("n1"), pro_wire_cstr("tcp://10.0.0.1:4002"), PRO_WIRE_ALIVE, 5, 100 },
-		{ pro_wire_cstr("n2"), pro_wire_cstr(""), PRO_WIRE_SUSPECT, 6, 200 },
-		{ pro_wire_cstr("n3"), pro_wire_cstr("tcp://[::1]:4002"), PRO_WIRE_LEFT, UINT64_MAX, 300 },
+		{ pro_wire_cstr("n1"), pro_wire_cstr("tcp://10.0.0.1:4002"),
+		    PRO_WIRE_ALIVE, 5, 100 },
+		{ pro_wire_cstr("n2"), pro_wire_cstr(""), PRO_WIRE_SUSPECT, 6,
+		    200 },
+		{ pro_wire_cstr("n3"), pro_wire_cstr("tcp://[::1]:4002"),
+		    PRO_WIRE_LEFT, UINT64_MAX, 300 },
 	};
 	pro_wire_str skip[2] = { pro_wire_cstr("n7"), pro_wire_cstr("n8") };
 	pro_wire_hdr h = hdr("n1");
@@ -150,7 +154,8 @@ frame(void)
 	}
 	ASSERT_OK(pro_wire_encode_leave(&b, &h));
 	while (off < b.len) {
-		ASSERT_OK(pro_wire_decode(b.data + off, b.len - off, &used_, &m));
+		ASSERT_OK(
+		    pro_wire_decode(b.data + off, b.len - off, &used_, &m));
 		n++;
 		if (n <= 100) {
 			ASSERT_EQ(m.kind, PRO_WIRE_BROADCAST);
@@ -172,7 +177,8 @@ encode_limits(void)
 	char longname[PRO_WIRE_NAME_MAX + 2];
 	char topic[PRO_WIRE_TOPIC_MAX + 2];
 	pro_wire_hdr h = hdr("n1");
-	pro_wire_member bad = { pro_wire_cstr("x"), pro_wire_cstr(""), 4, 1, 1 };
+	pro_wire_member bad = { pro_wire_cstr("x"), pro_wire_cstr(""), 4, 1,
+		1 };
 	pro_wire_buf b;
 
 	memset(longname, 'a', sizeof(longname) - 1);
@@ -180,15 +186,18 @@ encode_limits(void)
 	memset(topic, 't', sizeof(topic) - 1);
 	topic[sizeof(topic) - 1] = '\0';
 	pro_wire_buf_init(&b);
-	ASSERT_EQ(pro_wire_encode_digest(&b, PRO_WIRE_PING, &h, &bad, 1), PL_EINVAL);
-	ASSERT_EQ(pro_wire_encode_digest(&b, PRO_WIRE_LEAVE, &h, NULL, 0), PL_EINVAL);
+	ASSERT_EQ(
+	    pro_wire_encode_digest(&b, PRO_WIRE_PING, &h, &bad, 1), PL_EINVAL);
+	ASSERT_EQ(
+	    pro_wire_encode_digest(&b, PRO_WIRE_LEAVE, &h, NULL, 0), PL_EINVAL);
 	h.sender = pro_wire_cstr(longname);
 	ASSERT_EQ(pro_wire_encode_leave(&b, &h), PL_EINVAL);
 	h.sender = pro_wire_cstr("has space");
 	ASSERT_EQ(pro_wire_encode_leave(&b, &h), PL_EINVAL);
 	h.sender = pro_wire_cstr("n1");
 	ASSERT_EQ(pro_wire_encode_broadcast(&b, &h, pro_wire_cstr(topic),
-	    pro_wire_cstr("e"), "{}", 2, pro_wire_cstr("n1"), 1), PL_EINVAL);
+		      pro_wire_cstr("e"), "{}", 2, pro_wire_cstr("n1"), 1),
+	    PL_EINVAL);
 	h.n_skip = PRO_WIRE_SKIP_MAX + 1;
 	ASSERT_EQ(pro_wire_encode_leave(&b, &h), PL_EINVAL);
 	ASSERT_EQ(b.len, 0); /* failed encoders leave the buffer alone */
@@ -283,12 +292,17 @@ random_input(void)
 		if (pro_wire_decode(x, b.len, &used_, &m) == PL_OK) {
 			ok++;
 			ASSERT_TRUE(m.skip != PRO_WIRE_SKIP_NONE ||
-			    (m.hdr.sender.len >= 1 && m.hdr.sender.len <= PRO_WIRE_NAME_MAX));
+			    (m.hdr.sender.len >= 1 &&
+				m.hdr.sender.len <= PRO_WIRE_NAME_MAX));
 			if (m.skip == PRO_WIRE_SKIP_NONE &&
-			    (m.kind == PRO_WIRE_PING || m.kind == PRO_WIRE_PING_ACK)) {
-				ASSERT_TRUE(m.u.digest.n <= PRO_WIRE_DIGEST_MAX);
+			    (m.kind == PRO_WIRE_PING ||
+				m.kind == PRO_WIRE_PING_ACK)) {
+				ASSERT_TRUE(
+				    m.u.digest.n <= PRO_WIRE_DIGEST_MAX);
 				for (size_t k = 0; k < m.u.digest.n; k++) {
-					ASSERT_TRUE(m.u.digest.members[k].status <= PRO_WIRE_LEFT);
+					ASSERT_TRUE(
+					    m.u.digest.members[k].status <=
+					    PRO_WIRE_LEFT);
 				}
 			}
 			pro_wire_msg_release(&m);
@@ -304,9 +318,12 @@ random_input(void)
 static void
 hostile_counts(void)
 {
-	static const unsigned char arr32[] = { 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01 };
-	static const unsigned char map32[] = { 0xdf, 0x7f, 0xff, 0xff, 0xff, 0x01, 0x01 };
-	static const unsigned char str32[] = { 0xdb, 0xff, 0xff, 0xff, 0xf0, 'a' };
+	static const unsigned char arr32[] = { 0xdd, 0xff, 0xff, 0xff, 0xff,
+		0x01 };
+	static const unsigned char map32[] = { 0xdf, 0x7f, 0xff, 0xff, 0xff,
+		0x01, 0x01 };
+	static const unsigned char str32[] = { 0xdb, 0xff, 0xff, 0xff, 0xf0,
+		'a' };
 	static const unsigned char bin32[] = { 0xc6, 0x7f, 0xff, 0xff, 0xff };
 	static const unsigned char never[] = { 0xc1 };
 	unsigned char deep[200];
@@ -411,7 +428,7 @@ versions_and_kinds(void)
 	msgpack_sbuffer_destroy(&sb);
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(roundtrip_digest),
 	TEST_ENTRY(roundtrip_others),
 	TEST_ENTRY(frame),

@@ -11,15 +11,15 @@
 #include "proto/http.h"
 #include "proto/ws.h"
 
-#define UPGRADE_REQ \
-	"GET /socket/websocket?vsn=2.0.0&token=abc HTTP/1.1\r\n" \
-	"Host: server.example.com\r\n" \
-	"Upgrade: websocket\r\n" \
-	"Connection: Upgrade\r\n" \
-	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" \
-	"Origin: http://example.com\r\n" \
-	"Sec-WebSocket-Protocol: chat, superchat\r\n" \
-	"Sec-WebSocket-Version: 13\r\n" \
+#define UPGRADE_REQ                                                            \
+	"GET /socket/websocket?vsn=2.0.0&token=abc HTTP/1.1\r\n"               \
+	"Host: server.example.com\r\n"                                         \
+	"Upgrade: websocket\r\n"                                               \
+	"Connection: Upgrade\r\n"                                              \
+	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"                      \
+	"Origin: http://example.com\r\n"                                       \
+	"Sec-WebSocket-Protocol: chat, superchat\r\n"                          \
+	"Sec-WebSocket-Version: 13\r\n"                                        \
 	"\r\n"
 
 /* Parses `text` alone; returns pro_http_parse's result. */
@@ -85,8 +85,9 @@ test_complete_request(void)
 	ASSERT_EQ(req.version_minor, 0);
 	pro_http_req_free(&req);
 	/* Absolute-form target. */
-	ASSERT_EQ(parse_str("GET http://h:4000/s/w?x=1 HTTP/1.1\r\n\r\n", &req,
-	    &st), 1);
+	ASSERT_EQ(
+	    parse_str("GET http://h:4000/s/w?x=1 HTTP/1.1\r\n\r\n", &req, &st),
+	    1);
 	ASSERT_STREQ(req.path, "/s/w");
 	ASSERT_STREQ(req.query, "x=1");
 	pro_http_req_free(&req);
@@ -126,27 +127,27 @@ static void
 test_malformed_requests(void)
 {
 	static const char *bad[] = {
-		"GET /\r\n\r\n",                          /* no version */
+		"GET /\r\n\r\n", /* no version */
 		"GET / HTTP/1\r\n\r\n",
 		"GET / HTTP/1.1x\r\n\r\n",
 		"GET / http/1.1\r\n\r\n",
-		"GET  / HTTP/1.1\r\n\r\n",                /* two spaces */
+		"GET  / HTTP/1.1\r\n\r\n", /* two spaces */
 		"GET / HTTP/1.1 \r\n\r\n",
-		"G(T / HTTP/1.1\r\n\r\n",                 /* bad method char */
-		"\r\n\r\n",                               /* empty line */
-		"GET /\x01 HTTP/1.1\r\n\r\n",             /* CTL in target */
-		"GET / HTTP/1.1\r\nHost : x\r\n\r\n",     /* space before ':' */
-		"GET / HTTP/1.1\r\nHost\r\n\r\n",         /* no colon */
-		"GET / HTTP/1.1\r\n: x\r\n\r\n",          /* empty name */
-		"GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n",   /* obs-fold */
-		"GET / HTTP/1.1\nHost: x\r\n\r\n",        /* bare LF */
-		"GET / HTTP/1.1\r\nA: b\rc\r\n\r\n",      /* bare CR */
-		"GET / HTTP/1.1\r\nA: b\x7f\r\n\r\n",     /* DEL in value */
+		"G(T / HTTP/1.1\r\n\r\n",               /* bad method char */
+		"\r\n\r\n",                             /* empty line */
+		"GET /\x01 HTTP/1.1\r\n\r\n",           /* CTL in target */
+		"GET / HTTP/1.1\r\nHost : x\r\n\r\n",   /* space before ':' */
+		"GET / HTTP/1.1\r\nHost\r\n\r\n",       /* no colon */
+		"GET / HTTP/1.1\r\n: x\r\n\r\n",        /* empty name */
+		"GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", /* obs-fold */
+		"GET / HTTP/1.1\nHost: x\r\n\r\n",      /* bare LF */
+		"GET / HTTP/1.1\r\nA: b\rc\r\n\r\n",    /* bare CR */
+		"GET / HTTP/1.1\r\nA: b\x7f\r\n\r\n",   /* DEL in value */
 		"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
 		"GET / HTTP/1.1\r\nSec-WebSocket-Key: a\r\n"
-		    "Sec-WebSocket-Key: b\r\n\r\n",
+		"Sec-WebSocket-Key: b\r\n\r\n",
 		"GET / HTTP/1.1\r\nSec-WebSocket-Version: 13\r\n"
-		    "Sec-WebSocket-Version: 8\r\n\r\n",
+		"Sec-WebSocket-Version: 8\r\n\r\n",
 		"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
 		"GET / HTTP/1.1\r\nContent-Length:\r\n\r\n",
 	};
@@ -229,9 +230,13 @@ test_case_insensitive_headers(void)
 	pro_http_req req;
 	int st;
 
-	ASSERT_EQ(parse_str("GET /x HTTP/1.1\r\nhOsT: h\r\nUPGRADE: WebSocket\r\n"
-	    "CONNECTION: UPGRADE\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-	    "SEC-WEBSOCKET-VERSION:13\r\norigin:   o  \r\n\r\n", &req, &st), 1);
+	ASSERT_EQ(
+	    parse_str("GET /x HTTP/1.1\r\nhOsT: h\r\nUPGRADE: WebSocket\r\n"
+		      "CONNECTION: UPGRADE\r\nsec-websocket-key: "
+		      "dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		      "SEC-WEBSOCKET-VERSION:13\r\norigin:   o  \r\n\r\n",
+		&req, &st),
+	    1);
 	ASSERT_STREQ(req.host, "h");
 	ASSERT_STREQ(req.ws_version, "13");
 	ASSERT_STREQ(req.origin, "o"); /* surrounding whitespace trimmed */
@@ -245,26 +250,34 @@ test_connection_token_list(void)
 	pro_http_req req;
 	int st;
 
-	ASSERT_EQ(verdict("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
-	    "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"), 0);
+	ASSERT_EQ(
+	    verdict("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+		    "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Version: "
+		    "13\r\n"
+		    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"),
+	    0);
 	/* Repeated list headers are joined. */
 	ASSERT_EQ(parse_str("GET / HTTP/1.1\r\nConnection: keep-alive\r\n"
-	    "Connection: upgrade\r\nUpgrade: h2c\r\nUpgrade: websocket\r\n\r\n",
-	    &req, &st), 1);
+			    "Connection: upgrade\r\nUpgrade: h2c\r\nUpgrade: "
+			    "websocket\r\n\r\n",
+		      &req, &st),
+	    1);
 	ASSERT_STREQ(req.connection, "keep-alive, upgrade");
 	ASSERT_TRUE(pro_http_list_has(req.connection, "Upgrade"));
 	ASSERT_TRUE(pro_http_list_has(req.upgrade, "websocket"));
 	pro_http_req_free(&req);
 	ASSERT_TRUE(pro_http_list_has(" a ,\tb,,c ", "b"));
 	ASSERT_TRUE(pro_http_list_has("a,c", "c"));
-	ASSERT_TRUE(!pro_http_list_has("upgrade-insecure, keep-alive", "upgrade"));
+	ASSERT_TRUE(
+	    !pro_http_list_has("upgrade-insecure, keep-alive", "upgrade"));
 	ASSERT_TRUE(!pro_http_list_has("", "upgrade"));
 	ASSERT_TRUE(!pro_http_list_has(NULL, "upgrade"));
 	/* Without the upgrade token the handshake is refused. */
-	ASSERT_EQ(verdict("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
-	    "Connection: keep-alive\r\nSec-WebSocket-Version: 13\r\n"
-	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"), 400);
+	ASSERT_EQ(
+	    verdict("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+		    "Connection: keep-alive\r\nSec-WebSocket-Version: 13\r\n"
+		    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"),
+	    400);
 }
 
 static void
@@ -276,37 +289,47 @@ test_upgrade_checks(void)
 	struct evbuffer *out = evbuffer_new();
 	char *text;
 
-	ASSERT_EQ(verdict("POST / HTTP/1.1\r\nHost: h\r\n" UPG V13 KEY "\r\n"),
-	    405);
-	ASSERT_EQ(verdict("get / HTTP/1.1\r\nHost: h\r\n" UPG V13 KEY "\r\n"),
-	    405);
-	ASSERT_EQ(verdict("GET / HTTP/1.0\r\nHost: h\r\n" UPG V13 KEY "\r\n"),
-	    400);
+	ASSERT_EQ(
+	    verdict("POST / HTTP/1.1\r\nHost: h\r\n" UPG V13 KEY "\r\n"), 405);
+	ASSERT_EQ(
+	    verdict("get / HTTP/1.1\r\nHost: h\r\n" UPG V13 KEY "\r\n"), 405);
+	ASSERT_EQ(
+	    verdict("GET / HTTP/1.0\r\nHost: h\r\n" UPG V13 KEY "\r\n"), 400);
 	ASSERT_EQ(verdict("GET / HTTP/1.1\r\n" UPG V13 KEY "\r\n"), 400);
-	ASSERT_EQ(verdict("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n"
-	    V13 KEY "\r\n"), 400);
+	ASSERT_EQ(
+	    verdict(
+		"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n" V13 KEY
+		"\r\n"),
+	    400);
 	ASSERT_EQ(verdict("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\n"
-	    "Connection: Upgrade\r\n" V13 KEY "\r\n"), 400);
+			  "Connection: Upgrade\r\n" V13 KEY "\r\n"),
+	    400);
 	ASSERT_EQ(verdict("GET / HTTP/1.1\r\nHost: h\r\n" UPG KEY "\r\n"), 400);
 	ASSERT_EQ(verdict("GET / HTTP/1.1\r\nHost: h\r\n" UPG V13 KEY
-	    "Content-Length: 5\r\n\r\n"), 400);
+			  "Content-Length: 5\r\n\r\n"),
+	    400);
 	ASSERT_EQ(verdict("GET / HTTP/1.1\r\nHost: h\r\n" UPG V13 KEY
-	    "Transfer-Encoding: chunked\r\n\r\n"), 400);
+			  "Transfer-Encoding: chunked\r\n\r\n"),
+	    400);
 	ASSERT_EQ(verdict("GET / HTTP/1.1\r\nHost: h\r\n" UPG V13 KEY
-	    "Content-Length: 0\r\n\r\n"), 0);
+			  "Content-Length: 0\r\n\r\n"),
+	    0);
 	/* Version 8 (an older draft): 426 with the version we speak. */
 	ASSERT_EQ(verdict("GET / HTTP/1.1\r\nHost: h\r\n" UPG KEY
-	    "Sec-WebSocket-Version: 8\r\n\r\n"), 426);
+			  "Sec-WebSocket-Version: 8\r\n\r\n"),
+	    426);
 	ASSERT_OK(pro_ws_write_refusal(out, 426));
 	evbuffer_add(out, "", 1);
 	text = (char *)evbuffer_pullup(out, -1);
-	ASSERT_TRUE(strncmp(text, "HTTP/1.1 426 Upgrade Required\r\n", 31) == 0);
+	ASSERT_TRUE(
+	    strncmp(text, "HTTP/1.1 426 Upgrade Required\r\n", 31) == 0);
 	ASSERT_TRUE(strstr(text, "\r\nSec-WebSocket-Version: 13\r\n") != NULL);
 	ASSERT_TRUE(strstr(text, "\r\nConnection: close\r\n") != NULL);
 	evbuffer_drain(out, evbuffer_get_length(out));
 	ASSERT_OK(pro_ws_write_refusal(out, 405));
 	evbuffer_add(out, "", 1);
-	ASSERT_TRUE(strstr((char *)evbuffer_pullup(out, -1), "\r\nAllow: GET\r\n"));
+	ASSERT_TRUE(
+	    strstr((char *)evbuffer_pullup(out, -1), "\r\nAllow: GET\r\n"));
 	evbuffer_free(out);
 }
 
@@ -315,12 +338,12 @@ test_key_validation(void)
 {
 	static const char *bad[] = {
 		"",
-		"dGhlIHNhbXBsZSBub25jZQ=",     /* 23 chars */
-		"dGhlIHNhbXBsZSBub25jZQ",      /* no padding */
-		"dGhlIHNhbXBsZSBub25jZQAA",    /* 24 chars: 18 bytes */
-		"dGhlIHNhbXBsZSBub25jZQA=",    /* 17 bytes */
-		"AAAAAAAAAAAAAAAAAAAA",        /* 15 bytes */
-		"dGhlIHNhbXBsZSBub25jZ*==",    /* not base64 */
+		"dGhlIHNhbXBsZSBub25jZQ=",  /* 23 chars */
+		"dGhlIHNhbXBsZSBub25jZQ",   /* no padding */
+		"dGhlIHNhbXBsZSBub25jZQAA", /* 24 chars: 18 bytes */
+		"dGhlIHNhbXBsZSBub25jZQA=", /* 17 bytes */
+		"AAAAAAAAAAAAAAAAAAAA",     /* 15 bytes */
+		"dGhlIHNhbXBsZSBub25jZ*==", /* not base64 */
 		"dGhlIHNhbXBsZSBub25jZQ===",
 		"dGhlIHNhbXBsZSBub2 5jZQ==",
 	};
@@ -328,15 +351,19 @@ test_key_validation(void)
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		snprintf(text, sizeof(text), "GET / HTTP/1.1\r\nHost: h\r\n" UPG V13
-		    "Sec-WebSocket-Key: %s\r\n\r\n", bad[i]);
+		snprintf(text, sizeof(text),
+		    "GET / HTTP/1.1\r\nHost: h\r\n" UPG V13
+		    "Sec-WebSocket-Key: %s\r\n\r\n",
+		    bad[i]);
 		if (verdict(text) != 400) {
 			TEST_FAIL_("key \"%s\" accepted", bad[i]);
 		}
 	}
 	ASSERT_EQ(verdict("GET / HTTP/1.1\r\nHost: h\r\n" UPG V13 "\r\n"), 400);
-	ASSERT_EQ(verdict("GET / HTTP/1.1\r\nHost: h\r\n" UPG V13
-	    "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n\r\n"), 0);
+	ASSERT_EQ(
+	    verdict("GET / HTTP/1.1\r\nHost: h\r\n" UPG V13
+		    "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n\r\n"),
+	    0);
 }
 
 static void
@@ -360,7 +387,8 @@ test_accept_key_rfc_example(void)
 	    "Sec-WebSocket-Protocol: chat\r\n\r\n");
 	evbuffer_drain(out, evbuffer_get_length(out));
 	ASSERT_OK(pro_ws_write_accept(out, &req, NULL));
-	ASSERT_TRUE(evbuffer_search(out, "Sec-WebSocket-Protocol", 22, NULL).pos < 0);
+	ASSERT_TRUE(
+	    evbuffer_search(out, "Sec-WebSocket-Protocol", 22, NULL).pos < 0);
 	ASSERT_EQ(pro_ws_write_accept(out, &req, "x\r\nEvil: 1"), PL_EINVAL);
 	pro_http_req_free(&req);
 	evbuffer_free(out);
@@ -370,15 +398,19 @@ static void
 test_query_decoding(void)
 {
 	const char *q = "vsn=2.0.0&token=a%2Bb%20c+d&flag&to%6Ben=second"
-	    "&nul=a%00b&raw=%zz%4&empty=&dup=1&dup=2";
+			"&nul=a%00b&raw=%zz%4&empty=&dup=1&dup=2";
 	char *v;
 
-#define QEQ(name, want) do { v = pro_http_query_get(q, name); \
-	ASSERT_STREQ(v, want); free(v); } while (0)
+#define QEQ(name, want)                                                        \
+	do {                                                                   \
+		v = pro_http_query_get(q, name);                               \
+		ASSERT_STREQ(v, want);                                         \
+		free(v);                                                       \
+	} while (0)
 	QEQ("vsn", "2.0.0");
 	QEQ("token", "a+b c d"); /* first occurrence wins */
 	QEQ("flag", "");
-	QEQ("raw", "%zz%4");     /* malformed escapes stay literal */
+	QEQ("raw", "%zz%4"); /* malformed escapes stay literal */
 	QEQ("empty", "");
 	QEQ("dup", "1");
 	ASSERT_TRUE(pro_http_query_get(q, "nul") == NULL);
@@ -401,8 +433,8 @@ test_write_response(void)
 {
 	struct evbuffer *out = evbuffer_new();
 
-	ASSERT_OK(pro_http_write_response(out, 403, "X-Why: token\r\n",
-	    "text/plain", "forbidden\n"));
+	ASSERT_OK(pro_http_write_response(
+	    out, 403, "X-Why: token\r\n", "text/plain", "forbidden\n"));
 	ASSERT_OK(pro_http_write_response(out, 204, NULL, NULL, NULL));
 	evbuffer_add(out, "", 1);
 	ASSERT_STREQ((char *)evbuffer_pullup(out, -1),
@@ -416,7 +448,7 @@ test_write_response(void)
 	evbuffer_free(out);
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(test_complete_request),
 	TEST_ENTRY(test_incomplete_request),
 	TEST_ENTRY(test_malformed_requests),

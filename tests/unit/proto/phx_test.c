@@ -32,7 +32,8 @@ v2_decode(void)
 {
 	pro_phx_msg m;
 
-	decode_ok(2, "[\"1\",\"2\",\"comments:v\",\"phx_join\",{\"limit\":3}]", &m);
+	decode_ok(
+	    2, "[\"1\",\"2\",\"comments:v\",\"phx_join\",{\"limit\":3}]", &m);
 	ASSERT_STREQ(json_string_value(m.join_ref), "1");
 	ASSERT_STREQ(json_string_value(m.ref), "2");
 	ASSERT_STREQ(m.topic, "comments:v");
@@ -51,8 +52,11 @@ v2_refs_keep_type(void)
 	decode_ok(2, "[null,7,\"phoenix\",\"heartbeat\",{}]", &m);
 	ASSERT_TRUE(json_is_null(m.join_ref));
 	ASSERT_TRUE(json_is_integer(m.ref));
-	s = pro_phx_encode_reply(2, m.join_ref, m.ref, m.topic, "ok", NULL, &len);
-	ASSERT_STREQ(s, "[null,7,\"phoenix\",\"phx_reply\",{\"status\":\"ok\",\"response\":{}}]");
+	s = pro_phx_encode_reply(
+	    2, m.join_ref, m.ref, m.topic, "ok", NULL, &len);
+	ASSERT_STREQ(s,
+	    "[null,7,\"phoenix\",\"phx_reply\",{\"status\":\"ok\",\"response\":"
+	    "{}}]");
 	ASSERT_EQ(len, strlen(s));
 	free(s);
 	pro_phx_msg_clear(&m);
@@ -63,7 +67,8 @@ v2_extra_elements_and_any_ref(void)
 {
 	pro_phx_msg m;
 
-	decode_ok(2, "[{\"a\":1},1.5,\"phoenix\",\"heartbeat\",{},\"extra\",1]", &m);
+	decode_ok(
+	    2, "[{\"a\":1},1.5,\"phoenix\",\"heartbeat\",{},\"extra\",1]", &m);
 	ASSERT_TRUE(json_is_object(m.join_ref));
 	ASSERT_TRUE(json_is_real(m.ref));
 	ASSERT_STREQ(m.event, "heartbeat");
@@ -77,11 +82,17 @@ v1_decode_and_encode(void)
 	size_t len;
 	char *s;
 
-	decode_ok(1, "{\"topic\":\"t:1\",\"event\":\"e\",\"payload\":{\"a\":1},\"ref\":\"5\"}", &m);
+	decode_ok(1,
+	    "{\"topic\":\"t:1\",\"event\":\"e\",\"payload\":{\"a\":1},\"ref\":"
+	    "\"5\"}",
+	    &m);
 	ASSERT_TRUE(json_is_null(m.join_ref));
 	ASSERT_STREQ(json_string_value(m.ref), "5");
-	s = pro_phx_encode(1, m.join_ref, NULL, m.topic, "new", "{\"x\":true}", 10, &len);
-	ASSERT_STREQ(s, "{\"topic\":\"t:1\",\"event\":\"new\",\"payload\":{\"x\":true},\"ref\":null}");
+	s = pro_phx_encode(
+	    1, m.join_ref, NULL, m.topic, "new", "{\"x\":true}", 10, &len);
+	ASSERT_STREQ(s,
+	    "{\"topic\":\"t:1\",\"event\":\"new\",\"payload\":{\"x\":true},"
+	    "\"ref\":null}");
 	free(s);
 	pro_phx_msg_clear(&m);
 }
@@ -111,7 +122,8 @@ round_trip_v2(void)
 	decode_ok(2, s, &m);
 	ASSERT_TRUE(json_equal(m.join_ref, jr));
 	ASSERT_TRUE(json_equal(m.ref, ref));
-	ASSERT_STREQ(json_string_value(json_object_get(m.payload, "content")), "h\xc3\xa9");
+	ASSERT_STREQ(json_string_value(json_object_get(m.payload, "content")),
+	    "h\xc3\xa9");
 	pro_phx_msg_clear(&m);
 	free(s);
 	json_decref(jr);
@@ -121,7 +133,11 @@ round_trip_v2(void)
 static void
 binary_push(void)
 {
-	const char frame[] = "\x00\x01\x01\x03\x02" "12" "t:x" "ev" "\xff\x00payload";
+	const char frame[] = "\x00\x01\x01\x03\x02"
+			     "12"
+			     "t:x"
+			     "ev"
+			     "\xff\x00payload";
 	size_t len = sizeof(frame) - 1;
 	pro_phx_msg m;
 	const char *why;
@@ -137,7 +153,8 @@ binary_push(void)
 	/* Truncated header, reply kind, and binary on V1 are refused. */
 	ASSERT_EQ(pro_phx_decode(2, 1, frame, 7, &m, &why), PL_EINVAL);
 	pro_phx_msg_clear(&m);
-	ASSERT_EQ(pro_phx_decode(2, 1, "\x01\x00\x00\x00\x00", 5, &m, &why), PL_EINVAL);
+	ASSERT_EQ(pro_phx_decode(2, 1, "\x01\x00\x00\x00\x00", 5, &m, &why),
+	    PL_EINVAL);
 	pro_phx_msg_clear(&m);
 	ASSERT_EQ(pro_phx_decode(1, 1, frame, len, &m, &why), PL_EINVAL);
 	pro_phx_msg_clear(&m);
@@ -170,7 +187,7 @@ vsn_parse(void)
 	ASSERT_EQ(pro_phx_parse_vsn(""), 0);
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(v2_decode),
 	TEST_ENTRY(v2_refs_keep_type),
 	TEST_ENTRY(v2_extra_elements_and_any_ref),

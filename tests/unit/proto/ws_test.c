@@ -120,8 +120,8 @@ static void
 test_rfc_masked_hello(void)
 {
 	/* RFC 6455 5.7: a single-frame masked text message "Hello". */
-	static const uint8_t f[] = { 0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d,
-		0x7f, 0x9f, 0x4d, 0x51, 0x58 };
+	static const uint8_t f[] = { 0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f,
+		0x9f, 0x4d, 0x51, 0x58 };
 	pro_ws_msg m;
 
 	ASSERT_EQ(read_one(f, sizeof(f), &m), 1);
@@ -286,7 +286,7 @@ test_length_64bit(void)
 {
 	roundtrip_len(65536, LEN_MIN);
 	roundtrip_len(200000, LEN_MIN);
-	roundtrip_len(0, LEN_64);   /* non-minimal: accepted */
+	roundtrip_len(0, LEN_64); /* non-minimal: accepted */
 	roundtrip_len(300, LEN_64);
 }
 
@@ -346,7 +346,8 @@ test_utf8_text_valid_and_invalid(void)
 		"\xed\xa0\x80",     /* surrogate U+D800 */
 		"\xed\xbf\xbf",     /* surrogate U+DFFF */
 		"\xf4\x90\x80\x80", /* U+110000 */
-		"\xf5\x80\x80\x80", "\xff", "\x80", "ab\xce",  /* truncated end */
+		"\xf5\x80\x80\x80", "\xff", "\x80",
+		"ab\xce", /* truncated end */
 	};
 	struct evbuffer *in = evbuffer_new();
 	size_t i;
@@ -494,10 +495,10 @@ test_utf8_bytewise_across_fragments(void)
 static void
 test_close_frames(void)
 {
-	static const unsigned ok[] = { 1000, 1001, 1002, 1003, 1007, 1008,
-		1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999 };
-	static const unsigned bad[] = { 0, 1, 999, 1004, 1005, 1006, 1015,
-		1016, 1100, 2000, 2999, 5000, 65535 };
+	static const unsigned ok[] = { 1000, 1001, 1002, 1003, 1007, 1008, 1009,
+		1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999 };
+	static const unsigned bad[] = { 0, 1, 999, 1004, 1005, 1006, 1015, 1016,
+		1100, 2000, 2999, 5000, 65535 };
 	struct evbuffer *in = evbuffer_new();
 	pro_ws_reader r;
 	pro_ws_msg m;
@@ -724,7 +725,8 @@ test_writer_frames(void)
 	size_t i;
 
 	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
-		ASSERT_EQ(pro_ws_frame_header(h, PRO_WS_TEXT, lens[i]), hlen[i]);
+		ASSERT_EQ(
+		    pro_ws_frame_header(h, PRO_WS_TEXT, lens[i]), hlen[i]);
 		ASSERT_EQ(h[0], 0x81);
 		ASSERT_OK(pro_ws_write_frame(out, PRO_WS_BINARY, p, lens[i]));
 		ASSERT_EQ(evbuffer_get_length(out), hlen[i] + lens[i]);
@@ -736,7 +738,8 @@ test_writer_frames(void)
 	ASSERT_MEMEQ(h, "\x8a\x7e\x01\x2c", 4);
 	ASSERT_OK(pro_ws_write_frame(out, PRO_WS_TEXT, "Hello", 5));
 	ASSERT_EQ(evbuffer_get_length(out), 7);
-	ASSERT_MEMEQ(evbuffer_pullup(out, -1), "\x81\x05Hello", 7); /* RFC 5.7 */
+	ASSERT_MEMEQ(
+	    evbuffer_pullup(out, -1), "\x81\x05Hello", 7); /* RFC 5.7 */
 	free(p);
 	evbuffer_free(out);
 }
@@ -751,7 +754,10 @@ test_writer_close(void)
 
 	ASSERT_OK(pro_ws_write_close(out, 1000, "bye"));
 	ASSERT_EQ(evbuffer_get_length(out), 7);
-	ASSERT_MEMEQ(evbuffer_pullup(out, -1), "\x88\x05\x03\xe8" "bye", 7);
+	ASSERT_MEMEQ(evbuffer_pullup(out, -1),
+	    "\x88\x05\x03\xe8"
+	    "bye",
+	    7);
 	evbuffer_drain(out, 7);
 	ASSERT_OK(pro_ws_write_close(out, PRO_WS_CLOSE_NO_STATUS, "x"));
 	ASSERT_MEMEQ(evbuffer_pullup(out, -1), "\x88\x00", 2);
@@ -772,8 +778,9 @@ static void
 test_utf8_validator(void)
 {
 	static const char *s[] = { "a\xc2\x80z", "\xdf\xbf", "\xe0\xa0\x80",
-		"\xe1\x80\x80", "\xec\xbf\xbf", "\xee\x80\x80", "\xf0\x90\x80\x80",
-		"\xf3\xbf\xbf\xbf", "\xf4\x80\x80\x80", "0123456789abcdef\xc3\xa9" };
+		"\xe1\x80\x80", "\xec\xbf\xbf", "\xee\x80\x80",
+		"\xf0\x90\x80\x80", "\xf3\xbf\xbf\xbf", "\xf4\x80\x80\x80",
+		"0123456789abcdef\xc3\xa9" };
 	static const char *x[] = { "\xc1\xbf", "\xe0\x9f\xbf", "\xed\xa0\x80",
 		"\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xc2\x41", "\xc2",
 		"0123456789abcde\xfe", "\xe1\x80\xc0" };
@@ -807,7 +814,7 @@ test_utf8_validator(void)
 	}
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(test_rfc_masked_hello),
 	TEST_ENTRY(test_unmasked_frame_rejected),
 	TEST_ENTRY(test_rsv_bits_rejected),

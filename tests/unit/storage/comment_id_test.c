@@ -43,7 +43,7 @@ test_strictly_increasing_with_clock_back(void)
 	sto_comment_id_gen g;
 	char prev[STO_COMMENT_ID_LEN + 1] = "", id[STO_COMMENT_ID_LEN + 1];
 	int64_t clock[] = { 1000, 1000, 1001, 999, 500, 1001, 1002, 0, -5,
-	    2000 };
+		2000 };
 	int64_t ms, last_ms = 0;
 
 	sto_comment_id_gen_init(&g, "n1", -1, 0);
@@ -99,8 +99,8 @@ test_nodes_differ(void)
 	sto_comment_id_gen a, b;
 	char ia[STO_COMMENT_ID_LEN + 1], ib[STO_COMMENT_ID_LEN + 1];
 
-	ASSERT_NE(sto_comment_id_node_hash("n1"),
-	    sto_comment_id_node_hash("n2"));
+	ASSERT_NE(
+	    sto_comment_id_node_hash("n1"), sto_comment_id_node_hash("n2"));
 	sto_comment_id_gen_init(&a, "n1", -1, 0);
 	sto_comment_id_gen_init(&b, "n2", -1, 0);
 	sto_comment_id_next(&a, 42, ia, NULL);
@@ -112,7 +112,7 @@ test_nodes_differ(void)
 	ASSERT_TRUE(strcmp(ib, ia) < 0);
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(test_format_parse_roundtrip),
 	TEST_ENTRY(test_valid_rejects),
 	TEST_ENTRY(test_strictly_increasing_with_clock_back),

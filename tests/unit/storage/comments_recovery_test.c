@@ -121,15 +121,15 @@ test_corrupt_open_fails(void)
 		junk[i] = (char)(i * 7 + 13);
 	}
 	write_file("data.mdb", junk, 65536);
-	ASSERT_EQ(sto_comments_open(&s, dir, &o, err, sizeof(err)),
-	    PL_ECORRUPT);
+	ASSERT_EQ(
+	    sto_comments_open(&s, dir, &o, err, sizeof(err)), PL_ECORRUPT);
 	ASSERT_TRUE(s == NULL);
 	ASSERT_TRUE(strstr(err, dir) != NULL);
 	fprintf(stderr, "  (expected) %s\n", err);
 	/* Shorter than one page. */
 	write_file("data.mdb", junk, 100);
-	ASSERT_EQ(sto_comments_open(&s, dir, &o, err, sizeof(err)),
-	    PL_ECORRUPT);
+	ASSERT_EQ(
+	    sto_comments_open(&s, dir, &o, err, sizeof(err)), PL_ECORRUPT);
 	/* The data dir is a file. */
 	snprintf(sub, sizeof(sub), "%s/data.mdb", dir);
 	ASSERT_EQ(sto_comments_open(&s, sub, &o, err, sizeof(err)), PL_EIO);
@@ -160,8 +160,8 @@ test_unknown_format_version(void)
 	ASSERT_OK(mdb_put(txn, db, &k, &d, 0));
 	ASSERT_OK(mdb_txn_commit(txn));
 	mdb_env_close(env);
-	ASSERT_EQ(sto_comments_open(&s, dir, &o, err, sizeof(err)),
-	    PL_ECORRUPT);
+	ASSERT_EQ(
+	    sto_comments_open(&s, dir, &o, err, sizeof(err)), PL_ECORRUPT);
 	ASSERT_TRUE(strstr(err, "version") != NULL);
 	teardown();
 }
@@ -220,16 +220,19 @@ test_stale_lock_after_kill(void)
 }
 
 static void
-put_replica(sto_comments *s, const char *id, const char *origin,
-    uint64_t seq, const char *content)
+put_replica(sto_comments *s, const char *id, const char *origin, uint64_t seq,
+    const char *content)
 {
-	sto_comment c = { .video_id = "v", .user_id = "bob",
-	    .content = content, .origin = origin, .inserted_at = 777,
-	    .seq = seq };
+	sto_comment c = { .video_id = "v",
+		.user_id = "bob",
+		.content = content,
+		.origin = origin,
+		.inserted_at = 777,
+		.seq = seq };
 
 	snprintf(c.id, sizeof(c.id), "%s", id);
-	ASSERT_OK(sto_comments_put_replica(s, &c, on_done,
-	    (void *)(intptr_t)issued++));
+	ASSERT_OK(sto_comments_put_replica(
+	    s, &c, on_done, (void *)(intptr_t)issued++));
 }
 
 static void
@@ -245,12 +248,12 @@ test_replica_idempotent(void)
 	setup();
 	s = open_store("n1", NULL);
 	put_replica(s, id1, "n2", 1, "one");
-	put_replica(s, id1, "n2", 1, "one");    /* same batch, duplicate */
+	put_replica(s, id1, "n2", 1, "one"); /* same batch, duplicate */
 	wait_done(s, 2);
 	ASSERT_EQ(R.status[0], PL_OK);
 	ASSERT_EQ(R.status[1], PL_EEXIST);
-	put_replica(s, id1, "n2", 1, "one");    /* later batch, duplicate */
-	put_replica(s, id2, "n2", 1, "two");    /* seq taken by id1 */
+	put_replica(s, id1, "n2", 1, "one"); /* later batch, duplicate */
+	put_replica(s, id2, "n2", 1, "two"); /* seq taken by id1 */
 	put_replica(s, id2, "n2", 2, "two");
 	wait_done(s, 5);
 	ASSERT_EQ(R.status[2], PL_EEXIST);
@@ -357,8 +360,8 @@ test_watermark(void)
 	s = open_store("n1", NULL);
 	ASSERT_OK(sto_comments_watermark(s, "firebase", &v));
 	ASSERT_EQ(v, 0);
-	ASSERT_OK(sto_comments_set_watermark(s, "firebase", 12345, on_wm,
-	    NULL));
+	ASSERT_OK(
+	    sto_comments_set_watermark(s, "firebase", 12345, on_wm, NULL));
 	wait_done(s, 1);
 	ASSERT_EQ(wm_status, PL_OK);
 	sto_comments_close(s);
@@ -370,7 +373,7 @@ test_watermark(void)
 	teardown();
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(test_map_growth),
 	TEST_ENTRY(test_map_max_fails_cleanly),
 	TEST_ENTRY(test_corrupt_open_fails),

@@ -68,8 +68,7 @@ test_invalid_input(void)
 	memset(big, 'x', STO_CONTENT_MAX + 1);
 	big[STO_CONTENT_MAX + 1] = '\0';
 	in.content = big;
-	ASSERT_EQ(sto_comments_append(s, &in, on_done, NULL, NULL),
-	    PL_ETOOBIG);
+	ASSERT_EQ(sto_comments_append(s, &in, on_done, NULL, NULL), PL_ETOOBIG);
 	big[STO_CONTENT_MAX] = '\0';
 	ASSERT_OK(sto_comments_append(s, &in, on_done, NULL, NULL));
 	wait_done(s, 1);
@@ -86,8 +85,8 @@ test_invalid_input(void)
 }
 
 static void
-expect_range(sto_comment_list *l, const sto_assigned *ids, int from, int n,
-    bool more)
+expect_range(
+    sto_comment_list *l, const sto_assigned *ids, int from, int n, bool more)
 {
 	ASSERT_EQ(l->count, n);
 	ASSERT_EQ(l->has_more, more);
@@ -136,8 +135,8 @@ test_before_edges(void)
 
 	setup();
 	s = open_store("n1", NULL);
-	ASSERT_OK(sto_comments_before(s, "v", "ffffffffffffffffffffffff", 5,
-	    &l));
+	ASSERT_OK(
+	    sto_comments_before(s, "v", "ffffffffffffffffffffffff", 5, &l));
 	expect_range(l, ids, 0, 0, false);
 	sto_comment_list_free(l);
 	fill(s, "v", 10, ids);
@@ -154,13 +153,13 @@ test_before_edges(void)
 	expect_range(l, ids, 1, 4, true);
 	sto_comment_list_free(l);
 	/* An id that is not stored (above all): same as latest. */
-	ASSERT_OK(sto_comments_before(s, "v", "ffffffffffffffffffffffff", 3,
-	    &l));
+	ASSERT_OK(
+	    sto_comments_before(s, "v", "ffffffffffffffffffffffff", 3, &l));
 	expect_range(l, ids, 7, 3, true);
 	sto_comment_list_free(l);
 	/* An id below all. */
-	ASSERT_OK(sto_comments_before(s, "v", "000000000000000000000000", 3,
-	    &l));
+	ASSERT_OK(
+	    sto_comments_before(s, "v", "000000000000000000000000", 3, &l));
 	expect_range(l, ids, 0, 0, false);
 	sto_comment_list_free(l);
 	sto_comments_close(s);
@@ -176,8 +175,8 @@ test_after_edges(void)
 
 	setup();
 	s = open_store("n1", NULL);
-	ASSERT_OK(sto_comments_after(s, "v", "000000000000000000000000", 5,
-	    &l));
+	ASSERT_OK(
+	    sto_comments_after(s, "v", "000000000000000000000000", 5, &l));
 	expect_range(l, ids, 0, 0, false);
 	sto_comment_list_free(l);
 	fill(s, "v", 10, ids);
@@ -190,12 +189,12 @@ test_after_edges(void)
 	ASSERT_OK(sto_comments_after(s, "v", ids[3].id, 5, &l));
 	expect_range(l, ids, 4, 5, true);
 	sto_comment_list_free(l);
-	ASSERT_OK(sto_comments_after(s, "v", "000000000000000000000000", 3,
-	    &l));
+	ASSERT_OK(
+	    sto_comments_after(s, "v", "000000000000000000000000", 3, &l));
 	expect_range(l, ids, 0, 3, true);
 	sto_comment_list_free(l);
-	ASSERT_OK(sto_comments_after(s, "v", "ffffffffffffffffffffffff", 3,
-	    &l));
+	ASSERT_OK(
+	    sto_comments_after(s, "v", "ffffffffffffffffffffffff", 3, &l));
 	expect_range(l, ids, 0, 0, false);
 	sto_comment_list_free(l);
 	sto_comments_close(s);
@@ -228,16 +227,16 @@ test_videos_do_not_leak(void)
 			ASSERT_STREQ(l->items[i].content, videos[v]);
 		}
 		sto_comment_list_free(l);
-		ASSERT_OK(sto_comments_before(s, videos[v], ids[v][0].id, 100,
-		    &l));
+		ASSERT_OK(
+		    sto_comments_before(s, videos[v], ids[v][0].id, 100, &l));
 		expect_range(l, ids[v], 0, 0, false);
 		sto_comment_list_free(l);
-		ASSERT_OK(sto_comments_after(s, videos[v], ids[v][PER - 1].id,
-		    100, &l));
+		ASSERT_OK(sto_comments_after(
+		    s, videos[v], ids[v][PER - 1].id, 100, &l));
 		expect_range(l, ids[v], 0, 0, false);
 		sto_comment_list_free(l);
-		ASSERT_OK(sto_comments_after(s, videos[v], ids[v][10].id, 100,
-		    &l));
+		ASSERT_OK(
+		    sto_comments_after(s, videos[v], ids[v][10].id, 100, &l));
 		expect_range(l, ids[v], 11, PER - 11, false);
 		sto_comment_list_free(l);
 	}
@@ -357,7 +356,7 @@ test_group_commit_batches(void)
 	wait_done(s, 1000);
 	for (int i = 0; i < 1000; i++) {
 		ASSERT_EQ(R.status[i], PL_OK);
-		ASSERT_EQ(R.arg[i], i);          /* append order */
+		ASSERT_EQ(R.arg[i], i); /* append order */
 		ASSERT_EQ(R.seq[i], (uint64_t)i + 1);
 	}
 	sto_comments_stats_get(s, &st);
@@ -409,7 +408,7 @@ test_completions_only_from_poll(void)
 	teardown();
 }
 
-TEST_LIST {
+TEST_LIST{
 	TEST_ENTRY(test_put_get),
 	TEST_ENTRY(test_invalid_input),
 	TEST_ENTRY(test_latest_edges),

@@ -14,9 +14,9 @@ static struct {
 	long arg[MAXREC];
 	char id[MAXREC][STO_COMMENT_ID_LEN + 1];
 	uint64_t seq[MAXREC];
-	int off_thread;           /* callbacks that ran off the main thread */
+	int off_thread; /* callbacks that ran off the main thread */
 } R;
-static int issued;             /* appends made; the arg of each */
+static int issued; /* appends made; the arg of each */
 static pthread_t main_thread;
 static char dir[64];
 
@@ -84,7 +84,8 @@ open_store(const char *node, sto_comments_opts *o)
 static void
 wait_done(sto_comments *s, int target)
 {
-	struct pollfd pfd = { .fd = sto_comments_notify_fd(s), .events = POLLIN };
+	struct pollfd pfd = { .fd = sto_comments_notify_fd(s),
+		.events = POLLIN };
 
 	for (int i = 0; R.n < target && i < 2000; i++) {
 		poll(&pfd, 1, 10);
@@ -99,8 +100,8 @@ append(sto_comments *s, const char *video, const char *user,
 {
 	sto_comment_in in = { video, user, content };
 
-	ASSERT_OK(sto_comments_append(s, &in, on_done,
-	    (void *)(intptr_t)issued++, a));
+	ASSERT_OK(sto_comments_append(
+	    s, &in, on_done, (void *)(intptr_t)issued++, a));
 }
 
 /* Appends n comments "c0".."c<n-1>" to video and waits for them. */
