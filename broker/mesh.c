@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Cluster glue on the loop thread. cluster/ knows nothing of libevent: we
- * watch its fd and call its tick. Presence replication rides on its app
- * messages, in the manner of Phoenix.Tracker: deltas every tick that has
- * any, clocks every second, and a full-state transfer to whoever is behind
- * or new. Membership drives presence replicas: dead hides a node's
- * presences (they come back if it does), left removes them for good. */
+ * watch its fd and call its tick, create its services (presence replication
+ * in cluster/tracker) and hand channel broadcasts across. The protocols
+ * themselves live in cluster/. */
 #include "broker/mesh.h"
 
 #include "broker/node.h"
@@ -12,6 +10,7 @@
 #include "broker/router.h"
 #include "cluster/cluster.h"
 #include "cluster/presence.h"
+#include "cluster/tracker.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -21,144 +20,20 @@
 #include <string.h>
 #include <time.h>
 
-enum {
-	APP_PRES_DELTA = 1,
-	APP_PRES_CLOCKS = 2,
-	APP_PRES_STATE_REQ = 3,
-	APP_PRES_STATE = 4,
-};
-
-#define CLOCKS_EVERY_TICKS 10
-
 struct brk_mesh {
 	brk_node *node;
 	clu_cluster *clu;
+	clu_tracker *tracker;
 	struct event *fd_ev, *tick_ev;
-	unsigned ticks;
 	int left;
 };
 
-static clu_presence *
-crdt(brk_mesh *m)
-{
-	return brk_presence_crdt(brk_node_presence(m->node));
-}
-
-/* ---- presence replication ---- */
-
 static void
-send_msg(brk_mesh *m, const char *to, uint32_t kind, pro_presence_msg *pm)
-{
-	char *buf = NULL;
-	size_t len = 0;
-
-	if (pm == NULL) {
-		return;
-	}
-	if (pro_presence_encode(pm, &buf, &len) == PL_OK) {
-		clu_cluster_send_app(m->clu, to, kind, buf, len);
-	}
-	free(buf);
-	pro_presence_msg_destroy(pm);
-}
-
-static void
-send_state(brk_mesh *m, const char *to)
-{
-	pro_presence_msg *pm = NULL;
-
-	if (clu_presence_export(crdt(m), to, &pm) == PL_OK) {
-		send_msg(m, to, APP_PRES_STATE, pm);
-	}
-}
-
-static void
-ship_presence(brk_mesh *m)
-{
-	pro_presence_msg *pm = NULL;
-
-	if (clu_presence_has_delta(crdt(m)) &&
-	    clu_presence_take_delta(crdt(m), &pm) == PL_OK) {
-		send_msg(m, NULL, APP_PRES_DELTA, pm);
-	}
-	if (++m->ticks % CLOCKS_EVERY_TICKS == 0 &&
-	    clu_presence_clocks(crdt(m), &pm) == PL_OK) {
-		send_msg(m, NULL, APP_PRES_CLOCKS, pm);
-	}
-}
-
-/* The sender's replica must be known (and up) before its entries merge. */
-static int
-sender_up(brk_mesh *m, const char *from, const pro_presence_msg *pm)
-{
-	const pro_presence_replica *r;
-
-	if (pm->sender >= pm->nreplicas) {
-		return PL_EINVAL;
-	}
-	r = &pm->replicas[pm->sender];
-	if (strcmp(r->name, from) != 0) {
-		LOG_WARN("BRK-PRESFROM",
-		    "presence message from %s claims to be "
-		    "from %s; dropped",
-		    from, r->name);
-		return PL_EINVAL;
-	}
-	if (clu_cluster_member_status(m->clu, from) != CLU_ALIVE &&
-	    clu_cluster_member_status(m->clu, from) != CLU_SUSPECT) {
-		return PL_EAGAIN;
-	}
-	return clu_presence_replica_up(crdt(m), r->name, r->vsn);
-}
-
-static void
-on_app(
-    void *arg, const char *from, uint32_t kind, const void *bytes, size_t len)
+after_merge(void *arg)
 {
 	brk_mesh *m = arg;
-	pro_presence_msg *pm = NULL;
-	int rc;
 
-	if (kind == APP_PRES_STATE_REQ) {
-		send_state(m, from);
-		return;
-	}
-	if (kind < APP_PRES_DELTA || kind > APP_PRES_STATE) {
-		return;
-	}
-	rc = pro_presence_decode(bytes, len, &pm);
-	if (rc != PL_OK) {
-		LOG_WARN("BRK-PRESDECODE",
-		    "undecodable presence message from "
-		    "%s: %s",
-		    from, pl_strerror(rc));
-		return;
-	}
-	rc = sender_up(m, from, pm);
-	if (rc != PL_OK) {
-		LOG_DEBUG("BRK-PRESSKIP",
-		    "presence message %u from %s skipped: %s", kind, from,
-		    pl_strerror(rc));
-		goto out;
-	}
-	if (kind == APP_PRES_CLOCKS) {
-		if (clu_presence_behind(crdt(m), pm)) {
-			clu_cluster_send_app(
-			    m->clu, from, APP_PRES_STATE_REQ, "", 0);
-		}
-		goto out;
-	}
-	LOG_DEBUG("BRK-PRESMSG", "presence %s from %s: %zu entries",
-	    kind == APP_PRES_DELTA ? "delta" : "state", from, pm->nentries);
-	rc = clu_presence_merge(crdt(m), pm);
-	if (rc != PL_OK) {
-		LOG_WARN("BRK-PRESMERGE", "presence %s from %s not merged: %s",
-		    kind == APP_PRES_DELTA ? "delta" : "state", from,
-		    pl_strerror(rc));
-	}
 	brk_presence_after_merge(brk_node_presence(m->node));
-out:
-	pro_presence_msg_destroy(pm);
 }
 
 /* ---- membership ---- */
@@ -168,33 +43,10 @@ on_member_change(void *arg, const char *name, clu_status old, clu_status st)
 {
 	brk_mesh *m = arg;
 
-	if (strcmp(name, clu_cluster_self_name(m->clu)) == 0) {
-		return;
+	if (strcmp(name, clu_cluster_self_name(m->clu)) != 0) {
+		LOG_INFO("BRK-MEMBER", "member %s: %s -> %s", name,
+		    clu_status_name(old), clu_status_name(st));
 	}
-	LOG_INFO("BRK-MEMBER", "member %s: %s -> %s", name,
-	    clu_status_name(old), clu_status_name(st));
-	LOG_DEBUG("BRK-PRESREP", "member %s %s: presence replica follows", name,
-	    clu_status_name(st));
-	switch (st) {
-	case CLU_ALIVE:
-		/* A new or returning node gets our state at once rather than
-		 * after the next clocks exchange. */
-		send_state(m, name);
-		break;
-	case CLU_DEAD: clu_presence_replica_down(crdt(m), name); break;
-	case CLU_LEFT: clu_presence_replica_permdown(crdt(m), name); break;
-	default: break;
-	}
-}
-
-static void
-on_leader_change(void *arg, const char *leader, uint64_t since_ms)
-{
-	(void)arg;
-	(void)leader;
-	(void)since_ms;
-	/* cluster/ logs the change (CLU-LEADER); nothing here runs only on
-	 * the leader yet. */
 }
 
 static void
@@ -238,7 +90,6 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	clu_cluster_tick(m->clu, brk_node_now_ms(m->node));
-	ship_presence(m);
 }
 
 int
@@ -261,14 +112,19 @@ brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
 	o.advertise_url = cfg->advertise;
 	o.join = cfg->join;
 	o.cb.on_member_change = on_member_change;
-	o.cb.on_leader_change = on_leader_change;
 	o.cb.on_broadcast = on_broadcast;
-	o.cb.on_app = on_app;
 	o.cb.arg = m;
 	rc = clu_cluster_create(&m->clu, &o);
 	if (rc != PL_OK) {
 		snprintf(err, errlen, "cannot start the cluster bus on %s: %s",
 		    cfg->cluster_listen, pl_strerror(rc));
+		return rc;
+	}
+	rc = clu_tracker_create(&m->tracker, m->clu,
+	    brk_presence_crdt(brk_node_presence(n)), after_merge, m);
+	if (rc != PL_OK) {
+		snprintf(err, errlen, "cannot start presence replication: %s",
+		    pl_strerror(rc));
 		return rc;
 	}
 	m->fd_ev = event_new(brk_node_base(n), clu_cluster_fd(m->clu),
@@ -302,6 +158,7 @@ brk_mesh_destroy(brk_mesh *m)
 		event_free(m->tick_ev);
 	}
 	clu_cluster_destroy(m->clu, false);
+	clu_tracker_destroy(m->tracker);
 	free(m);
 }
 

@@ -62,6 +62,12 @@ struct clu_cluster {
 	bool has_leader;
 	uint64_t leader_since;
 
+	struct {
+		const clu_service_ops *ops;
+		void *arg;
+	} svc[CLU_SERVICES_MAX];
+	size_t nsvc;
+
 	clu_cluster_stats st;
 };
 
@@ -249,6 +255,31 @@ clu_cluster_send_app(clu_cluster *c, const char *to, uint32_t app_kind,
 	return rc;
 }
 
+int
+clu_cluster_add_service(clu_cluster *c, const clu_service_ops *ops, void *arg)
+{
+	if (ops == NULL || ops->kind_first == 0 || ops->kind_count == 0 ||
+	    ops->kind_count > CLU_KINDS_RANGE ||
+	    ops->kind_first > UINT32_MAX / 2) {
+		return PL_EINVAL;
+	}
+	for (size_t i = 0; i < c->nsvc; i++) {
+		const clu_service_ops *o = c->svc[i].ops;
+
+		if (ops->kind_first < o->kind_first + o->kind_count &&
+		    o->kind_first < ops->kind_first + ops->kind_count) {
+			return PL_EINVAL;
+		}
+	}
+	if (c->nsvc == CLU_SERVICES_MAX) {
+		return PL_EFULL;
+	}
+	c->svc[c->nsvc].ops = ops;
+	c->svc[c->nsvc].arg = arg;
+	c->nsvc++;
+	return PL_OK;
+}
+
 /* ---- dialing ---- */
 
 static void
@@ -337,6 +368,12 @@ check_leader(clu_cluster *c)
 		c->o.cb.on_leader_change(
 		    c->o.cb.arg, l ? c->leader : NULL, c->leader_since);
 	}
+	for (size_t i = 0; i < c->nsvc; i++) {
+		if (c->svc[i].ops->on_leader_change != NULL) {
+			c->svc[i].ops->on_leader_change(
+			    c->svc[i].arg, l ? c->leader : NULL);
+		}
+	}
 }
 
 static void
@@ -353,6 +390,15 @@ dispatch_events(clu_cluster *c)
 		if (c->o.cb.on_member_change != NULL) {
 			c->o.cb.on_member_change(
 			    c->o.cb.arg, ev.name, ev.old_status, ev.new_status);
+		}
+		if (strcmp(ev.name, c->name) == 0) {
+			continue;
+		}
+		for (size_t i = 0; i < c->nsvc; i++) {
+			if (c->svc[i].ops->on_member_change != NULL) {
+				c->svc[i].ops->on_member_change(c->svc[i].arg,
+				    ev.name, ev.old_status, ev.new_status);
+			}
 		}
 	}
 	if (c->dial_dirty) {
@@ -389,6 +435,28 @@ deliver_broadcast(clu_cluster *c, const pro_wire_msg *m, const char *from)
 		    topic, event, m->u.broadcast.payload.ptr,
 		    m->u.broadcast.payload.len);
 	}
+}
+
+/* Hands an app message to the service owning its kind. */
+static void
+deliver_app(clu_cluster *c, const pro_wire_msg *m, const char *from)
+{
+	uint32_t kind = m->u.app.app_kind;
+
+	for (size_t i = 0; i < c->nsvc; i++) {
+		const clu_service_ops *ops = c->svc[i].ops;
+
+		if (kind >= ops->kind_first &&
+		    kind - ops->kind_first < ops->kind_count) {
+			c->st.apps_delivered++;
+			if (ops->on_message != NULL) {
+				ops->on_message(c->svc[i].arg, from, kind,
+				    m->u.app.bytes.ptr, m->u.app.bytes.len);
+			}
+			return;
+		}
+	}
+	c->st.unknown++;
 }
 
 static void
@@ -449,13 +517,7 @@ handle(clu_cluster *c, const pro_wire_msg *m, uint32_t pipe, uint64_t now)
 		c->gossip_now = before != CLU_LEFT;
 		break;
 	case PRO_WIRE_BROADCAST: deliver_broadcast(c, m, from); break;
-	case PRO_WIRE_APP:
-		c->st.apps_delivered++;
-		if (c->o.cb.on_app != NULL) {
-			c->o.cb.on_app(c->o.cb.arg, from, m->u.app.app_kind,
-			    m->u.app.bytes.ptr, m->u.app.bytes.len);
-		}
-		break;
+	case PRO_WIRE_APP: deliver_app(c, m, from); break;
 	default: break;
 	}
 }
@@ -578,6 +640,12 @@ clu_cluster_tick(clu_cluster *c, uint64_t now)
 	}
 	clu_bus_dial_sweep(c->bus);
 	clu_filter_expire(c->filter, now);
+	dispatch_events(c);
+	for (size_t i = 0; i < c->nsvc; i++) {
+		if (c->svc[i].ops->on_tick != NULL) {
+			c->svc[i].ops->on_tick(c->svc[i].arg, now);
+		}
+	}
 	leave_call(c);
 }
 

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cluster/membership.h"
+#include "cluster/service.h"
 
 /* How often the broker should call clu_cluster_tick(). */
 #define CLU_CLUSTER_TICK_MS 100
@@ -39,9 +40,6 @@ typedef struct clu_cluster_callbacks {
 	void (*on_broadcast)(void *arg, const char *publisher, uint64_t seq,
 	    const char *topic, const char *event, const char *payload,
 	    size_t len);
-	/* An app message for this node (or for all). */
-	void (*on_app)(void *arg, const char *from, uint32_t app_kind,
-	    const void *bytes, size_t len);
 	void *arg;
 } clu_cluster_callbacks;
 
@@ -111,6 +109,15 @@ int clu_cluster_leave(clu_cluster *c);
  * counts a gap (there is no retransmission yet). */
 int clu_cluster_broadcast(clu_cluster *c, const char *topic, const char *event,
     const char *payload, size_t len);
+
+/* Adds a service (see service.h): from now on the app messages of its kinds,
+ * membership and leader changes and the tick reach it. ops and arg are
+ * borrowed and must outlive the cluster. Up to CLU_SERVICES_MAX services.
+ * Returns PL_OK, PL_EINVAL (kinds outside 1..2^31 or overlapping another
+ * service's), PL_EFULL. */
+#define CLU_SERVICES_MAX 8
+int
+clu_cluster_add_service(clu_cluster *c, const clu_service_ops *ops, void *arg);
 
 /* Queues an opaque message for node `to`, or for every other node when to
  * is NULL (to must not be this node). Same batching and errors as

@@ -62,8 +62,8 @@ val(char c, char c62, char c63)
 }
 
 static bool
-decode(const char *s, size_t n, uint8_t *out, size_t *outlen, char c62,
-    char c63)
+decode(
+    const char *s, size_t n, uint8_t *out, size_t *outlen, char c62, char c63)
 {
 	size_t o = 0;
 	uint32_t acc = 0;

@@ -52,6 +52,8 @@ typedef struct node {
 	char app_from[PRO_WIRE_NAME_MAX + 1];
 	uint32_t app_kind;
 	char app_body[64];
+	int svc_ticks;       /* on_tick calls of the test service */
+	int svc_self_events; /* member events about ourselves (must stay 0) */
 } node;
 
 static node nodes[MAX_NODES];
@@ -134,6 +136,27 @@ on_broadcast(void *arg, const char *pub, uint64_t seq, const char *topic,
 }
 
 static void
+svc_member(void *arg, const char *name, clu_status o, clu_status n)
+{
+	node *nd = arg;
+
+	(void)o;
+	(void)n;
+	if (strcmp(name, nd->name) == 0) {
+		nd->svc_self_events++;
+	}
+}
+
+static void
+svc_tick(void *arg, uint64_t now)
+{
+	node *nd = arg;
+
+	(void)now;
+	nd->svc_ticks++;
+}
+
+static void
 on_app(
     void *arg, const char *from, uint32_t kind, const void *bytes, size_t len)
 {
@@ -145,6 +168,17 @@ on_app(
 	snprintf(nd->app_body, sizeof(nd->app_body), "%.*s", (int)len,
 	    (const char *)bytes);
 }
+
+/* The test's own service: owns app kinds 1..16 (the chatter's kind 99 is
+ * nobody's and is counted as unknown). */
+static const clu_service_ops test_service = {
+	.name = "test",
+	.kind_first = 1,
+	.kind_count = 16,
+	.on_message = on_app,
+	.on_member_change = svc_member,
+	.on_tick = svc_tick,
+};
 
 /* ---- harness ---- */
 
@@ -176,10 +210,12 @@ start_node(
 	o.cb.on_member_change = on_member;
 	o.cb.on_leader_change = on_leader;
 	o.cb.on_broadcast = on_broadcast;
-	o.cb.on_app = on_app;
 	o.cb.arg = nd;
 	last_tick[i] = 0;
-	return clu_cluster_create(&nd->c, &o);
+	if (clu_cluster_create(&nd->c, &o) != PL_OK) {
+		return PL_EIO;
+	}
+	return clu_cluster_add_service(nd->c, &test_service, nd);
 }
 
 static void
@@ -718,6 +754,18 @@ broadcast_order(void)
 	ASSERT_STREQ(nodes[1].app_from, "n3");
 	ASSERT_EQ(nodes[1].app_kind, 8);
 	ASSERT_STREQ(nodes[1].app_body, "to-all");
+	/* A kind no service owns is skipped and counted, not delivered. */
+	clu_cluster_stats_get(nodes[1].c, &st);
+	uint64_t unknown = st.unknown;
+	ASSERT_OK(clu_cluster_send_app(nodes[2].c, NULL, 200, "nobody", 6));
+	run_for(300);
+	clu_cluster_stats_get(nodes[1].c, &st);
+	ASSERT_EQ(st.unknown, unknown + 1);
+	ASSERT_EQ(nodes[1].apps, 1);
+	for (int i = 0; i < 3; i++) {
+		ASSERT_TRUE(nodes[i].svc_ticks > 0);
+		ASSERT_EQ(nodes[i].svc_self_events, 0);
+	}
 	stop_all();
 }
 
