@@ -67,13 +67,11 @@ brk_frame_text(const char *payload, size_t len)
 {
 	uint8_t hdr[10];
 	size_t hl = pro_ws_frame_header(hdr, PRO_WS_TEXT, len);
-	brk_frame *f = malloc(sizeof(*f) + hl + len);
+	brk_frame *f = pl_rcbuf_new(hl + len);
 
 	if (f == NULL) {
 		return NULL;
 	}
-	f->refs = 1;
-	f->len = hl + len;
 	memcpy(f->data, hdr, hl);
 	memcpy(f->data + hl, payload, len);
 	return f;
@@ -82,9 +80,7 @@ brk_frame_text(const char *payload, size_t len)
 void
 brk_frame_unref(brk_frame *f)
 {
-	if (f && --f->refs == 0) {
-		free(f);
-	}
+	pl_rcbuf_unref(f);
 }
 
 static void
@@ -92,7 +88,7 @@ frame_cleanup(const void *data, size_t len, void *arg)
 {
 	(void)data;
 	(void)len;
-	brk_frame_unref(arg);
+	pl_rcbuf_unref(arg);
 }
 
 /* ---- lists ---- */
@@ -258,20 +254,47 @@ brk_conn_send_text(brk_conn *c, const char *data, size_t len)
 	queue_flush(c);
 }
 
+/* Short runs are copied; long ones in a shared block go by reference. */
+static void
+queue_bytes(brk_conn *c, const char *p, size_t len, pl_rcbuf *hold)
+{
+	if (hold == NULL || len <= COPY_MAX) {
+		evbuffer_add(c->out, p, len);
+		return;
+	}
+	pl_rcbuf_ref(hold);
+	if (evbuffer_add_reference(c->out, p, len, frame_cleanup, hold) != 0) {
+		pl_rcbuf_unref(hold);
+	}
+}
+
 void
 brk_conn_send_frame(brk_conn *c, brk_frame *f)
 {
 	if (c->state != S_WS || outbuf(c) == NULL) {
 		return;
 	}
-	if (f->len <= COPY_MAX) {
-		evbuffer_add(c->out, f->data, f->len);
-	} else {
-		f->refs++;
-		if (evbuffer_add_reference(
-			c->out, f->data, f->len, frame_cleanup, f) != 0) {
-			f->refs--;
-		}
+	queue_bytes(c, f->data, f->len, f);
+	brk_node_stats_of(c->node)->frames_out++;
+	check_cap(c);
+	queue_flush(c);
+}
+
+void
+brk_conn_send_slices(brk_conn *c, const pl_slice *s, size_t n)
+{
+	uint8_t hdr[10];
+	size_t len = 0, i;
+
+	if (c->state != S_WS || outbuf(c) == NULL) {
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		len += s[i].len;
+	}
+	evbuffer_add(c->out, hdr, pro_ws_frame_header(hdr, PRO_WS_TEXT, len));
+	for (i = 0; i < n; i++) {
+		queue_bytes(c, s[i].p, s[i].len, s[i].hold);
 	}
 	brk_node_stats_of(c->node)->frames_out++;
 	check_cap(c);
