@@ -628,17 +628,33 @@ handle_ws(brk_conn *c)
 	}
 }
 
+/* One recv into a buffer shared by every socket of the loop, then only
+ * what arrived is kept: evbuffer_read would first ask the kernel how much
+ * is waiting (one more system call per read, on every join). */
+static ssize_t
+read_into(struct evbuffer *in, int fd)
+{
+	static char buf[READ_CHUNK];
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+	if (n > 0 && evbuffer_add(in, buf, (size_t)n) != 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return n;
+}
+
 static void
 on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	brk_conn *c = arg;
-	int n;
+	ssize_t n;
 
 	(void)what;
 	if (c->in == NULL && (c->in = evbuffer_new()) == NULL) {
 		return;
 	}
-	n = evbuffer_read(c->in, fd, READ_CHUNK);
+	n = read_into(c->in, fd);
 	if (n < 0 &&
 	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
 		return;
@@ -690,7 +706,7 @@ brk_conn_accept(brk_node *n, int fd, const struct sockaddr *sa, socklen_t salen)
 		close(fd);
 		return PL_ENOMEM;
 	}
-	evutil_make_socket_nonblocking(fd);
+	/* The listener accepts with SOCK_NONBLOCK already. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->node = n;
 	c->fd = fd;

@@ -41,7 +41,8 @@ size_t brk_conn_count_ws(const brk_conn_list *l);
 /* Frees every socket at once (final teardown, after the loop stopped). */
 void brk_conn_free_all(brk_conn_list *l);
 
-/* Takes ownership of fd: on failure the fd is closed. */
+/* Takes ownership of fd, which must be non-blocking: on failure the fd is
+ * closed. */
 int brk_conn_accept(
     brk_node *n, int fd, const struct sockaddr *sa, socklen_t salen);
 

@@ -480,25 +480,28 @@ check_devices(brk_presence *p, const char *topic)
 
 /* ---- tick ---- */
 
-/* The next period: see the pacing constants above. */
+/* The next period, from what the last one cost: the changes it gathered
+ * and the writes its diffs made, over the time it really lasted (a tick
+ * runs late when the loop is saturated). See the pacing constants above. */
 static void
 pace(brk_presence *p, uint64_t now, uint64_t cpu, size_t deliveries)
 {
 	double wall = (double)(now - p->last_tick_ms), allowance, next;
-	long base = p->env.tick_ms;
-	int busy = wall > 0 &&
-	    (double)(cpu - p->last_cpu_ns) / 1e6 >= BUSY_SHARE * wall;
+	long base = p->env.tick_ms,
+	     max = base > MAX_TICK_MS ? base : MAX_TICK_MS;
+	int busy = (double)(cpu - p->last_cpu_ns) / 1e6 >= BUSY_SHARE * wall;
 
+	if (wall < (double)p->next_ms) {
+		wall = (double)p->next_ms;
+	}
 	allowance = (double)DELIVERIES_PER_CHANGE * (double)p->tick_changes;
 	if (!busy) {
-		allowance +=
-		    (double)IDLE_DELIVERIES * (double)p->next_ms / (double)base;
+		allowance += (double)IDLE_DELIVERIES * wall / (double)base;
 	}
-	next = (double)p->next_ms * (double)deliveries /
-	    (allowance > 1 ? allowance : 1);
+	next = wall * (double)deliveries / (allowance > 1 ? allowance : 1);
 	p->next_ms = next < (double)base ? base
-	    : next > MAX_TICK_MS ? (base > MAX_TICK_MS ? base : MAX_TICK_MS)
-				 : (long)next;
+	    : next > (double)max         ? max
+					 : (long)next;
 }
 
 static void

@@ -18,9 +18,9 @@
 
 /* An entry of the base text. */
 typedef struct bkey {
-	uint64_t h; /* pl_hash_str of the key */
+	uint64_t h;        /* pl_hash_str of the key */
 	uint32_t off, len; /* the entry, leading comma included */
-	uint32_t klen;     /* the key's JSON literal (quotes included) at off+1 */
+	uint32_t klen; /* the key's JSON literal (quotes included) at off+1 */
 } bkey;
 
 /* A key touched since the base was built, with its current entry. */

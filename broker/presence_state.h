@@ -22,8 +22,7 @@ typedef struct brk_pstate brk_pstate;
 /* A cache for topic's state in crdt (borrowed; must outlive it). Nothing is
  * built until the first brk_pstate_get. Returns PL_OK and *out (free with
  * brk_pstate_destroy), or PL_ENOMEM with *out = NULL. */
-int brk_pstate_create(
-    brk_pstate **out, clu_presence *crdt, const char *topic);
+int brk_pstate_create(brk_pstate **out, clu_presence *crdt, const char *topic);
 
 /* Frees the cache; blocks still queued on sockets live on until sent.
  * NULL is a no-op. */

@@ -129,18 +129,26 @@ stop(brk_presence *p)
 	json_decref(out.closed);
 }
 
-/* Runs the loop until the pending tick has gone by. */
+/* Runs the loop until the pending tick has gone by (or its period, with
+ * some slack, when none is pending). */
+static void
+wake(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
 static void
 run_tick(brk_presence *p)
 {
-	struct timeval tv = { 0, (brk_presence_tick_period(p) + 20) * 1000 };
+	long ms = brk_presence_tick_period(p) + 20;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct event *guard = evtimer_new(base, wake, NULL);
 
-	while (tv.tv_usec >= 1000000) {
-		tv.tv_sec++;
-		tv.tv_usec -= 1000000;
-	}
-	event_base_loopexit(base, &tv);
-	event_base_dispatch(base);
+	evtimer_add(guard, &tv);
+	event_base_loop(base, EVLOOP_ONCE);
+	event_free(guard);
 }
 
 static void
@@ -360,18 +368,18 @@ random_churn_states_exact(void)
 	for (i = 0; i < 4000; i++) {
 		unsigned r = (seed = seed * 1103515245 + 12345) >> 8;
 		const char *topic = r & 1 ? "comments:x" : "comments:y";
-		unsigned slot = (r >> 1) % 64, op = (r >> 7) % 10;
-		if (op < 6 && live[slot] == 0) {
+		unsigned slot = (r >> 1) % 64, op = (r >> 7) % 20;
+		if (op < 12 && live[slot] == 0) {
 			char key[32];
 			/* Many distinct keys too, so the cache rebuilds. */
 			snprintf(key, sizeof(key), "%s%u", keys[(r >> 11) % 10],
 			    (r >> 15) % 7);
 			live[slot] = owner;
 			track(p, owner++, topic, key);
-		} else if (op < 9 && live[slot] != 0) {
+		} else if (op < 19 && live[slot] != 0) {
 			brk_presence_untrack(p, live[slot]);
 			live[slot] = 0;
-		} else if (op == 9) {
+		} else if (op == 19) {
 			run_tick(p);
 		}
 		ASSERT_OK(brk_presence_push_state(p, topic, "x"));
