@@ -11,7 +11,7 @@
 typedef struct pl_rcbuf {
 	unsigned refs;
 	size_t len;
-	char *data; /* len bytes (plus a NUL when adopted from pl_sbuf) */
+	char *data;  /* len bytes (plus a NUL when adopted from pl_sbuf) */
 	int adopted; /* data is a separate allocation */
 	char inline_data[];
 } pl_rcbuf;
