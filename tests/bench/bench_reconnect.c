@@ -91,8 +91,8 @@ chk_next(checker *k)
 	for (;;) {
 		uint64_t plen;
 		size_t hl;
-		int r = bench_frame_head((const uint8_t *)k->buf, k->len,
-		    64u << 20, &plen, &hl);
+		int r = bench_frame_head(
+		    (const uint8_t *)k->buf, k->len, 64u << 20, &plen, &hl);
 		if (r < 0) {
 			return NULL;
 		}
@@ -128,8 +128,8 @@ chk_open(checker *k, const bench_opts *o, const bench_url *u)
 	memset(k, 0, sizeof(*k));
 	k->rng = (uint64_t)bench_now() | 1;
 	snprintf(user, sizeof(user), "b%s-check", o->nonce);
-	tok = brk_auth_mint((const uint8_t *)o->secret, strlen(o->secret),
-	    user, (int64_t)time(NULL) + 3600);
+	tok = brk_auth_mint((const uint8_t *)o->secret, strlen(o->secret), user,
+	    (int64_t)time(NULL) + 3600);
 	k->fd = socket(u->addr.ss_family, SOCK_STREAM, 0);
 	if (tok == NULL || k->fd < 0 ||
 	    setsockopt(k->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
@@ -172,8 +172,7 @@ chk_close(checker *k)
  * With old (the refs read before the drain), a mover still listed under
  * its old phx_ref is the drained node's entry, left behind: stale. */
 static void
-expect_key(json_t *state, const char *key, const json_t *old,
-    check_result *res)
+expect_key(json_t *state, const char *key, const json_t *old, check_result *res)
 {
 	json_t *ms = json_object_get(json_object_get(state, key), "metas");
 	json_t *ref = json_object_get(json_array_get(ms, 0), "phx_ref");
@@ -269,8 +268,8 @@ check_presence(const bench_opts *o, const bench_url *u, const json_t *old,
 	/* Stale: movers listed under the drained node's ref, and keys that
 	 * should not be there at all (present = expected - missing +
 	 * unexpected). */
-	res->extra = stale + present -
-	    (o->connections + o->residents - res->missing);
+	res->extra =
+	    stale + present - (o->connections + o->residents - res->missing);
 	rc = 0;
 out:
 	chk_close(&k);
@@ -317,10 +316,10 @@ check_json(const check_result *r, int64_t dt)
 {
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:b, s:f}", "topics",
 	    (json_int_t)r->topics, "keys", (json_int_t)r->keys, "missing",
-	    (json_int_t)r->missing, "stale", (json_int_t)r->extra,
-	    "duplicated", (json_int_t)r->duplicated, "exact",
-	    !r->missing && !r->extra && !r->duplicated,
-	    "seconds_after_sigterm", dt > 0 ? (double)dt / 1e9 : -1.0);
+	    (json_int_t)r->missing, "stale", (json_int_t)r->extra, "duplicated",
+	    (json_int_t)r->duplicated, "exact",
+	    !r->missing && !r->extra && !r->duplicated, "seconds_after_sigterm",
+	    dt > 0 ? (double)dt / 1e9 : -1.0);
 }
 
 int
@@ -336,6 +335,7 @@ bench_reconnect_scenario(const bench_opts *o, json_t *j)
 	double srv[BENCH_MAX_URLS], machine;
 	const bench_report *r;
 	int64_t t_kill, exact_at, all_back;
+	double hb_p99;
 	int gone;
 
 	fprintf(f,
@@ -374,14 +374,17 @@ bench_reconnect_scenario(const bench_opts *o, json_t *j)
 		goto out;
 	}
 	/* Polled while the movers come back; the workers' reports wait. */
-	exact_at = await_exact(
-	    o, u2, before.refs, t_kill + CONVERGE_MAX_NS, &after);
+	exact_at =
+	    await_exact(o, u2, before.refs, t_kill + CONVERGE_MAX_NS, &after);
 	if (bench_step_collect(&a) != 0) {
 		goto out;
 	}
 	bench_sample_take(o, &s1);
 	bench_sample_diff(o, &s0, &s1, srv, &machine);
 	r = &a.k[K_RECV];
+	/* The histogram's bucket (3 %) may put p99 past the exact maximum. */
+	hb_p99 = (double)bench_hist_pct(r->ack_hist, 0.99);
+	hb_p99 = hb_p99 > (double)r->hb_max_ns ? (double)r->hb_max_ns : hb_p99;
 	all_back = r->last_ns > t_kill ? r->last_ns - t_kill : 0;
 	gone = kill(o->server_pids[0], 0) != 0;
 	fprintf(f,
@@ -390,16 +393,13 @@ bench_reconnect_scenario(const bench_opts *o, json_t *j)
 	    "attempts, %lld failed%s%s\n",
 	    (long long)r->moved, (long long)r->joined, (double)all_back / 1e9,
 	    (double)bench_hist_pct(r->hist, 0.5) / 1e9,
-	    (double)bench_hist_pct(r->hist, 0.99) / 1e9,
-	    (long long)r->attempts, (long long)r->failed,
-	    r->error[0] ? ": " : "", r->error);
+	    (double)bench_hist_pct(r->hist, 0.99) / 1e9, (long long)r->attempts,
+	    (long long)r->failed, r->error[0] ? ": " : "", r->error);
 	fprintf(f,
 	    "residents' heartbeats on node 2 (every 1 s each): %lld sent, "
 	    "%lld answered, %lld missed; reply p99 %.1f ms, max %.1f ms\n",
-	    (long long)r->hb_sent, (long long)r->hb_ok,
-	    (long long)r->hb_missed,
-	    (double)bench_hist_pct(r->ack_hist, 0.99) / 1e6,
-	    (double)r->hb_max_ns / 1e6);
+	    (long long)r->hb_sent, (long long)r->hb_ok, (long long)r->hb_missed,
+	    hb_p99 / 1e6, (double)r->hb_max_ns / 1e6);
 	print_check(f, "after", &after, exact_at ? exact_at - t_kill : 0);
 	fprintf(f, "node 1 %s; node 2 CPU %.0f%% over the storm\n",
 	    gone ? "exited after its drain" : "STILL RUNNING",
@@ -407,21 +407,19 @@ bench_reconnect_scenario(const bench_opts *o, json_t *j)
 	json_object_set_new(j, "reconnect",
 	    json_pack("{s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:s, s:I, s:I, "
 		      "s:I, s:f, s:f, s:b, s:f}",
-		"lost", (json_int_t)r->moved, "rejoined",
-		(json_int_t)r->joined, "all_back_s", (double)all_back / 1e9,
-		"p50_s", (double)bench_hist_pct(r->hist, 0.5) / 1e9, "p99_s",
+		"lost", (json_int_t)r->moved, "rejoined", (json_int_t)r->joined,
+		"all_back_s", (double)all_back / 1e9, "p50_s",
+		(double)bench_hist_pct(r->hist, 0.5) / 1e9, "p99_s",
 		(double)bench_hist_pct(r->hist, 0.99) / 1e9, "attempts",
 		(json_int_t)r->attempts, "failed_attempts",
 		(json_int_t)r->failed, "error", r->error, "hb_sent",
 		(json_int_t)r->hb_sent, "hb_answered", (json_int_t)r->hb_ok,
 		"hb_missed", (json_int_t)r->hb_missed, "hb_p99_ms",
-		(double)bench_hist_pct(r->ack_hist, 0.99) / 1e6, "hb_max_ms",
-		(double)r->hb_max_ns / 1e6, "node1_exited", gone,
-		"node2_cpu", srv[1]));
+		hb_p99 / 1e6, "hb_max_ms", (double)r->hb_max_ns / 1e6,
+		"node1_exited", gone, "node2_cpu", srv[1]));
 	json_object_set_new(
 	    j, "after", check_json(&after, exact_at ? exact_at - t_kill : 0));
-	rc = r->joined == r->moved && r->moved == o->connections &&
-		exact_at > 0
+	rc = r->joined == r->moved && r->moved == o->connections && exact_at > 0
 	    ? 0
 	    : -1;
 out:

@@ -9,8 +9,7 @@
 #include <string.h>
 
 /* phoenix.js's reconnectAfterMs, by attempt; 5000 beyond. */
-static const int backoff_ms[] = { 10, 50, 100, 150, 200, 250, 500, 1000,
-	2000 };
+static const int backoff_ms[] = { 10, 50, 100, 150, 200, 250, 500, 1000, 2000 };
 
 static void
 on_retry(evutil_socket_t fd, short what, void *arg)
@@ -86,7 +85,8 @@ bw_resident_hb(evutil_socket_t fd, short what, void *arg)
 {
 	bworker *w = arg;
 	size_t n = w->gend[G_RES] - w->gbeg[G_RES], k;
-	size_t per = (size_t)((double)n * BW_RES_TICK_US * 1000 / BW_RES_HB_NS) + 1;
+	size_t per =
+	    (size_t)((double)n * BW_RES_TICK_US * 1000 / BW_RES_HB_NS) + 1;
 	int64_t now = bench_now();
 	int counted = w->busy && w->cmd.step == ST_REJOIN;
 
@@ -106,4 +106,3 @@ bw_resident_hb(evutil_socket_t fd, short what, void *arg)
 		bc_send_text(c, w->hb_tmpl, w->hb_len);
 	}
 }
-

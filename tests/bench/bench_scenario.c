@@ -533,11 +533,16 @@ bench_open_all(const bench_opts *o, int target, const char *label, json_t *j)
 	}
 	fprintf(out(o),
 	    "%s: %lld/%lld sockets ready in %.2f s: %.0f/s "
-	    "(refused %lld, failed %lld%s%s); CPU: %s%s\n",
+	    "(refused %lld, failed %lld%s%s); %.1f KiB received per socket; "
+	    "CPU: %s%s\n",
 	    label, (long long)ready, (long long)conns, secs,
 	    secs > 0 ? (double)ready / secs : 0, (long long)refused,
 	    (long long)failed, r->error[0] || p->error[0] ? ": " : "",
-	    r->error[0] ? r->error : p->error, cpus,
+	    r->error[0] ? r->error : p->error,
+	    ready > 0
+		? (double)(r->bytes_in + p->bytes_in) / 1024 / (double)ready
+		: 0.0,
+	    cpus,
 	    cpu >= BUSY && s1.at - s0.at >= BENCH_NS / 2
 		? " BENCH LIMIT: a worker's CPU was saturated"
 		: "");

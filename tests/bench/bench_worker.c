@@ -388,9 +388,11 @@ bw_on_heartbeat(bconn *c, int ok)
 	bworker *w = c->w;
 
 	if (c->hb_at != 0) {
-		int64_t lat = bench_now() - c->hb_at;
+		int64_t sent = c->hb_at, lat = bench_now() - sent;
 		c->hb_at = 0;
-		if (w->busy && w->cmd.step == ST_REJOIN) {
+		/* Only heartbeats sent during the step count. */
+		if (w->busy && w->cmd.step == ST_REJOIN &&
+		    sent >= w->cmd.t_start) {
 			w->rep.hb_ok += ok;
 			w->rep.errors += !ok;
 			bench_hist_add(w->rep.ack_hist, lat);
