@@ -573,6 +573,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Each line as it is made: a script watching the output (the
+	 * profiler stops at the joins line) must see it then. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	/* Each worker may hold up to the hard limit of descriptors. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
