@@ -34,7 +34,11 @@ enum { S_HTTP, S_WS, S_CLOSING, S_DEAD };
 /* Frames at most this long are copied into the socket's queue; longer ones
  * are queued by reference to the shared frame. */
 #define COPY_MAX 1024
-#define READ_CHUNK 65536
+/* At most this much is read per readable event (as evbuffer_read did): the
+ * replies one read can cause then stay far below the smallest
+ * --max-out-bytes, and the loop flushes between reads, so a client that
+ * pipelines but reads is never taken for a slow consumer. */
+#define READ_CHUNK 4096
 #define HANDSHAKE_MS 10000
 #define LINGER_MS 2000
 
