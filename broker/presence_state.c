@@ -414,19 +414,29 @@ by_offset(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Makes room for the answer's slices and its scratch of skipped entries:
+ * at most one of each per touched key, plus the braces and the tail. */
 static int
-grow(void **p, size_t *cap, size_t need, size_t size)
+reserve(brk_pstate *s)
 {
-	void *np;
+	size_t nsl = 2 * s->ntk + 3, nsk = s->ntk + 1;
 
-	if (need <= *cap) {
-		return PL_OK;
+	if (nsl > s->capsl) {
+		pl_slice *sl = realloc(s->sl, nsl * sizeof(*sl));
+		if (sl == NULL) {
+			return PL_ENOMEM;
+		}
+		s->sl = sl;
+		s->capsl = nsl;
 	}
-	if ((np = realloc(*p, need * size)) == NULL) {
-		return PL_ENOMEM;
+	if (nsk > s->capskips) {
+		uint64_t *sk = realloc(s->skips, nsk * sizeof(*sk));
+		if (sk == NULL) {
+			return PL_ENOMEM;
+		}
+		s->skips = sk;
+		s->capskips = nsk;
 	}
-	*p = np;
-	*cap = need;
 	return PL_OK;
 }
 
@@ -469,10 +479,7 @@ brk_pstate_get(brk_pstate *s, const pl_slice **out, size_t *n)
 		}
 	}
 	/* {, base runs between skipped entries, touched entries, } */
-	if (grow((void **)&s->skips, &s->capskips, s->ntk + 1,
-		sizeof(*s->skips)) != PL_OK ||
-	    grow((void **)&s->sl, &s->capsl, 2 * s->ntk + 3, sizeof(*s->sl)) !=
-		PL_OK) {
+	if (reserve(s) != PL_OK) {
 		return PL_ENOMEM;
 	}
 	for (i = 0; i < s->ntk; i++) {
