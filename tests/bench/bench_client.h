@@ -150,6 +150,13 @@ void bw_rejoin_start(bworker *w);
  * residents' overdue heartbeats and reports. */
 void bw_rejoin_finish(bworker *w);
 
+/* Hooks from bench_worker.c; each returns 1 when it took the event: a
+ * mover lost by the drained node (it comes back), a mover's reconnect
+ * attempt ending, a resident's heartbeat reply. */
+int bw_rejoin_lost(bconn *c);
+int bw_rejoin_finished(bconn *c, int ok, const char *why, int64_t now);
+int bw_resident_hb_reply(bconn *c, int ok);
+
 /* Timer callback (arg: the worker): the residents' heartbeats. */
 void bw_resident_hb(evutil_socket_t fd, short what, void *arg);
 

@@ -106,3 +106,76 @@ bw_resident_hb(evutil_socket_t fd, short what, void *arg)
 		bc_send_text(c, w->hb_tmpl, w->hb_len);
 	}
 }
+
+/* A mover lost by the drained node during ST_REJOIN: it comes back. */
+static int
+rejoining(const bworker *w, const bconn *c)
+{
+	return w->busy && w->cmd.step == ST_REJOIN && c->group == G_NODE;
+}
+
+int
+bw_rejoin_lost(bconn *c)
+{
+	bworker *w = c->w;
+
+	if (!rejoining(w, c) || c->moving != 0) {
+		return 0;
+	}
+	/* As a load balancer would: the next attempt goes to the surviving
+	 * node. */
+	c->moving = 1;
+	c->url = 1;
+	c->tries = 0;
+	w->rep.moved++;
+	bw_retry_later(c);
+	return 1;
+}
+
+int
+bw_rejoin_finished(bconn *c, int ok, const char *why, int64_t now)
+{
+	bworker *w = c->w;
+
+	if (!rejoining(w, c) || c->moving != 1) {
+		return 0;
+	}
+	if (!ok) {
+		w->rep.failed++;
+		bench_note_error(&w->rep, why, strlen(why));
+		bw_retry_later(c);
+		return 1;
+	}
+	c->moving = 2;
+	w->rep.joined++;
+	w->rep.last_ns = now;
+	bench_hist_add(w->rep.hist, now - w->cmd.t_start);
+	if (--w->pending == 0) {
+		w->phase = 1;
+		bench_arm_at(&w->step_ev, now + BW_REJOIN_SETTLE_NS);
+	}
+	return 1;
+}
+
+int
+bw_resident_hb_reply(bconn *c, int ok)
+{
+	bworker *w = c->w;
+	int64_t sent = c->hb_at, lat;
+
+	if (sent == 0) {
+		return 0;
+	}
+	lat = bench_now() - sent;
+	c->hb_at = 0;
+	/* Only heartbeats sent during the step count. */
+	if (w->busy && w->cmd.step == ST_REJOIN && sent >= w->cmd.t_start) {
+		w->rep.hb_ok += ok;
+		w->rep.errors += !ok;
+		bench_hist_add(w->rep.ack_hist, lat);
+		if (lat > w->rep.hb_max_ns) {
+			w->rep.hb_max_ns = lat;
+		}
+	}
+	return 1;
+}

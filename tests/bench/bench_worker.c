@@ -286,34 +286,13 @@ bw_finish_step(bworker *w)
 
 /* ---- hooks from the client side ---- */
 
-/* A mover lost by the drained node during ST_REJOIN: it comes back. */
-static int
-rejoining(const bworker *w, const bconn *c)
-{
-	return w->busy && w->cmd.step == ST_REJOIN && c->group == G_NODE;
-}
-
 void
 bw_conn_finished(bconn *c, int ok, int refused, const char *why)
 {
 	bworker *w = c->w;
 	int64_t now = bench_now();
 
-	if (rejoining(w, c) && c->moving == 1) {
-		if (!ok) {
-			w->rep.failed++;
-			bench_note_error(&w->rep, why, strlen(why));
-			bw_retry_later(c);
-			return;
-		}
-		c->moving = 2;
-		w->rep.joined++;
-		w->rep.last_ns = now;
-		bench_hist_add(w->rep.hist, now - w->cmd.t_start);
-		if (--w->pending == 0) {
-			w->phase = 1;
-			bench_arm_at(&w->step_ev, now + BW_REJOIN_SETTLE_NS);
-		}
+	if (bw_rejoin_finished(c, ok, why, now)) {
 		return;
 	}
 	if (!w->busy ||
@@ -341,14 +320,7 @@ bw_conn_lost(bconn *c, const char *why)
 {
 	bworker *w = c->w;
 
-	if (rejoining(w, c) && c->moving == 0) {
-		/* As a load balancer would: the next attempt goes to the
-		 * surviving node. */
-		c->moving = 1;
-		c->url = 1;
-		c->tries = 0;
-		w->rep.moved++;
-		bw_retry_later(c);
+	if (bw_rejoin_lost(c)) {
 		return;
 	}
 	w->rep.closed++;
@@ -387,19 +359,7 @@ bw_on_heartbeat(bconn *c, int ok)
 {
 	bworker *w = c->w;
 
-	if (c->hb_at != 0) {
-		int64_t sent = c->hb_at, lat = bench_now() - sent;
-		c->hb_at = 0;
-		/* Only heartbeats sent during the step count. */
-		if (w->busy && w->cmd.step == ST_REJOIN &&
-		    sent >= w->cmd.t_start) {
-			w->rep.hb_ok += ok;
-			w->rep.errors += !ok;
-			bench_hist_add(w->rep.ack_hist, lat);
-			if (lat > w->rep.hb_max_ns) {
-				w->rep.hb_max_ns = lat;
-			}
-		}
+	if (bw_resident_hb_reply(c, ok)) {
 		return;
 	}
 	if (!w->busy || w->cmd.step != ST_HEARTBEAT) {
