@@ -150,10 +150,11 @@ comments_after_join(brk_channel *ch)
 	char *meta = online_meta();
 
 	if (meta) {
-		brk_presence_track(p, ch, brk_channel_user(ch), meta);
+		brk_presence_track(p, brk_channel_id(ch), brk_channel_topic(ch),
+		    brk_channel_user(ch), meta);
 	}
 	free(meta);
-	brk_presence_push_state(p, ch);
+	brk_presence_push_state(p, brk_channel_topic(ch), ch);
 }
 
 typedef struct post_ctx {
@@ -316,7 +317,8 @@ comments_in(brk_channel *ch, const char *event, json_t *payload, brk_reply *r)
 static void
 untrack(brk_channel *ch)
 {
-	brk_presence_untrack(brk_node_presence(brk_channel_node(ch)), ch);
+	brk_presence_untrack(
+	    brk_node_presence(brk_channel_node(ch)), brk_channel_id(ch));
 }
 
 static const brk_channel_ops comments_ops = {
@@ -371,12 +373,14 @@ presence_after_join(brk_channel *ch)
 
 	/* A reconnecting device replaces its older sessions, here and, once
 	 * the state merges, on other nodes. */
-	brk_presence_replace_key(p, ch, device);
+	brk_presence_replace_key(
+	    p, brk_channel_id(ch), brk_channel_topic(ch), device);
 	if (meta) {
-		brk_presence_track(p, ch, device, meta);
+		brk_presence_track(
+		    p, brk_channel_id(ch), brk_channel_topic(ch), device, meta);
 	}
 	free(meta);
-	brk_presence_push_state(p, ch);
+	brk_presence_push_state(p, brk_channel_topic(ch), ch);
 }
 
 static void

@@ -69,7 +69,7 @@ static const flag flags[] = {
 	{ "max-connections", L(max_connections), "19900", 1, 10000000,
 	    "sockets served at once; more are refused" },
 	{ "presence-tick-ms", L(presence_tick_ms), "50", 1, 10000,
-	    "presence_diff coalescing period" },
+	    "presence_diff coalescing period (stretches while busy)" },
 	{ "drain-timeout", L(drain_timeout), "10", 0, 600,
 	    "seconds SIGTERM waits for pending writes" },
 	{ "log-level", S(log_level), "info", 0, 0,

@@ -34,7 +34,11 @@ enum { S_HTTP, S_WS, S_CLOSING, S_DEAD };
 /* Frames at most this long are copied into the socket's queue; longer ones
  * are queued by reference to the shared frame. */
 #define COPY_MAX 1024
-#define READ_CHUNK 65536
+/* At most this much is read per readable event (as evbuffer_read did): the
+ * replies one read can cause then stay far below the smallest
+ * --max-out-bytes, and the loop flushes between reads, so a client that
+ * pipelines but reads is never taken for a slow consumer. */
+#define READ_CHUNK 4096
 #define HANDSHAKE_MS 10000
 #define LINGER_MS 2000
 
@@ -67,13 +71,11 @@ brk_frame_text(const char *payload, size_t len)
 {
 	uint8_t hdr[10];
 	size_t hl = pro_ws_frame_header(hdr, PRO_WS_TEXT, len);
-	brk_frame *f = malloc(sizeof(*f) + hl + len);
+	brk_frame *f = pl_rcbuf_new(hl + len);
 
 	if (f == NULL) {
 		return NULL;
 	}
-	f->refs = 1;
-	f->len = hl + len;
 	memcpy(f->data, hdr, hl);
 	memcpy(f->data + hl, payload, len);
 	return f;
@@ -82,9 +84,7 @@ brk_frame_text(const char *payload, size_t len)
 void
 brk_frame_unref(brk_frame *f)
 {
-	if (f && --f->refs == 0) {
-		free(f);
-	}
+	pl_rcbuf_unref(f);
 }
 
 static void
@@ -92,7 +92,7 @@ frame_cleanup(const void *data, size_t len, void *arg)
 {
 	(void)data;
 	(void)len;
-	brk_frame_unref(arg);
+	pl_rcbuf_unref(arg);
 }
 
 /* ---- lists ---- */
@@ -258,20 +258,47 @@ brk_conn_send_text(brk_conn *c, const char *data, size_t len)
 	queue_flush(c);
 }
 
+/* Short runs are copied; long ones in a shared block go by reference. */
+static void
+queue_bytes(brk_conn *c, const char *p, size_t len, pl_rcbuf *hold)
+{
+	if (hold == NULL || len <= COPY_MAX) {
+		evbuffer_add(c->out, p, len);
+		return;
+	}
+	pl_rcbuf_ref(hold);
+	if (evbuffer_add_reference(c->out, p, len, frame_cleanup, hold) != 0) {
+		pl_rcbuf_unref(hold);
+	}
+}
+
 void
 brk_conn_send_frame(brk_conn *c, brk_frame *f)
 {
 	if (c->state != S_WS || outbuf(c) == NULL) {
 		return;
 	}
-	if (f->len <= COPY_MAX) {
-		evbuffer_add(c->out, f->data, f->len);
-	} else {
-		f->refs++;
-		if (evbuffer_add_reference(
-			c->out, f->data, f->len, frame_cleanup, f) != 0) {
-			f->refs--;
-		}
+	queue_bytes(c, f->data, f->len, f);
+	brk_node_stats_of(c->node)->frames_out++;
+	check_cap(c);
+	queue_flush(c);
+}
+
+void
+brk_conn_send_slices(brk_conn *c, const pl_slice *s, size_t n)
+{
+	uint8_t hdr[10];
+	size_t len = 0, i;
+
+	if (c->state != S_WS || outbuf(c) == NULL) {
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		len += s[i].len;
+	}
+	evbuffer_add(c->out, hdr, pro_ws_frame_header(hdr, PRO_WS_TEXT, len));
+	for (i = 0; i < n; i++) {
+		queue_bytes(c, s[i].p, s[i].len, s[i].hold);
 	}
 	brk_node_stats_of(c->node)->frames_out++;
 	check_cap(c);
@@ -605,17 +632,33 @@ handle_ws(brk_conn *c)
 	}
 }
 
+/* One recv into a buffer shared by every socket of the loop, then only
+ * what arrived is kept: evbuffer_read would first ask the kernel how much
+ * is waiting (one more system call per read, on every join). */
+static ssize_t
+read_into(struct evbuffer *in, int fd)
+{
+	static char buf[READ_CHUNK];
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+	if (n > 0 && evbuffer_add(in, buf, (size_t)n) != 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return n;
+}
+
 static void
 on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	brk_conn *c = arg;
-	int n;
+	ssize_t n;
 
 	(void)what;
 	if (c->in == NULL && (c->in = evbuffer_new()) == NULL) {
 		return;
 	}
-	n = evbuffer_read(c->in, fd, READ_CHUNK);
+	n = read_into(c->in, fd);
 	if (n < 0 &&
 	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
 		return;
@@ -667,7 +710,7 @@ brk_conn_accept(brk_node *n, int fd, const struct sockaddr *sa, socklen_t salen)
 		close(fd);
 		return PL_ENOMEM;
 	}
-	evutil_make_socket_nonblocking(fd);
+	/* The listener accepts with SOCK_NONBLOCK already. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->node = n;
 	c->fd = fd;

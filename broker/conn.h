@@ -6,6 +6,8 @@
 #ifndef PARLEY_BROKER_CONN_H
 #define PARLEY_BROKER_CONN_H
 
+#include "common/rcbuf.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -15,11 +17,7 @@ typedef struct brk_conn brk_conn;
 typedef struct brk_channel brk_channel;
 
 /* A prebuilt WebSocket frame shared by every subscriber of a broadcast. */
-typedef struct brk_frame {
-	unsigned refs;
-	size_t len;
-	char data[];
-} brk_frame;
+typedef pl_rcbuf brk_frame;
 
 /* Builds a text frame around payload; refs = 1. NULL on allocation failure. */
 brk_frame *brk_frame_text(const char *payload, size_t len);
@@ -43,7 +41,8 @@ size_t brk_conn_count_ws(const brk_conn_list *l);
 /* Frees every socket at once (final teardown, after the loop stopped). */
 void brk_conn_free_all(brk_conn_list *l);
 
-/* Takes ownership of fd: on failure the fd is closed. */
+/* Takes ownership of fd, which must be non-blocking: on failure the fd is
+ * closed. */
 int brk_conn_accept(
     brk_node *n, int fd, const struct sockaddr *sa, socklen_t salen);
 
@@ -51,6 +50,10 @@ int brk_conn_accept(
 void brk_conn_send_text(brk_conn *c, const char *data, size_t len);
 /* Queues a shared frame (takes a reference of its own). */
 void brk_conn_send_frame(brk_conn *c, brk_frame *f);
+/* Queues one text message made of the n slices in order. Long slices that
+ * lie in a shared block are queued by reference (taking one of their own),
+ * the others copied. */
+void brk_conn_send_slices(brk_conn *c, const pl_slice *s, size_t n);
 /* Writes what is queued; called by the node's flush pass. */
 void brk_conn_flush(brk_conn *c);
 

@@ -292,6 +292,56 @@ open_storage(brk_node *n, char *err, size_t errlen)
 	return PL_OK;
 }
 
+/* ---- presence hub ---- */
+
+static void
+presence_push(void *arg, void *to, const pl_slice *payload, size_t n)
+{
+	(void)arg;
+	brk_channel_push_slices(to, "presence_state", payload, n);
+}
+
+static size_t
+presence_broadcast(
+    void *arg, const char *topic, const char *payload, size_t len)
+{
+	brk_node *n = arg;
+
+	return brk_router_local_broadcast(
+	    n->router, topic, "presence_diff", payload, len);
+}
+
+static void
+presence_close(void *arg, uint64_t owner, const char *event)
+{
+	brk_node *n = arg;
+	brk_channel *ch = brk_router_find_channel(n->router, owner);
+
+	if (ch) {
+		brk_channel_close(ch, event);
+	}
+}
+
+static int
+make_presence(brk_node *n)
+{
+	brk_presence_env env;
+
+	memset(&env, 0, sizeof(env));
+	env.base = n->base;
+	env.tick_priority = 0; /* urgent: see new_base */
+	env.node = n->name;
+	/* A restart is a new replica: its vsn is the start time in µs. */
+	env.vsn = pl_wall_ns() / 1000;
+	env.tick_ms = n->cfg->presence_tick_ms;
+	env.max_devices = n->cfg->max_devices;
+	env.push = presence_push;
+	env.broadcast = presence_broadcast;
+	env.close = presence_close;
+	env.arg = n;
+	return brk_presence_create(&n->presence, &env);
+}
+
 /* Two priorities: timers (membership heartbeats, presence ticks, the
  * sweep) run at 0, socket and storage events at 1. A burst of socket work
  * yields every few milliseconds, so a heavy join storm cannot starve the
@@ -409,7 +459,7 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
 		return PL_EIO;
 	}
 	if (brk_router_create(&n->router, n) != PL_OK ||
-	    brk_presence_create(&n->presence, n) != PL_OK) {
+	    make_presence(n) != PL_OK) {
 		snprintf(err, errlen, "out of memory");
 		return PL_ENOMEM;
 	}

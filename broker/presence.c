@@ -1,23 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Presence hub. Changes reported by the CRDT (local tracks and merged remote
- * deltas alike) are gathered per topic in jansson objects and sent as one
- * presence_diff per topic per tick. Diffs never cross nodes: each node
- * computes its own from the state it merged, as Phoenix does. */
+ * deltas alike) are gathered per topic and sent as one presence_diff per
+ * topic per tick. Diffs never cross nodes: each node computes its own from
+ * the state it merged, as Phoenix does. A topic's presence_state is served
+ * from a per-topic cache (presence_state.c) that every change touches. */
 #include "broker/presence.h"
 
-#include "broker/node.h"
-#include "broker/router.h"
+#include "broker/presence_state.h"
 #include "cluster/presence.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/hash.h"
 #include "common/log.h"
-
 #include "common/sbuf.h"
 
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #define DEVICE_PREFIX "presence:"
 
@@ -30,75 +29,60 @@ typedef struct pchange {
 	uint8_t leave;
 } pchange;
 
-/* A topic with changes since the last tick. It also caches the topic's
- * presence_state text: every change made after the cache was built is in
- * `changes` and reaches each subscriber, joiners included, in the next
- * diff, so the cache stays correct until this tick flushes it. In a burst of
- * joins the state is thus built once per tick, not once per joiner. */
+/* A topic the hub knows: changes since the last tick and, while joiners
+ * keep coming, its presence_state cache. */
 typedef struct ptopic {
 	char *name;
 	pchange *changes;
 	size_t n, cap;
-	char *state;
-	size_t state_len;
-	int check_devices;
-	struct ptopic *hnext, *next;
+	brk_pstate *state; /* NULL until a joiner asks */
+	uint64_t state_ms; /* last presence_state served (mono ms) */
+	int check_devices; /* a join on a presence:<user> topic */
+	int dirty;         /* on the list of topics for the next tick */
+	struct ptopic *hnext, *dnext;
 } ptopic;
 
 #define PT_BUCKETS 1024
-/* Diff deliveries one tick may cost before the next tick is pushed back:
- * in a join storm the tick stretches (up to MAX_TICK_MS) so that presence
- * costs a bounded share of the loop, instead of ticks x members writes
- * growing without limit. */
-#define TICK_BUDGET 4000
+/* Tick pacing. While the loop has time to spare, a tick may cost up to
+ * IDLE_DELIVERIES writes per base tick, as many as it takes below that.
+ * When the loop is busy (more than BUSY_SHARE of the last period spent
+ * working), each change earns DELIVERIES_PER_CHANGE writes and no more: the
+ * period stretches (up to MAX_TICK_MS) until a tick gathers enough changes
+ * to pay for its writes. A join storm thus costs each join about one diff
+ * write, whatever the topics' sizes, instead of members x ticks. */
+#define IDLE_DELIVERIES 4000
+#define DELIVERIES_PER_CHANGE 1
+#define BUSY_SHARE 0.5
 #define MAX_TICK_MS 1000
+/* A topic's presence_state cache is dropped after this long unused. */
+#define STATE_TTL_MS 2000
 
 struct brk_presence {
-	brk_node *node;
+	brk_presence_env env;
+	char *node;
 	clu_presence *crdt;
-	struct event *tick;
+	struct event *tick, *expiry;
 	ptopic *buckets[PT_BUCKETS];
-	ptopic *dirty; /* every ptopic, in the order it appeared */
-	long next_ms;  /* delay of the next tick */
+	ptopic *dirty; /* topics with changes, newest first */
+	long next_ms;  /* the period of the next tick */
+	uint64_t last_tick_ms, last_cpu_ns;
+	size_t tick_changes; /* changes reported since the last tick */
+	size_t ncached;      /* topics holding a state cache */
 	int armed;
 };
 
-/* A meta as Phoenix sends it: the tracked map plus phx_ref (and
- * phx_ref_prev after an update), spliced into the stored JSON text. */
-static void
-add_wire_meta(pl_sbuf *b, const clu_presence_meta *m)
-{
-	size_t len = m->meta_len;
-	size_t i;
-	int empty = 1;
+/* ---- topics ---- */
 
-	while (len > 0 && m->meta[len - 1] != '}') {
-		len--;
-	}
-	if (len == 0 || m->meta[0] != '{') {
-		pl_sbuf_str(b, "{");
-		len = 1;
-	} else {
-		len--;
-		pl_sbuf_add(b, m->meta, len);
-	}
-	for (i = 1; i < len && empty; i++) {
-		empty = m->meta[i] == ' ' || m->meta[i] == '\t' ||
-		    m->meta[i] == '\n' || m->meta[i] == '\r';
-	}
-	pl_sbuf_str(b, empty ? "\"phx_ref\":\"" : ",\"phx_ref\":\"");
-	pl_sbuf_str(b, m->phx_ref);
-	if (m->phx_ref_prev[0]) {
-		pl_sbuf_str(b, "\",\"phx_ref_prev\":\"");
-		pl_sbuf_str(b, m->phx_ref_prev);
-	}
-	pl_sbuf_str(b, "\"}");
+static ptopic **
+bucket(brk_presence *p, const char *topic)
+{
+	return &p->buckets[pl_hash_str(topic) % PT_BUCKETS];
 }
 
 static ptopic *
 ptopic_get(brk_presence *p, const char *topic, int create)
 {
-	ptopic **bk = &p->buckets[pl_hash_str(topic) % PT_BUCKETS], *t;
+	ptopic **bk = bucket(p, topic), *t;
 
 	for (t = *bk; t; t = t->hnext) {
 		if (strcmp(t->name, topic) == 0) {
@@ -114,13 +98,11 @@ ptopic_get(brk_presence *p, const char *topic, int create)
 	}
 	t->hnext = *bk;
 	*bk = t;
-	t->next = p->dirty;
-	p->dirty = t;
 	return t;
 }
 
 static void
-ptopic_free(ptopic *t)
+clear_changes(ptopic *t)
 {
 	size_t i;
 
@@ -128,11 +110,47 @@ ptopic_free(ptopic *t)
 		free(t->changes[i].key);
 		free(t->changes[i].meta);
 	}
+	t->n = 0;
+}
+
+static void
+drop_state(brk_presence *p, ptopic *t)
+{
+	if (t->state) {
+		brk_pstate_destroy(t->state);
+		t->state = NULL;
+		p->ncached--;
+	}
+}
+
+static void
+ptopic_free(brk_presence *p, ptopic *t)
+{
+	drop_state(p, t);
+	clear_changes(t);
 	free(t->changes);
-	free(t->state);
 	free(t->name);
 	free(t);
 }
+
+/* Frees t once it holds nothing: no changes, no cache, not listed. */
+static void
+ptopic_release(brk_presence *p, ptopic *t)
+{
+	ptopic **pp;
+
+	if (t->n > 0 || t->state || t->dirty || t->check_devices) {
+		return;
+	}
+	for (pp = bucket(p, t->name); *pp && *pp != t; pp = &(*pp)->hnext) {
+	}
+	if (*pp) {
+		*pp = t->hnext;
+	}
+	ptopic_free(p, t);
+}
+
+/* ---- changes ---- */
 
 static void
 add_changes(ptopic *t, const clu_presence_meta *ms, size_t n, int leave)
@@ -152,7 +170,7 @@ add_changes(ptopic *t, const clu_presence_meta *ms, size_t n, int leave)
 			t->cap = cap;
 		}
 		c = &t->changes[t->n];
-		add_wire_meta(&b, &ms[i]);
+		brk_pstate_add_meta(&b, &ms[i]);
 		c->meta = pl_sbuf_take(&b, NULL);
 		c->key = strdup(ms[i].key);
 		c->seq = (uint32_t)t->n;
@@ -170,13 +188,22 @@ add_changes(ptopic *t, const clu_presence_meta *ms, size_t n, int leave)
 static void
 arm(brk_presence *p)
 {
+	uint64_t now;
 	long ms = p->next_ms;
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct timeval tv;
 
-	if (!p->armed) {
-		p->armed = 1;
-		event_add(p->tick, &tv);
+	if (p->armed) {
+		return;
 	}
+	/* After a quiet spell the storm that stretched the period is over. */
+	now = pl_mono_ms();
+	if (now - p->last_tick_ms > (uint64_t)(p->next_ms + p->env.tick_ms)) {
+		ms = p->next_ms = p->env.tick_ms;
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	p->armed = 1;
+	event_add(p->tick, &tv);
 }
 
 static void
@@ -185,6 +212,7 @@ on_diff(void *arg, const char *topic, const clu_presence_meta *joins, size_t nj,
 {
 	brk_presence *p = arg;
 	ptopic *t = ptopic_get(p, topic, 1);
+	size_t i;
 
 	if (t == NULL) {
 		return;
@@ -194,9 +222,23 @@ on_diff(void *arg, const char *topic, const clu_presence_meta *joins, size_t nj,
 	    nl ? " first " : "", nl ? leaves[0].key : "");
 	add_changes(t, joins, nj, 0);
 	add_changes(t, leaves, nl, 1);
+	p->tick_changes += nj + nl;
+	if (t->state) {
+		for (i = 0; i < nj; i++) {
+			brk_pstate_touch(t->state, joins[i].key);
+		}
+		for (i = 0; i < nl; i++) {
+			brk_pstate_touch(t->state, leaves[i].key);
+		}
+	}
 	if (nj > 0 &&
 	    strncmp(topic, DEVICE_PREFIX, strlen(DEVICE_PREFIX)) == 0) {
 		t->check_devices = 1;
+	}
+	if (!t->dirty) {
+		t->dirty = 1;
+		t->dnext = p->dirty;
+		p->dirty = t;
 	}
 	arm(p);
 }
@@ -310,8 +352,6 @@ typedef struct dev_scan {
 	uint64_t *close_ids; /* local channels to close */
 	const char **close_why;
 	size_t nclose, close_cap;
-	const char *pass;      /* "stale" or "limit" */
-	const char *evict_key; /* in the "limit" pass: the key being evicted */
 } dev_scan;
 
 static void
@@ -403,8 +443,7 @@ by_age(const void *a, const void *b)
 static void
 check_devices(brk_presence *p, const char *topic)
 {
-	size_t max = (size_t)brk_node_config(p->node)->max_devices, i;
-	brk_router *r = brk_node_router(p->node);
+	size_t max = (size_t)p->env.max_devices, i;
 	dev_scan s;
 	char **evict = NULL;
 	size_t nevict = 0;
@@ -432,10 +471,7 @@ check_devices(brk_presence *p, const char *topic)
 	}
 	free(evict);
 	for (i = 0; i < s.nclose; i++) {
-		brk_channel *ch = brk_router_find_channel(r, s.close_ids[i]);
-		if (ch) {
-			brk_channel_close(ch, s.close_why[i]);
-		}
+		p->env.close(p->env.arg, s.close_ids[i], s.close_why[i]);
 	}
 	free(s.close_ids);
 	free(s.close_why);
@@ -444,165 +480,214 @@ check_devices(brk_presence *p, const char *topic)
 
 /* ---- tick ---- */
 
+/* The next period, from what the last one cost: the changes it gathered
+ * and the writes its diffs made, over the time it really lasted (a tick
+ * runs late when the loop is saturated). See the pacing constants above. */
+static void
+pace(brk_presence *p, uint64_t now, uint64_t cpu, size_t deliveries)
+{
+	double wall = (double)(now - p->last_tick_ms), allowance, next;
+	long base = p->env.tick_ms,
+	     max = base > MAX_TICK_MS ? base : MAX_TICK_MS;
+	int busy = (double)(cpu - p->last_cpu_ns) / 1e6 >= BUSY_SHARE * wall;
+
+	if (wall < (double)p->next_ms) {
+		wall = (double)p->next_ms;
+	}
+	allowance = (double)DELIVERIES_PER_CHANGE * (double)p->tick_changes;
+	if (!busy) {
+		allowance += (double)IDLE_DELIVERIES * wall / (double)base;
+	}
+	next = wall * (double)deliveries / (allowance > 1 ? allowance : 1);
+	p->next_ms = next < (double)base ? base
+	    : next > (double)max         ? max
+					 : (long)next;
+}
+
+static void
+arm_expiry(brk_presence *p)
+{
+	struct timeval tv = { STATE_TTL_MS / 1000,
+		(STATE_TTL_MS % 1000) * 1000 };
+
+	if (p->ncached > 0 && !event_pending(p->expiry, EV_TIMEOUT, NULL)) {
+		event_add(p->expiry, &tv);
+	}
+}
+
+/* Caches unused for STATE_TTL_MS go, with topics that hold nothing else. */
+static void
+on_expiry(evutil_socket_t fd, short what, void *arg)
+{
+	brk_presence *p = arg;
+	uint64_t now = pl_mono_ms();
+	size_t i;
+
+	(void)fd;
+	(void)what;
+	for (i = 0; i < PT_BUCKETS; i++) {
+		ptopic *t = p->buckets[i], *next;
+		for (; t; t = next) {
+			next = t->hnext;
+			if (t->state && now - t->state_ms >= STATE_TTL_MS) {
+				drop_state(p, t);
+				ptopic_release(p, t);
+			}
+		}
+	}
+	arm_expiry(p);
+}
+
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	brk_presence *p = arg;
-	ptopic *t = p->dirty, *next;
-	brk_router *r = brk_node_router(p->node);
-	uint64_t before = brk_router_deliveries(r), cost;
-	long base = brk_node_config(p->node)->presence_tick_ms;
+	ptopic *t = p->dirty, *next, *oldest = NULL;
+	uint64_t now = pl_mono_ms(), cpu = pl_thread_cpu_ns();
+	size_t deliveries = 0;
 
 	(void)fd;
 	(void)what;
 	p->armed = 0;
 	p->dirty = NULL;
-	memset(p->buckets, 0, sizeof(p->buckets));
 	/* Oldest first, so diffs go out in the order topics changed. */
 	for (; t; t = next) {
-		next = t->next;
-		t->next = p->dirty;
-		p->dirty = t;
+		next = t->dnext;
+		t->dnext = oldest;
+		oldest = t;
 	}
-	t = p->dirty;
-	p->dirty = NULL;
-	for (; t; t = next) {
+	/* Closing channels (device limit) reports changes back into the hub:
+	 * they land in the next tick's list, as each topic is unlisted first. */
+	for (t = oldest; t; t = next) {
 		size_t len;
 		char *s = t->n ? diff_text(t, &len) : NULL;
-		next = t->next;
+		next = t->dnext;
+		t->dirty = 0;
+		clear_changes(t);
 		if (s) {
-			brk_router_local_broadcast(brk_node_router(p->node),
-			    t->name, "presence_diff", s, len);
+			deliveries +=
+			    p->env.broadcast(p->env.arg, t->name, s, len);
 		}
 		free(s);
 		if (t->check_devices) {
+			t->check_devices = 0;
 			check_devices(p, t->name);
 		}
-		ptopic_free(t);
+		ptopic_release(p, t);
 	}
-	cost = brk_router_deliveries(r) - before;
-	p->next_ms = base * (long)(cost / TICK_BUDGET + 1);
-	if (p->next_ms > MAX_TICK_MS) {
-		p->next_ms = base > MAX_TICK_MS ? base : MAX_TICK_MS;
-	}
+	pace(p, now, cpu, deliveries);
+	p->tick_changes = 0;
+	p->last_tick_ms = now;
+	p->last_cpu_ns = cpu;
 }
 
 /* ---- API ---- */
 
 int
-brk_presence_create(brk_presence **out, brk_node *n)
+brk_presence_create(brk_presence **out, const brk_presence_env *env)
 {
-	brk_presence *p = calloc(1, sizeof(*p));
-	struct timeval tv;
-	uint64_t vsn;
+	brk_presence *p;
+	int rc;
 
+	*out = NULL;
+	if (env->tick_ms < 1 || env->node == NULL) {
+		return PL_EINVAL;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		return PL_ENOMEM;
+	}
+	p->env = *env;
+	p->next_ms = env->tick_ms;
+	p->last_tick_ms = pl_mono_ms();
+	p->last_cpu_ns = pl_thread_cpu_ns();
+	rc = PL_ENOMEM;
+	if ((p->node = strdup(env->node)) == NULL ||
+	    (p->tick = event_new(env->base, -1, 0, on_tick, p)) == NULL ||
+	    event_priority_set(p->tick, env->tick_priority) != 0 ||
+	    (p->expiry = event_new(env->base, -1, 0, on_expiry, p)) == NULL) {
+		goto fail;
+	}
+	p->env.node = p->node;
+	rc = clu_presence_create(&p->crdt, p->node, env->vsn, on_diff, p);
+	if (rc != PL_OK) {
+		goto fail;
+	}
 	*out = p;
-	if (p == NULL) {
-		return PL_ENOMEM;
-	}
-	p->node = n;
-	p->next_ms = brk_node_config(n)->presence_tick_ms;
-	gettimeofday(&tv, NULL);
-	/* A restart is a new replica: its vsn is the start time in µs. */
-	vsn = (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
-	p->tick = event_new(brk_node_base(n), -1, 0, on_tick, p);
-	if (p->tick) {
-		brk_node_urgent(p->tick);
-	}
-	if (p->tick == NULL ||
-	    clu_presence_create(&p->crdt, brk_node_name(n), vsn, on_diff, p)) {
-		return PL_ENOMEM;
-	}
 	return PL_OK;
+fail:
+	brk_presence_destroy(p);
+	return rc == PL_OK ? PL_ENOMEM : rc;
 }
 
 void
 brk_presence_destroy(brk_presence *p)
 {
+	size_t i;
+
 	if (p == NULL) {
 		return;
 	}
 	if (p->tick) {
 		event_free(p->tick);
 	}
-	clu_presence_destroy(p->crdt);
-	while (p->dirty) {
-		ptopic *t = p->dirty;
-		p->dirty = t->next;
-		ptopic_free(t);
+	if (p->expiry) {
+		event_free(p->expiry);
 	}
+	/* Freed without reporting leaves, so no callback runs from here. */
+	clu_presence_destroy(p->crdt);
+	for (i = 0; i < PT_BUCKETS; i++) {
+		while (p->buckets[i]) {
+			ptopic *t = p->buckets[i];
+			p->buckets[i] = t->hnext;
+			ptopic_free(p, t);
+		}
+	}
+	free(p->node);
 	free(p);
 }
 
 int
-brk_presence_track(
-    brk_presence *p, brk_channel *ch, const char *key, const char *meta)
+brk_presence_track(brk_presence *p, uint64_t owner, const char *topic,
+    const char *key, const char *meta)
 {
-	char ref[CLU_PRESENCE_REF_LEN + 1];
-
-	return clu_presence_join(p->crdt, brk_channel_id(ch),
-	    brk_channel_topic(ch), key, meta, strlen(meta), ref);
+	return clu_presence_join(
+	    p->crdt, owner, topic, key, meta, strlen(meta), NULL);
 }
 
 void
-brk_presence_untrack(brk_presence *p, brk_channel *ch)
+brk_presence_untrack(brk_presence *p, uint64_t owner)
 {
-	size_t n = 0;
-
-	clu_presence_leave_owner(p->crdt, brk_channel_id(ch), &n);
+	clu_presence_leave_owner(p->crdt, owner, NULL);
 }
 
-typedef struct state_build {
-	pl_sbuf b;
-	int first;
-} state_build;
-
-static void
-state_key(void *arg, const char *topic, const char *key,
-    const clu_presence_meta *ms, size_t n)
+int
+brk_presence_push_state(brk_presence *p, const char *topic, void *to)
 {
-	state_build *sb = arg;
-	size_t i;
+	ptopic *t = ptopic_get(p, topic, 1);
+	const pl_slice *sl;
+	size_t n;
+	int rc = PL_ENOMEM;
 
-	(void)topic;
-	pl_sbuf_str(&sb->b, sb->first ? "" : ",");
-	sb->first = 0;
-	pl_sbuf_json_str(&sb->b, key);
-	pl_sbuf_str(&sb->b, ":{\"metas\":[");
-	for (i = 0; i < n; i++) {
-		if (i > 0) {
-			pl_sbuf_str(&sb->b, ",");
-		}
-		add_wire_meta(&sb->b, &ms[i]);
+	if (t && t->state == NULL &&
+	    brk_pstate_create(&t->state, p->crdt, topic) == PL_OK) {
+		p->ncached++;
 	}
-	pl_sbuf_str(&sb->b, "]}");
-}
-
-void
-brk_presence_push_state(brk_presence *p, brk_channel *ch)
-{
-	const char *topic = brk_channel_topic(ch);
-	ptopic *t = ptopic_get(p, topic, 0);
-	state_build sb = { PL_SBUF_INIT, 1 };
-	char *s;
-
 	if (t && t->state) {
-		brk_channel_push(ch, "presence_state", t->state);
-		return;
+		t->state_ms = pl_mono_ms();
+		rc = brk_pstate_get(t->state, &sl, &n);
 	}
-	pl_sbuf_str(&sb.b, "{");
-	clu_presence_list(p->crdt, topic, state_key, &sb);
-	pl_sbuf_str(&sb.b, "}");
-	s = pl_sbuf_take(&sb.b, NULL);
-	if (s == NULL) {
-		return;
-	}
-	brk_channel_push(ch, "presence_state", s);
-	if (t) {
-		t->state = s;
+	if (rc == PL_OK) {
+		p->env.push(p->env.arg, to, sl, n);
 	} else {
-		free(s);
+		LOG_ERR("BRK-PRESSTATE", "presence_state of %s not sent: %s",
+		    topic, pl_strerror(rc));
+		if (t) {
+			drop_state(p, t);
+			ptopic_release(p, t);
+		}
 	}
+	arm_expiry(p);
+	return rc;
 }
 
 size_t
@@ -641,18 +726,15 @@ local_owners(void *arg, const char *topic, const char *key,
 }
 
 void
-brk_presence_replace_key(brk_presence *p, brk_channel *ch, const char *key)
+brk_presence_replace_key(
+    brk_presence *p, uint64_t owner, const char *topic, const char *key)
 {
-	brk_router *r = brk_node_router(p->node);
-	owners o = { NULL, 0, brk_channel_id(ch) };
+	owners o = { NULL, 0, owner };
 	size_t i;
 
-	clu_presence_get(p->crdt, brk_channel_topic(ch), key, local_owners, &o);
+	clu_presence_get(p->crdt, topic, key, local_owners, &o);
 	for (i = 0; i < o.n; i++) {
-		brk_channel *old = brk_router_find_channel(r, o.ids[i]);
-		if (old && old != ch) {
-			brk_channel_close(old, NULL);
-		}
+		p->env.close(p->env.arg, o.ids[i], NULL);
 	}
 	free(o.ids);
 }
@@ -675,4 +757,10 @@ brk_presence_after_merge(brk_presence *p)
 	/* Device topics touched by the merge were noted in on_diff; the
 	 * check runs on the next tick, outside the CRDT's callbacks. */
 	arm(p);
+}
+
+long
+brk_presence_tick_period(const brk_presence *p)
+{
+	return p->next_ms;
 }

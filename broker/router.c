@@ -373,6 +373,30 @@ brk_channel_push(brk_channel *ch, const char *event, const char *payload)
 }
 
 void
+brk_channel_push_slices(
+    brk_channel *ch, const char *event, const pl_slice *payload, size_t n)
+{
+	pl_slice local[16], *all = local;
+	size_t at, len;
+	char *env = pro_phx_envelope(brk_conn_vsn(ch->conn), ch->join_ref, NULL,
+	    ch->topic->name, event, &at, &len);
+
+	if (env && n + 2 > sizeof(local) / sizeof(*local)) {
+		all = malloc((n + 2) * sizeof(*all));
+	}
+	if (env && all) {
+		all[0] = (pl_slice){ env, at, NULL };
+		memcpy(all + 1, payload, n * sizeof(*payload));
+		all[n + 1] = (pl_slice){ env + at, len - at, NULL };
+		brk_conn_send_slices(ch->conn, all, n + 2);
+	}
+	if (all != local) {
+		free(all);
+	}
+	free(env);
+}
+
+void
 brk_channel_close(brk_channel *ch, const char *event)
 {
 	brk_router *r = brk_node_router(brk_channel_node(ch));
@@ -391,12 +415,13 @@ brk_channel_close(brk_channel *ch, const char *event)
 	json_decref(jr);
 }
 
-static void
+static size_t
 fanout(brk_router *r, brk_topic *t, const char *event, const char *payload,
     size_t len)
 {
 	brk_frame *frames[3] = { NULL, NULL, NULL };
 	uint32_t i;
+	size_t n = 0;
 
 	for (i = 0; i < t->n; i++) {
 		brk_conn *c = t->subs[i]->conn;
@@ -418,22 +443,22 @@ fanout(brk_router *r, brk_topic *t, const char *event, const char *payload,
 			}
 		}
 		brk_conn_send_frame(c, frames[v]);
-		r->deliveries++;
+		n++;
 	}
 	brk_frame_unref(frames[1]);
 	brk_frame_unref(frames[2]);
+	r->deliveries += n;
+	return n;
 }
 
-void
+size_t
 brk_router_local_broadcast(brk_router *r, const char *topic, const char *event,
     const char *payload, size_t len)
 {
 	brk_topic *t = topic_find(r, topic);
 
 	r->broadcasts++;
-	if (t) {
-		fanout(r, t, event, payload, len);
-	}
+	return t ? fanout(r, t, event, payload, len) : 0;
 }
 
 void

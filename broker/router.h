@@ -7,6 +7,7 @@
 #ifndef PARLEY_BROKER_ROUTER_H
 #define PARLEY_BROKER_ROUTER_H
 
+#include "common/rcbuf.h"
 #include "proto/phx.h"
 
 #include <jansson.h>
@@ -51,8 +52,9 @@ void brk_router_conn_closed(brk_router *r, brk_conn *c);
 void brk_router_broadcast(brk_router *r, const char *topic, const char *event,
     const char *payload, size_t len);
 /* Local subscribers only (broadcasts arriving from the cluster, presence
- * diffs, which every node computes for itself). */
-void brk_router_local_broadcast(brk_router *r, const char *topic,
+ * diffs, which every node computes for itself). Returns the sockets it
+ * reached. */
+size_t brk_router_local_broadcast(brk_router *r, const char *topic,
     const char *event, const char *payload, size_t len);
 
 typedef void (*brk_forward_fn)(void *arg, const char *topic, const char *event,
@@ -76,6 +78,9 @@ void *brk_channel_state(brk_channel *ch);
 void brk_channel_set_state(brk_channel *ch, void *state);
 /* Pushes event with payload (JSON text) to this channel only. */
 void brk_channel_push(brk_channel *ch, const char *event, const char *payload);
+/* The same with a payload made of n slices (see brk_conn_send_slices). */
+void brk_channel_push_slices(
+    brk_channel *ch, const char *event, const pl_slice *payload, size_t n);
 /* Server-side close: pushes `event` {} first when non-NULL, then phx_close,
  * and ends the channel (terminate runs). */
 void brk_channel_close(brk_channel *ch, const char *event);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The two clocks every module reads: monotonic milliseconds for timeouts and
+/* The clocks every module reads: monotonic milliseconds for timeouts and
  * intervals (never jumps), and unix milliseconds for what is shown or stored
  * (timestamps, "since"). One place, so no module grows its own. */
 #ifndef PARLEY_COMMON_CLOCK_H
@@ -35,6 +35,17 @@ pl_wall_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time the calling thread has used, in nanoseconds: how busy the
+ * event loop is, whatever else runs on the machine. */
+static inline uint64_t
+pl_thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 

@@ -157,12 +157,15 @@ add_json(pl_sbuf *b, const json_t *v)
 	json_dump_callback(v, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
-char *
-pro_phx_encode(int vsn, const json_t *join_ref, const json_t *ref,
-    const char *topic, const char *event, const char *payload,
-    size_t payload_len, size_t *out_len)
+/* The envelope around payload; *at (may be NULL) receives the offset at
+ * which the payload starts. */
+static char *
+encode(int vsn, const json_t *join_ref, const json_t *ref, const char *topic,
+    const char *event, const char *payload, size_t payload_len, size_t *at,
+    size_t *out_len)
 {
 	pl_sbuf b = PL_SBUF_INIT;
+	size_t pos;
 
 	if (vsn == PRO_PHX_V2) {
 		pl_sbuf_str(&b, "[");
@@ -174,6 +177,7 @@ pro_phx_encode(int vsn, const json_t *join_ref, const json_t *ref,
 		pl_sbuf_str(&b, ",");
 		pl_sbuf_json_str(&b, event);
 		pl_sbuf_str(&b, ",");
+		pos = b.len;
 		pl_sbuf_add(&b, payload, payload_len);
 		pl_sbuf_str(&b, "]");
 	} else {
@@ -182,12 +186,33 @@ pro_phx_encode(int vsn, const json_t *join_ref, const json_t *ref,
 		pl_sbuf_str(&b, ",\"event\":");
 		pl_sbuf_json_str(&b, event);
 		pl_sbuf_str(&b, ",\"payload\":");
+		pos = b.len;
 		pl_sbuf_add(&b, payload, payload_len);
 		pl_sbuf_str(&b, ",\"ref\":");
 		add_json(&b, ref);
 		pl_sbuf_str(&b, "}");
 	}
+	if (at) {
+		*at = pos;
+	}
 	return pl_sbuf_take(&b, out_len);
+}
+
+char *
+pro_phx_encode(int vsn, const json_t *join_ref, const json_t *ref,
+    const char *topic, const char *event, const char *payload,
+    size_t payload_len, size_t *out_len)
+{
+	return encode(vsn, join_ref, ref, topic, event, payload, payload_len,
+	    NULL, out_len);
+}
+
+char *
+pro_phx_envelope(int vsn, const json_t *join_ref, const json_t *ref,
+    const char *topic, const char *event, size_t *payload_at, size_t *out_len)
+{
+	return encode(
+	    vsn, join_ref, ref, topic, event, "", 0, payload_at, out_len);
 }
 
 char *

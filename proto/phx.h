@@ -40,6 +40,12 @@ char *pro_phx_encode(int vsn, const json_t *join_ref, const json_t *ref,
     const char *topic, const char *event, const char *payload,
     size_t payload_len, size_t *out_len);
 
+/* The envelope of a message whose payload the caller sends itself (in
+ * pieces): the text before the payload is [0, *payload_at), the text after
+ * it [*payload_at, *out_len). Same ownership as pro_phx_encode. */
+char *pro_phx_envelope(int vsn, const json_t *join_ref, const json_t *ref,
+    const char *topic, const char *event, size_t *payload_at, size_t *out_len);
+
 /* Encodes a phx_reply: payload {"status": status, "response": response}.
  * response is JSON text (NULL means {}). Same ownership as pro_phx_encode. */
 char *pro_phx_encode_reply(int vsn, const json_t *join_ref, const json_t *ref,

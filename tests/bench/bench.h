@@ -32,10 +32,11 @@ enum bench_scenario {
 	SC_CLUSTER,
 	SC_CEILING,
 	SC_PRESENCE,
+	SC_RECONNECT,
 };
 
 /* Which server a connection or a measurement is about. */
-enum bench_target { TGT_NODE = 0, TGT_CEILING = 1 };
+enum bench_target { TGT_NODE = 0, TGT_CEILING = 1, TGT_RESIDENT = 2 };
 
 enum bench_step {
 	ST_CONNECT = 1, /* open the target's connections, upgrade, join */
@@ -43,6 +44,7 @@ enum bench_step {
 	ST_DRAIN,    /* report once deliveries have stopped */
 	ST_OVERFLOW, /* open the extra connections (expected to be refused) */
 	ST_HEARTBEAT, /* heartbeat every open connection, count the replies */
+	ST_REJOIN,    /* reconnect: lost sockets come back to the second URL */
 	ST_QUIT,
 };
 
@@ -80,6 +82,7 @@ typedef struct bench_opts {
 	long concurrency; /* handshakes in flight per worker */
 	long window;      /* publishes in flight per publisher at rate 0 */
 	long join_limit;  /* history `limit` sent with each join */
+	long residents;   /* reconnect: sockets on the second node already */
 	double heartbeat; /* seconds between heartbeats per socket; 0 = off */
 	pid_t server_pids[BENCH_MAX_URLS];
 	int npids;
@@ -120,7 +123,12 @@ typedef struct bench_report {
 	int64_t checked;                 /* members that counted metas */
 	int64_t states, state_bytes, state_max; /* presence_state in */
 	int64_t joins, leaves;                  /* churner: changes sent */
-	char error[96]; /* one error reason, for the record */
+	/* reconnect scenario */
+	int64_t moved;     /* sockets lost by the drained node */
+	int64_t attempts;  /* reconnect attempts they made */
+	int64_t hb_missed; /* heartbeats unanswered when the next was due */
+	int64_t hb_max_ns; /* slowest heartbeat reply */
+	char error[96];    /* one error reason, for the record */
 	uint64_t hist[BENCH_HIST_BUCKETS];     /* publish -> receipt */
 	uint64_t ack_hist[BENCH_HIST_BUCKETS]; /* publish -> reply */
 } bench_report;

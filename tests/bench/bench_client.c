@@ -152,6 +152,7 @@ upgraded(bconn *c)
 	int i;
 
 	c->w->rep.upgraded++;
+	c->tries = 0; /* phoenix.js resets its backoff on open */
 	if (c->target == TGT_CEILING) {
 		c->state = CS_READY;
 		bw_conn_finished(c, 1, 0, NULL);

@@ -16,7 +16,7 @@ typedef struct bworker bworker;
 enum bc_state { CS_IDLE, CS_CONNECTING, CS_HS, CS_JOINING, CS_READY, CS_DONE };
 
 /* The sets of connections a worker opens, each by its own step. */
-enum bc_group { G_NODE, G_CEIL, G_OVF, G_COUNT };
+enum bc_group { G_NODE, G_CEIL, G_OVF, G_RES, G_COUNT };
 
 /* A publisher or poster: pushes new_comment from patched templates. */
 typedef struct bpub {
@@ -47,7 +47,10 @@ typedef struct bconn {
 	uint32_t topic;       /* subscriber's topic */
 	uint16_t joins_left;  /* join replies still awaited */
 	uint16_t states_left; /* presence_state still awaited */
+	uint16_t tries;       /* reconnect attempts since the last open */
 	uint8_t state, group, target, url;
+	uint8_t moving; /* reconnect: 1 coming back, 2 back */
+	int64_t hb_at;  /* outstanding heartbeat sent at, or 0 */
 } bconn;
 
 struct bworker {
@@ -69,13 +72,13 @@ struct bworker {
 	int phase;           /* measure: 0 before window, 1 in, 2 after */
 	int counted_in_read; /* deliveries counted from the current read */
 	int64_t cpu0, wall0;
-	struct event ctl_ev, tick_ev, step_ev, hb_ev;
+	struct event ctl_ev, tick_ev, step_ev, hb_ev, res_hb_ev;
 	char *rbuf;
 	size_t rbuf_cap;
 	char *stage;
 	size_t stage_cap;
 	uint64_t rng;
-	size_t hb_next;
+	size_t hb_next, res_hb_next;
 	char hb_tmpl[64];
 	size_t hb_len, hb_ref_off;
 };
@@ -121,5 +124,40 @@ void bw_on_ack(bconn *c, int64_t ref, int ok, const char *why, size_t why_len,
 
 /* A heartbeat reply. */
 void bw_on_heartbeat(bconn *c, int ok);
+
+/* Ends the current step: sends the report to the coordinator. */
+void bw_finish_step(bworker *w);
+
+/* Mints a fresh token for c's user into c->token. Returns 0 or -1. */
+int bw_mint(bworker *w, bconn *c);
+
+/* ---- bench_rejoin.c: the reconnect scenario's worker side ---- */
+
+/* Residents heartbeat every BW_RES_HB_NS, a share of them every
+ * BW_RES_TICK_US; once the last mover is back, BW_REJOIN_SETTLE_NS more are
+ * watched (the node still sends the storm's last diffs). */
+#define BW_RES_HB_NS (1 * BENCH_NS)
+#define BW_RES_TICK_US 100000
+#define BW_REJOIN_SETTLE_NS (2 * BENCH_NS)
+
+/* Schedules c's next connection attempt after phoenix.js's backoff. */
+void bw_retry_later(bconn *c);
+
+/* ST_REJOIN: marks the ready movers and arms the step's deadline. */
+void bw_rejoin_start(bworker *w);
+
+/* ST_REJOIN ends (all back and settled, or the deadline): counts the
+ * residents' overdue heartbeats and reports. */
+void bw_rejoin_finish(bworker *w);
+
+/* Hooks from bench_worker.c; each returns 1 when it took the event: a
+ * mover lost by the drained node (it comes back), a mover's reconnect
+ * attempt ending, a resident's heartbeat reply. */
+int bw_rejoin_lost(bconn *c);
+int bw_rejoin_finished(bconn *c, int ok, const char *why, int64_t now);
+int bw_resident_hb_reply(bconn *c, int ok);
+
+/* Timer callback (arg: the worker): the residents' heartbeats. */
+void bw_resident_hb(evutil_socket_t fd, short what, void *arg);
 
 #endif

@@ -7,6 +7,8 @@
 
 #include "tests/bench/bench.h"
 
+#include <jansson.h>
+
 /* The reports of one step, summed per process kind. */
 typedef struct bench_agg {
 	bench_report k[3]; /* K_RECV, K_PUB, K_CEIL */
@@ -19,7 +21,7 @@ typedef struct bench_agg {
 /* Server CPU ticks and machine CPU times at one instant. */
 typedef struct bench_sample {
 	int64_t at;
-	long long srv[BENCH_MAX_URLS]; /* utime + stime, clock ticks; -1 */
+	long long srv[BENCH_MAX_URLS]; /* CPU time used, ns; -1 unknown */
 	long long busy, total;         /* /proc/stat jiffies */
 } bench_sample;
 
@@ -40,6 +42,22 @@ long bench_rss_kib(pid_t pid);
 /* Defined in parley_bench.c: runs cmd on every process. Returns 0 or -1. */
 int bench_step(const bench_opts *o, const bench_cmd *cmd, bench_agg *agg,
     double *server_cpu);
+
+/* The two halves of bench_step, for a coordinator that acts between
+ * them (the reconnect scenario stops a node once the workers are
+ * listening). Return 0 or -1. */
+int bench_step_send(const bench_cmd *cmd);
+int bench_step_collect(bench_agg *agg);
+
+/* Opens the target's sockets on every worker; prints and records under
+ * label in j the rate at which they became ready (upgraded, joined, with
+ * their presence_state). Returns 0, or -1 when none became ready. */
+int
+bench_open_all(const bench_opts *o, int target, const char *label, json_t *j);
+
+/* bench_reconnect.c: the reconnect scenario. Returns 0, or -1 when a
+ * mover did not come back or presence did not converge. */
+int bench_reconnect_scenario(const bench_opts *o, json_t *j);
 
 /* Runs o->scenario and prints its figures. Returns 0 or -1. */
 int bench_run_scenario(const bench_opts *o, const char *name);

@@ -5,6 +5,7 @@
 #include "tests/bench/bench_report.h"
 #include "tests/bench/bench_presence.h"
 
+#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,8 +76,13 @@ bench_agg_add(bench_agg *agg, const bench_report *r)
 	SUM(state_bytes);
 	SUM(joins);
 	SUM(leaves);
+	SUM(moved);
+	SUM(attempts);
+	SUM(hb_missed);
 #undef SUM
 	a->diff_max = r->diff_max > a->diff_max ? r->diff_max : a->diff_max;
+	a->hb_max_ns =
+	    r->hb_max_ns > a->hb_max_ns ? r->hb_max_ns : a->hb_max_ns;
 	a->state_max =
 	    r->state_max > a->state_max ? r->state_max : a->state_max;
 	if (r->max_lag > a->max_lag) {
@@ -111,32 +117,38 @@ bench_sleep_until(int64_t t)
 	}
 }
 
+/* CPU time pid has used, in ns, from the scheduler's per-thread counters
+ * (every thread of the node: its loop, the storage writer, NNG's); /proc's
+ * clock ticks (10 ms) would blur a short step. -1 when unknown. */
 static long long
-proc_cpu_ticks(pid_t pid)
+proc_cpu_ns(pid_t pid)
 {
-	char path[64], buf[1024], *p;
-	long long ut = 0, st = 0;
+	char path[64], buf[320];
+	long long total = 0, v;
+	struct dirent *d;
+	DIR *dir;
 	FILE *f;
-	size_t n;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL) {
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if ((dir = opendir(path)) == NULL) {
 		return -1;
 	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	/* After "pid (comm)": state is field 3, utime 14, stime 15. */
-	if (p == NULL ||
-	    sscanf(p + 2,
-		"%*c %*d %*d %*d %*d %*d %*u %*u %*u "
-		"%*u %*u %lld %lld",
-		&ut, &st) != 2) {
-		return -1;
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.') {
+			continue;
+		}
+		snprintf(buf, sizeof(buf), "/proc/%d/task/%s/schedstat",
+		    (int)pid, d->d_name);
+		if ((f = fopen(buf, "r")) == NULL) {
+			continue; /* a thread that just ended */
+		}
+		if (fscanf(f, "%lld", &v) == 1) {
+			total += v;
+		}
+		fclose(f);
 	}
-	return ut + st;
+	closedir(dir);
+	return total;
 }
 
 void
@@ -148,8 +160,7 @@ bench_sample_take(const bench_opts *o, bench_sample *s)
 
 	s->at = bench_now();
 	for (i = 0; i < BENCH_MAX_URLS; i++) {
-		s->srv[i] =
-		    i < o->npids ? proc_cpu_ticks(o->server_pids[i]) : -1;
+		s->srv[i] = i < o->npids ? proc_cpu_ns(o->server_pids[i]) : -1;
 	}
 	s->busy = s->total = 0;
 	f = fopen("/proc/stat", "r");
@@ -170,14 +181,13 @@ void
 bench_sample_diff(const bench_opts *o, const bench_sample *a,
     const bench_sample *b, double *server_cpu, double *machine)
 {
-	double secs = (double)(b->at - a->at) / 1e9,
-	       hz = (double)sysconf(_SC_CLK_TCK);
+	double secs = (double)(b->at - a->at) / 1e9;
 	int i;
 
 	for (i = 0; i < BENCH_MAX_URLS; i++) {
 		server_cpu[i] =
 		    i < o->npids && a->srv[i] >= 0 && b->srv[i] >= 0 && secs > 0
-		    ? (double)(b->srv[i] - a->srv[i]) / hz / secs
+		    ? (double)(b->srv[i] - a->srv[i]) / 1e9 / secs
 		    : -1;
 	}
 	*machine = b->total > a->total
@@ -466,8 +476,8 @@ emit_json(const bench_opts *o, json_t *j)
 
 /* Opens the target's sockets on every worker; prints and records the rate
  * at which they became ready (upgraded and joined, presence_state in). */
-static int
-open_all(const bench_opts *o, int target, const char *label, json_t *j)
+int
+bench_open_all(const bench_opts *o, int target, const char *label, json_t *j)
 {
 	bench_cmd cmd;
 	bench_agg a;
@@ -476,7 +486,8 @@ open_all(const bench_opts *o, int target, const char *label, json_t *j)
 	const bench_report *r = &a.k[K_RECV], *p = &a.k[K_PUB];
 
 	bench_sample s0, s1;
-	char cpus[128], pct[16];
+	char cpus[160], pct[16];
+	double node_ns = 0, per_join;
 	int i;
 
 	memset(&cmd, 0, sizeof(cmd));
@@ -488,7 +499,10 @@ open_all(const bench_opts *o, int target, const char *label, json_t *j)
 	}
 	bench_sample_take(o, &s1);
 	bench_sample_diff(o, &s0, &s1, srv, &a.machine_busy);
-	for (i = 1; i < o->npids; i++) {
+	for (i = 0; i < o->npids; i++) {
+		node_ns += s1.srv[i] >= 0 && s0.srv[i] >= 0
+		    ? (double)(s1.srv[i] - s0.srv[i])
+		    : 0;
 		srv[0] = srv[i] > srv[0] ? srv[i] : srv[0];
 	}
 	snprintf(pct, sizeof(pct), "%.0f%%", srv[0] * 100);
@@ -502,31 +516,48 @@ open_all(const bench_opts *o, int target, const char *label, json_t *j)
 	last = r->last_ns > p->last_ns ? r->last_ns : p->last_ns;
 	secs = last > first ? (double)(last - first) / 1e9 : 0;
 	cpu = a.cpu_max[K_RECV];
-	/* CPU shares over a very short step are tick noise: leave them out. */
-	if (s1.at - s0.at < BENCH_NS / 2) {
-		snprintf(cpus, sizeof(cpus), "too short to sample");
+	per_join = ready > 0 ? node_ns / 1e3 / (double)ready : 0;
+	/* The servers' CPU is read in ns; the workers' and the machine's in
+	 * clock ticks, noise over a very short step: left out then. */
+	if (o->npids == 0) {
+		snprintf(cpus, sizeof(cpus), "server not sampled");
+	} else if (s1.at - s0.at < BENCH_NS / 2) {
+		snprintf(cpus, sizeof(cpus), "server %s, %.0f us per join", pct,
+		    per_join);
 	} else {
 		snprintf(cpus, sizeof(cpus),
-		    "server %s, busiest bench worker "
+		    "server %s, %.0f us per join, busiest bench worker "
 		    "%.0f%%, machine %.0f%%",
-		    srv[0] < 0 ? "-" : pct, cpu * 100, a.machine_busy * 100);
+		    srv[0] < 0 ? "-" : pct, per_join, cpu * 100,
+		    a.machine_busy * 100);
 	}
 	fprintf(out(o),
 	    "%s: %lld/%lld sockets ready in %.2f s: %.0f/s "
-	    "(refused %lld, failed %lld%s%s); CPU: %s%s\n",
+	    "(refused %lld, failed %lld%s%s); %.1f KiB received per socket; "
+	    "CPU: %s%s\n",
 	    label, (long long)ready, (long long)conns, secs,
 	    secs > 0 ? (double)ready / secs : 0, (long long)refused,
 	    (long long)failed, r->error[0] || p->error[0] ? ": " : "",
-	    r->error[0] ? r->error : p->error, cpus,
-	    cpu >= BUSY ? " BENCH LIMIT: a worker's CPU was saturated" : "");
+	    r->error[0] ? r->error : p->error,
+	    ready > 0
+		? (double)(r->bytes_in + p->bytes_in) / 1024 / (double)ready
+		: 0.0,
+	    cpus,
+	    cpu >= BUSY && s1.at - s0.at >= BENCH_NS / 2
+		? " BENCH LIMIT: a worker's CPU was saturated"
+		: "");
 	json_object_set_new(j, label,
 	    json_pack("{s:I, s:I, s:I, s:I, s:f, "
-		      "s:f, s:f, s:f, s:f, s:s}",
+		      "s:f, s:f, s:f, s:f, s:f, s:f, s:s}",
 		"sockets", (json_int_t)conns, "ready", (json_int_t)ready,
 		"refused", (json_int_t)refused, "failed", (json_int_t)failed,
 		"seconds", secs, "per_s", secs > 0 ? (double)ready / secs : 0.0,
-		"worker_cpu_max", cpu, "server_cpu", srv[0], "machine_busy",
-		a.machine_busy, "error", r->error[0] ? r->error : p->error));
+		"worker_cpu_max", cpu, "server_cpu", srv[0],
+		"server_us_per_join", per_join, "bytes_in_per_socket",
+		ready > 0 ? (double)(r->bytes_in + p->bytes_in) / (double)ready
+			  : 0.0,
+		"machine_busy", a.machine_busy, "error",
+		r->error[0] ? r->error : p->error));
 	return ready > 0 ? 0 : -1;
 }
 
@@ -538,9 +569,10 @@ connect_scenario(const bench_opts *o, json_t *j)
 	long rss0 = pid ? bench_rss_kib(pid) : -1, rss1;
 	bench_cmd cmd;
 	bench_agg a;
-	double srv[BENCH_MAX_URLS];
+	double srv[BENCH_MAX_URLS], machine;
 	int64_t joined;
 	json_t *ready;
+	bench_sample s0, s1;
 
 	fprintf(f,
 	    "parley-bench connect: %ld sockets over %ld topics (%ld "
@@ -548,13 +580,27 @@ connect_scenario(const bench_opts *o, json_t *j)
 	    o->connections, o->topics,
 	    (o->connections + o->topics - 1) / o->topics, o->urls[0].text,
 	    o->workers);
-	if (open_all(o, TGT_NODE, "joins", j) != 0) {
+	bench_sample_take(o, &s0);
+	if (bench_open_all(o, TGT_NODE, "joins", j) != 0) {
 		return -1;
 	}
 	ready = json_object_get(j, "joins");
 	joined = json_integer_value(json_object_get(ready, "ready"));
-	/* Let presence ticks and lazily freed buffers settle. */
+	/* Let presence ticks (the last diffs of the storm) and lazily freed
+	 * buffers settle. */
 	bench_sleep_until(bench_now() + 2 * BENCH_NS);
+	bench_sample_take(o, &s1);
+	bench_sample_diff(o, &s0, &s1, srv, &machine);
+	if (pid && s0.srv[0] >= 0 && s1.srv[0] >= 0 && joined > 0) {
+		double us =
+		    (double)(s1.srv[0] - s0.srv[0]) / 1e3 / (double)joined;
+		fprintf(f,
+		    "server CPU per join with the diffs that follow (2 s "
+		    "after the last): %.0f us\n",
+		    us);
+		json_object_set_new(
+		    ready, "server_us_per_join_settled", json_real(us));
+	}
 	rss1 = pid ? bench_rss_kib(pid) : -1;
 	if (rss0 >= 0 && rss1 >= 0 && joined > 0) {
 		double per = (double)(rss1 - rss0) * 1024 / (double)joined;
@@ -664,11 +710,11 @@ phases_scenario(const bench_opts *o, json_t *j)
 	    o->scenario == SC_COMMENTS ? o->connections : o->publishers,
 	    o->payload, o->workers, o->duration, o->warmup);
 	if (o->scenario != SC_CEILING &&
-	    open_all(o, TGT_NODE, "joins", j) != 0) {
+	    bench_open_all(o, TGT_NODE, "joins", j) != 0) {
 		return -1;
 	}
 	if (o->with_ceiling &&
-	    open_all(o, TGT_CEILING, "ceiling_sockets", j) != 0) {
+	    bench_open_all(o, TGT_CEILING, "ceiling_sockets", j) != 0) {
 		return -1;
 	}
 	bench_sleep_until(bench_now() + BENCH_NS);
@@ -754,9 +800,10 @@ bench_run_scenario(const bench_opts *o, const char *name)
 		json_array_append_new(urls, json_string(o->urls[i].text));
 	}
 	json_object_set_new(j, "urls", urls);
-	rc = o->scenario == SC_CONNECT   ? connect_scenario(o, j)
-	    : o->scenario == SC_PRESENCE ? bench_presence_scenario(o, j)
-					 : phases_scenario(o, j);
+	rc = o->scenario == SC_CONNECT    ? connect_scenario(o, j)
+	    : o->scenario == SC_PRESENCE  ? bench_presence_scenario(o, j)
+	    : o->scenario == SC_RECONNECT ? bench_reconnect_scenario(o, j)
+					  : phases_scenario(o, j);
 	json_object_set_new(j, "ok", json_boolean(rc == 0));
 	emit_json(o, j);
 	json_decref(j);

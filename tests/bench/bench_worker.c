@@ -24,7 +24,6 @@
 #define DRAIN_MAX_NS (15 * BENCH_NS)
 #define HB_MAX_NS (15 * BENCH_NS)
 
-static void finish_step(bworker *w);
 static void fill_opening(bworker *w);
 
 /* ---- layout ---- */
@@ -144,6 +143,30 @@ fail:
 	return NULL;
 }
 
+/* The user a subscriber connects as: one per socket. */
+static void
+conn_user(const bworker *w, const bconn *c, char *buf, size_t n)
+{
+	snprintf(buf, n, "b%s-%c%ld", w->o->nonce,
+	    c->group == G_OVF       ? 'o'
+		: c->group == G_RES ? 'r'
+				    : 's',
+	    (long)c->idx);
+}
+
+int
+bw_mint(bworker *w, bconn *c)
+{
+	const bench_opts *o = w->o;
+	char user[64];
+
+	conn_user(w, c, user, sizeof(user));
+	free(c->token);
+	c->token = brk_auth_mint((const uint8_t *)o->secret, strlen(o->secret),
+	    user, (int64_t)time(NULL) + 86400);
+	return c->token ? 0 : -1;
+}
+
 static int
 init_conn(bworker *w, bconn *c, int group, long i)
 {
@@ -167,11 +190,15 @@ init_conn(bworker *w, bconn *c, int group, long i)
 	} else {
 		if (o->scenario == SC_CLUSTER) {
 			c->url = (uint8_t)(1 + i % (o->nurls - 1));
+		} else if (o->scenario == SC_RECONNECT) {
+			/* Movers start on the first node, residents live on
+			 * the second. */
+			c->url = group == G_RES;
 		} else if (o->nurls > 0) {
 			c->url = (uint8_t)(i % o->nurls);
 		}
 		if (o->scenario == SC_CONNECT || o->scenario == SC_TOPICS ||
-		    o->scenario == SC_COMMENTS) {
+		    o->scenario == SC_COMMENTS || o->scenario == SC_RECONNECT) {
 			c->topic = (uint32_t)(i % T);
 		}
 		if (o->scenario == SC_COMMENTS && group == G_NODE) {
@@ -180,8 +207,7 @@ init_conn(bworker *w, bconn *c, int group, long i)
 				return -1;
 			}
 		}
-		snprintf(user, sizeof(user), "b%s-%c%ld", o->nonce,
-		    group == G_OVF ? 'o' : 's', i);
+		return c->target == TGT_NODE ? bw_mint(w, c) : 0;
 	}
 	if (c->target == TGT_NODE) {
 		c->token = brk_auth_mint((const uint8_t *)o->secret,
@@ -212,8 +238,11 @@ layout(bworker *w)
 		if (o->scenario == SC_CONNECT) {
 			n[G_OVF] = share(o->overflow, w->idx, W);
 		}
+		if (o->scenario == SC_RECONNECT) {
+			n[G_RES] = share(o->residents, w->idx, W);
+		}
 	}
-	w->nconns = n[G_NODE] + n[G_CEIL] + n[G_OVF];
+	w->nconns = n[G_NODE] + n[G_CEIL] + n[G_OVF] + n[G_RES];
 	w->conns = calloc(w->nconns ? w->nconns : 1, sizeof(bconn));
 	if (w->conns == NULL) {
 		return -1;
@@ -237,8 +266,8 @@ layout(bworker *w)
 
 /* ---- reporting ---- */
 
-static void
-finish_step(bworker *w)
+void
+bw_finish_step(bworker *w)
 {
 	if (!w->busy) {
 		return;
@@ -263,6 +292,9 @@ bw_conn_finished(bconn *c, int ok, int refused, const char *why)
 	bworker *w = c->w;
 	int64_t now = bench_now();
 
+	if (bw_rejoin_finished(c, ok, why, now)) {
+		return;
+	}
 	if (!w->busy ||
 	    (w->cmd.step != ST_CONNECT && w->cmd.step != ST_OVERFLOW)) {
 		return;
@@ -288,11 +320,14 @@ bw_conn_lost(bconn *c, const char *why)
 {
 	bworker *w = c->w;
 
+	if (bw_rejoin_lost(c)) {
+		return;
+	}
 	w->rep.closed++;
 	bench_note_error(&w->rep, why, strlen(why));
 	if (w->busy && w->cmd.step == ST_HEARTBEAT &&
 	    w->rep.hb_ok + w->rep.errors + w->rep.closed >= w->rep.hb_sent) {
-		finish_step(w);
+		bw_finish_step(w);
 	}
 }
 
@@ -324,6 +359,9 @@ bw_on_heartbeat(bconn *c, int ok)
 {
 	bworker *w = c->w;
 
+	if (bw_resident_hb_reply(c, ok)) {
+		return;
+	}
 	if (!w->busy || w->cmd.step != ST_HEARTBEAT) {
 		return;
 	}
@@ -333,7 +371,7 @@ bw_on_heartbeat(bconn *c, int ok)
 		w->rep.errors++;
 	}
 	if (w->rep.hb_ok + w->rep.errors + w->rep.closed >= w->rep.hb_sent) {
-		finish_step(w);
+		bw_finish_step(w);
 	}
 }
 
@@ -500,7 +538,7 @@ fill_opening(bworker *w)
 	}
 	filling = 0;
 	if (w->busy && w->pending == 0) {
-		finish_step(w);
+		bw_finish_step(w);
 	}
 }
 
@@ -531,7 +569,7 @@ on_step_timer(evutil_socket_t fd, short what, void *arg)
 			}
 		}
 		bench_note_error(&w->rep, "timeout", 7);
-		finish_step(w);
+		bw_finish_step(w);
 		return;
 	case ST_MEASURE:
 		if (w->phase == 0) {
@@ -554,8 +592,9 @@ on_step_timer(evutil_socket_t fd, short what, void *arg)
 				w->rep.rx_backlog += n;
 			}
 		}
-		finish_step(w);
+		bw_finish_step(w);
 		return;
+	case ST_REJOIN: bw_rejoin_finish(w); return;
 	case ST_DRAIN:
 		if (now -
 			    (w->rep.last_rx_ns > w->wall0 ? w->rep.last_rx_ns
@@ -565,9 +604,9 @@ on_step_timer(evutil_socket_t fd, short what, void *arg)
 			bench_arm_at(&w->step_ev, now + 50 * 1000000LL);
 			return;
 		}
-		finish_step(w);
+		bw_finish_step(w);
 		return;
-	default: finish_step(w); return;
+	default: bw_finish_step(w); return;
 	}
 }
 
@@ -626,7 +665,7 @@ start_heartbeat(bworker *w)
 	}
 	w->rep.conns = w->rep.hb_sent;
 	if (w->rep.hb_sent == 0) {
-		finish_step(w);
+		bw_finish_step(w);
 		return;
 	}
 	bench_arm_at(&w->step_ev, bench_now() + HB_MAX_NS);
@@ -652,15 +691,19 @@ on_ctl(evutil_socket_t fd, short what, void *arg)
 	w->wall0 = bench_now();
 	switch (cmd.step) {
 	case ST_CONNECT:
-		start_opening(w, cmd.target == TGT_NODE ? G_NODE : G_CEIL);
+		start_opening(w,
+		    cmd.target == TGT_NODE           ? G_NODE
+			: cmd.target == TGT_RESIDENT ? G_RES
+						     : G_CEIL);
 		break;
+	case ST_REJOIN: bw_rejoin_start(w); break;
 	case ST_OVERFLOW: start_opening(w, G_OVF); break;
 	case ST_MEASURE: start_measure(w); break;
 	case ST_DRAIN:
 		bench_arm_at(&w->step_ev, w->wall0 + 50 * 1000000LL);
 		break;
 	case ST_HEARTBEAT: start_heartbeat(w); break;
-	default: finish_step(w); break;
+	default: bw_finish_step(w); break;
 	}
 }
 
@@ -729,7 +772,12 @@ bench_worker_run(const bench_opts *o, int kind, int idx, int nworkers, int ctl)
 	evtimer_assign(&w.step_ev, w.base, on_step_timer, &w);
 	event_assign(&w.tick_ev, w.base, -1, EV_PERSIST, on_tick, &w);
 	event_assign(&w.hb_ev, w.base, -1, EV_PERSIST, on_background_hb, &w);
+	event_assign(&w.res_hb_ev, w.base, -1, EV_PERSIST, bw_resident_hb, &w);
 	event_add(&w.ctl_ev, NULL);
+	if (w.gend[G_RES] > w.gbeg[G_RES]) {
+		struct timeval t = { 0, BW_RES_TICK_US };
+		event_add(&w.res_hb_ev, &t);
+	}
 	if (o->heartbeat > 0) {
 		event_add(&w.hb_ev, &sec);
 	}
@@ -737,6 +785,9 @@ bench_worker_run(const bench_opts *o, int kind, int idx, int nworkers, int ctl)
 	rc = 0;
 out:
 	for (j = 0; j < w.nconns; j++) {
+		if (w.conns[j].moving == 1 && w.conns[j].fd < 0) {
+			event_del(&w.conns[j].wev); /* a pending retry */
+		}
 		bc_close(&w.conns[j]);
 		free_pub(w.conns[j].pub);
 	}

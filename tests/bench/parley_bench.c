@@ -31,6 +31,7 @@ static const char *const scenario_names[] = {
 	"cluster",
 	"ceiling",
 	"presence",
+	"reconnect",
 };
 
 typedef struct proc {
@@ -68,6 +69,15 @@ usage(FILE *f)
 	    "as\n"
 	    "            --window changes in flight allow; diffs/s, bytes per "
 	    "change\n"
+	    "  reconnect --connections sockets on the first --url (topics of "
+	    "200) and\n"
+	    "            --residents on the second; SIGTERM to the first "
+	    "--server-pid;\n"
+	    "            the lost sockets come back to the second URL with "
+	    "phoenix.js's\n"
+	    "            backoff; time until all rejoined, residents' "
+	    "heartbeats,\n"
+	    "            presence on the second node checked exact\n"
 	    "options:\n"
 	    "  --url ws://HOST:PORT[/PATH]  server (repeat for cluster); "
 	    "default\n"
@@ -102,6 +112,8 @@ usage(FILE *f)
 	    "rate 0\n"
 	    "                        (default 64; comments 1)\n"
 	    "  --join-limit N        history `limit` in each join (default 1)\n"
+	    "  --residents N         reconnect: sockets on the second node "
+	    "(1000)\n"
 	    "  --heartbeat S         seconds between heartbeats per socket "
 	    "(25; 0 off)\n"
 	    "  --no-src-addrs        do not bind clients to 127.0.0.2..251\n"
@@ -197,6 +209,7 @@ parse_opts(int argc, char **argv, bench_opts *o)
 		O_WINDOW,
 		O_JLIMIT,
 		O_HB,
+		O_RES,
 		O_NOSRC,
 		O_HELP
 	};
@@ -221,6 +234,7 @@ parse_opts(int argc, char **argv, bench_opts *o)
 		{ "window", 1, 0, O_WINDOW },
 		{ "join-limit", 1, 0, O_JLIMIT },
 		{ "heartbeat", 1, 0, O_HB },
+		{ "residents", 1, 0, O_RES },
 		{ "no-src-addrs", 0, 0, O_NOSRC },
 		{ "help", 0, 0, O_HELP },
 		{ 0, 0, 0, 0 },
@@ -240,6 +254,7 @@ parse_opts(int argc, char **argv, bench_opts *o)
 	o->window = -1;
 	o->join_limit = 1;
 	o->heartbeat = 25;
+	o->residents = -1;
 	o->src_addrs = true;
 	if (argc < 2 || argv[1][0] == '-') {
 		usage(argc < 2 ? stderr : stdout);
@@ -294,6 +309,7 @@ parse_opts(int argc, char **argv, bench_opts *o)
 		case O_WINDOW: o->window = (long)v; break;
 		case O_JLIMIT: o->join_limit = (long)v; break;
 		case O_HB: o->heartbeat = v; break;
+		case O_RES: o->residents = (long)v; break;
 		case O_NOSRC: o->src_addrs = false; break;
 		case O_HELP: usage(stdout); return 1;
 		default: usage(stderr); return -1;
@@ -323,6 +339,15 @@ settle_opts(bench_opts *o)
 		    "parley-bench: cluster needs --url twice or more\n");
 		return -1;
 	}
+	if (o->scenario == SC_RECONNECT && (o->nurls != 2 || o->npids < 1)) {
+		fprintf(stderr,
+		    "parley-bench: reconnect needs --url twice (the node to "
+		    "drain first) and the first node's --server-pid\n");
+		return -1;
+	}
+	if (o->residents < 0) {
+		o->residents = o->scenario == SC_RECONNECT ? 1000 : 0;
+	}
 	if (o->scenario != SC_CEILING && (o->secret == NULL || !*o->secret)) {
 		fprintf(stderr,
 		    "parley-bench: --secret is required (or "
@@ -338,10 +363,12 @@ settle_opts(bench_opts *o)
 		return -1;
 	}
 	if (o->topics < 1) {
-		o->topics = o->scenario == SC_CONNECT ? (n + 199) / 200
-		    : o->scenario == SC_TOPICS        ? (n + 9) / 10
-		    : o->scenario == SC_COMMENTS      ? n
-						      : 1;
+		o->topics =
+		    o->scenario == SC_CONNECT || o->scenario == SC_RECONNECT
+		    ? (n + 199) / 200
+		    : o->scenario == SC_TOPICS   ? (n + 9) / 10
+		    : o->scenario == SC_COMMENTS ? n
+						 : 1;
 	}
 	if (o->scenario == SC_FANOUT || o->scenario == SC_CLUSTER ||
 	    o->scenario == SC_CEILING || o->scenario == SC_PRESENCE) {
@@ -369,7 +396,7 @@ settle_opts(bench_opts *o)
 		long fds = n *
 			(o->scenario == SC_CEILING || !o->with_ceiling ? 1
 								       : 2) +
-		    o->overflow;
+		    o->overflow + o->residents;
 		o->workers = (int)((fds + 14999) / 15000);
 		o->workers = o->workers < 2 ? 2 : o->workers;
 	}
@@ -471,30 +498,27 @@ stop_all(void)
 	nprocs = 0;
 }
 
-/* Sends cmd to every process and sums their reports into agg[kind]. During
- * a measure the coordinator samples the servers' CPU at the window edges. */
 int
-bench_step(const bench_opts *o, const bench_cmd *cmd, bench_agg *agg,
-    double *server_cpu)
+bench_step_send(const bench_cmd *cmd)
 {
-	static bench_report r;
 	int i;
 
-	memset(agg, 0, sizeof(*agg));
 	for (i = 0; i < nprocs; i++) {
 		if (bench_write_all(procs[i].ctl, cmd, sizeof(*cmd)) != 0) {
 			fprintf(stderr, "parley-bench: a worker died\n");
 			return -1;
 		}
 	}
-	if (cmd->step == ST_MEASURE) {
-		bench_sample s0, s1;
-		bench_sleep_until(cmd->t_measure);
-		bench_sample_take(o, &s0);
-		bench_sleep_until(cmd->t_end);
-		bench_sample_take(o, &s1);
-		bench_sample_diff(o, &s0, &s1, server_cpu, &agg->machine_busy);
-	}
+	return 0;
+}
+
+int
+bench_step_collect(bench_agg *agg)
+{
+	static bench_report r;
+	int i;
+
+	memset(agg, 0, sizeof(*agg));
 	for (i = 0; i < nprocs; i++) {
 		if (bench_read_all(procs[i].ctl, &r, sizeof(r)) != 0) {
 			fprintf(stderr, "parley-bench: a worker died\n");
@@ -502,6 +526,32 @@ bench_step(const bench_opts *o, const bench_cmd *cmd, bench_agg *agg,
 		}
 		bench_agg_add(agg, &r);
 	}
+	return 0;
+}
+
+/* Sends cmd to every process and sums their reports into agg[kind]. During
+ * a measure the coordinator samples the servers' CPU at the window edges. */
+int
+bench_step(const bench_opts *o, const bench_cmd *cmd, bench_agg *agg,
+    double *server_cpu)
+{
+	double busy = 0;
+
+	if (bench_step_send(cmd) != 0) {
+		return -1;
+	}
+	if (cmd->step == ST_MEASURE) {
+		bench_sample s0, s1;
+		bench_sleep_until(cmd->t_measure);
+		bench_sample_take(o, &s0);
+		bench_sleep_until(cmd->t_end);
+		bench_sample_take(o, &s1);
+		bench_sample_diff(o, &s0, &s1, server_cpu, &busy);
+	}
+	if (bench_step_collect(agg) != 0) {
+		return -1;
+	}
+	agg->machine_busy = busy;
 	return 0;
 }
 
@@ -523,6 +573,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Each line as it is made: a script watching the output (the
+	 * profiler stops at the joins line) must see it then. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	/* Each worker may hold up to the hard limit of descriptors. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;

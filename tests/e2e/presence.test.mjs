@@ -200,6 +200,94 @@ describe('presence on one node (--idle-timeout 2, --max-devices 3)', () => {
   });
 });
 
+// presence_state holds every presence tracked before it is sent, the
+// joiner's own included, as Phoenix's does (phoenix.md section 3). A 3 s
+// tick puts every join of a case within one tick, where joiners used to be
+// served one shared state that missed themselves.
+describe('presence_state is exact at join (--presence-tick-ms 3000)', () => {
+  let node;
+  const socks = [];
+  const open = (user) => { const s = socket(node, user); socks.push(s); return s; };
+  before(async () => { node = await startNode({ args: ['--presence-tick-ms', '3000'] }); });
+  after(async () => {
+    for (const s of socks) s.disconnect();
+    await stopClean(node, assert);
+  });
+
+  // A channel whose Presence remembers what its first onSync listed, and
+  // how many presence_diff frames came before that.
+  function watched(user, topic) {
+    const ch = tracked(open(user), topic);
+    ch.diffs = 0;
+    ch.on('presence_diff', () => { ch.diffs++; });
+    ch.firstSync = new Promise((resolve) => {
+      ch.presence.onSync(() => {
+        if (!ch.synced) {
+          ch.synced = true;
+          resolve({ keys: ch.presence.list((k) => k).sort(), diffsBefore: ch.diffs, at: Date.now() });
+        }
+      });
+    });
+    return ch;
+  }
+
+  it('two joins in one tick: each onSync right after join lists the joiner and everyone before it', async () => {
+    const topic = `comments:${uniq('tick2')}`;
+    const a = watched('alice', topic);
+    const t0 = Date.now();
+    await join(a);
+    const b = watched('bob', topic);
+    await join(b);
+    const [sa, sb] = [await a.firstSync, await b.firstSync];
+    assert.deepEqual(sa.keys, ['alice']);
+    assert.deepEqual(sb.keys, ['alice', 'bob'], 'bob\'s first onSync lists bob himself');
+    assert.equal(a.diffs + b.diffs, 0, 'both states came within one tick, before any diff');
+    assert.ok(sb.at - t0 < 3000, `within one tick: ${sb.at - t0} ms`);
+    // The tick's diff then brings alice bob's join, once.
+    await expectViews([a, b], { alice: 1, bob: 1 }, 'after the tick', 8000);
+  });
+
+  it('a join right after a leave in the same tick: the leaver is gone from the joiner\'s state', async () => {
+    const topic = `comments:${uniq('tickleave')}`;
+    const a = watched('alice', topic);
+    await join(a);
+    const b = watched('bob', topic);
+    await join(b);
+    assert.deepEqual((await b.firstSync).keys, ['alice', 'bob']);
+    await new Promise((resolve) => b.leave().receive('ok', resolve));
+    const c = watched('carol', topic);
+    await join(c);
+    const sc = await c.firstSync;
+    assert.deepEqual(sc.keys, ['alice', 'carol'], 'carol\'s state: without bob, with herself');
+    assert.equal(sc.diffsBefore + a.diffs, 0, 'still within the first tick');
+    await expectViews([a, c], { alice: 1, carol: 1 }, 'after the tick', 8000);
+  });
+
+  it('a burst of 200 joins in one tick: every first state holds the joiner and all who joined before', async () => {
+    const topic = `comments:${uniq('burst')}`;
+    const users = Array.from({ length: 200 }, (_, i) => `burst${String(i).padStart(3, '0')}`);
+    const chans = users.map((u) => watched(u, topic));
+    const t0 = Date.now();
+    await Promise.all(chans.map((ch) => join(ch, 10000)));
+    const states = await Promise.all(chans.map((ch) => ch.firstSync));
+    const last = Math.max(...states.map((s) => s.at));
+    console.log(`# 200 joins and their states in ${last - t0} ms`);
+    states.forEach((s, i) => assert.ok(s.keys.includes(users[i]), `${users[i]}'s state lists ${users[i]}: ${s.keys.length} keys`));
+    // The node handles joins one at a time: the states, by size, are
+    // 1, 2, ..., 200 keys, each holding the one before.
+    const bySize = [...states].sort((x, y) => x.keys.length - y.keys.length);
+    assert.deepEqual(bySize.map((s) => s.keys.length), users.map((_, i) => i + 1));
+    for (let i = 1; i < bySize.length; i++) {
+      const prev = new Set(bySize[i - 1].keys);
+      assert.ok([...prev].every((k) => bySize[i].keys.includes(k)), `state ${i + 1} holds state ${i}`);
+    }
+    if (last - t0 < 3000) {
+      assert.equal(states.reduce((n, s) => n + s.diffsBefore, 0), 0, 'no diff before any state: one tick');
+    }
+    await expectViews([chans[0], chans[199]], Object.fromEntries(users.map((u) => [u, 1])), 'all 200 listed after the tick', 10000);
+  });
+});
+
 describe('presence:<user> admission on a default node (--max-devices 1)', () => {
   let node;
   const socks = [];

@@ -96,7 +96,8 @@ nh_client(const char *user, const char *vsn)
 	const uint8_t *secret = brk_node_secret(nh_node, &slen);
 	char *tok = brk_auth_mint(secret, slen, user, (int64_t)time(NULL) + 60);
 
-	ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	/* Non-blocking, as the node's listener accepts its sockets. */
+	ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv));
 	ASSERT_OK(brk_conn_accept(nh_node, sv[0], NULL, 0));
 	fcntl(sv[1], F_SETFL, O_NONBLOCK);
 	snprintf(req, sizeof(req),

@@ -187,6 +187,34 @@ vsn_parse(void)
 	ASSERT_EQ(pro_phx_parse_vsn(""), 0);
 }
 
+/* A payload sent in pieces around the envelope is the same message as
+ * one encoded whole, in both versions. */
+static void
+envelope_around_payload(void)
+{
+	const char *payload = "{\"alice\":{\"metas\":[]}}";
+	json_t *jr = json_string("3");
+	int vsn;
+
+	for (vsn = PRO_PHX_V1; vsn <= PRO_PHX_V2; vsn++) {
+		size_t at = 0, len = 0, wl = 0;
+		char *env = pro_phx_envelope(
+		    vsn, jr, NULL, "comments:v", "presence_state", &at, &len);
+		char *whole = pro_phx_encode(vsn, jr, NULL, "comments:v",
+		    "presence_state", payload, strlen(payload), &wl);
+		char joined[256];
+		ASSERT_TRUE(env != NULL && whole != NULL);
+		ASSERT_TRUE(at <= len);
+		ASSERT_EQ(len + strlen(payload), wl);
+		snprintf(joined, sizeof(joined), "%.*s%s%s", (int)at, env,
+		    payload, env + at);
+		ASSERT_STREQ(joined, whole);
+		free(env);
+		free(whole);
+	}
+	json_decref(jr);
+}
+
 TEST_LIST{
 	TEST_ENTRY(v2_decode),
 	TEST_ENTRY(v2_refs_keep_type),
@@ -197,5 +225,6 @@ TEST_LIST{
 	TEST_ENTRY(binary_push),
 	TEST_ENTRY(malformed),
 	TEST_ENTRY(vsn_parse),
+	TEST_ENTRY(envelope_around_payload),
 };
 TEST_MAIN()
