@@ -12,8 +12,10 @@
 #include "broker/router.h"
 #include "cluster/cluster.h"
 #include "cluster/presence.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -36,6 +38,8 @@ struct brk_mesh {
 	struct event *fd_ev, *tick_ev;
 	unsigned ticks;
 	int left;
+	clu_cluster_stats snap; /* refreshed for each /metrics render */
+	uint64_t members[4];    /* alive, suspect, dead, left */
 };
 
 static clu_presence *
@@ -197,6 +201,32 @@ on_leader_change(void *arg, const char *leader, uint64_t since_ms)
 	 * the leader yet. */
 }
 
+/* A new comment carries its acceptance time ("inserted_at", unix ms set
+ * by the node that accepted it): now minus that is how long it took to
+ * reach this node's subscribers. */
+static void
+observe_delivery(brk_mesh *m, const char *payload, size_t len)
+{
+	static const char key[] = "\"inserted_at\":";
+	const char *p = memmem(payload, len, key, sizeof(key) - 1);
+	long long at;
+	uint64_t now;
+
+	if (p == NULL) {
+		return;
+	}
+	p += sizeof(key) - 1;
+	if ((size_t)(p - payload) >= len || sscanf(p, "%lld", &at) != 1) {
+		return;
+	}
+	now = pl_wall_ms();
+	if (at > 0 && now >= (uint64_t)at) {
+		pl_histogram_observe(
+		    brk_node_stats_of(m->node)->delivery_seconds,
+		    (double)(now - (uint64_t)at) / 1000.0);
+	}
+}
+
 static void
 on_broadcast(void *arg, const char *publisher, uint64_t seq, const char *topic,
     const char *event, const char *payload, size_t len)
@@ -205,6 +235,9 @@ on_broadcast(void *arg, const char *publisher, uint64_t seq, const char *topic,
 
 	(void)publisher;
 	(void)seq;
+	if (strcmp(event, "new_comment") == 0) {
+		observe_delivery(m, payload, len);
+	}
 	brk_router_local_broadcast(
 	    brk_node_router(m->node), topic, event, payload, len);
 }
@@ -239,6 +272,86 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	clu_cluster_tick(m->clu, brk_node_now_ms(m->node));
 	ship_presence(m);
+}
+
+/* ---- metrics ---- */
+
+static void
+collect(void *arg)
+{
+	brk_mesh *m = arg;
+
+	clu_cluster_stats_get(m->clu, &m->snap);
+	m->members[0] = m->snap.members_alive;
+	m->members[1] = m->snap.members_suspect;
+	m->members[2] = m->snap.members_dead;
+	m->members[3] = m->snap.members_left;
+}
+
+static double
+is_leader(void *arg)
+{
+	brk_mesh *m = arg;
+	const char *l = clu_cluster_leader(m->clu, NULL);
+
+	return l && strcmp(l, clu_cluster_self_name(m->clu)) == 0;
+}
+
+static int
+register_metrics(brk_mesh *m)
+{
+	static const char *const status[] = { "alive", "suspect", "dead",
+		"left" };
+	pl_metrics *r = brk_node_metrics(m->node);
+	clu_cluster_stats *s = &m->snap;
+	const char *disc = "parley_cluster_messages_discarded_total";
+	const char *disc_help = "Cluster messages received and not used, by "
+				"reason.";
+	int rc = 0;
+
+	rc |= pl_metrics_on_collect(r, collect, m);
+	rc |= pl_metrics_gauge_fn(r, "parley_is_leader",
+	    "1 while this node is the cluster's leader in its own view.",
+	    is_leader, m, NULL);
+	for (int i = 0; i < 4; i++) {
+		rc |= pl_metrics_gauge_ptr(r, "parley_cluster_members",
+		    "Members in this node's view (itself included), by status.",
+		    &m->members[i], "status", status[i], NULL);
+	}
+	rc |= pl_metrics_counter_ptr(r, "parley_cluster_messages_sent_total",
+	    "Messages handed to the cluster bus.", &s->sent, NULL);
+	rc |=
+	    pl_metrics_counter_ptr(r, "parley_cluster_messages_received_total",
+		"Messages taken from the cluster bus.", &s->received, NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, disc, disc_help, &s->malformed, "reason", "malformed", NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, disc, disc_help, &s->unknown, "reason", "unknown", NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, disc, disc_help, &s->dropped, "reason", "queue_full", NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, disc, disc_help, &s->duplicates, "reason", "duplicate", NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, disc, disc_help, &s->refused, "reason", "refused", NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, disc, disc_help, &s->blocked, "reason", "blocked", NULL);
+	rc |= pl_metrics_counter_ptr(r, "parley_cluster_broadcast_gaps_total",
+	    "Broadcasts another node sent that never arrived here.", &s->gaps,
+	    NULL);
+	rc |= pl_metrics_counter_ptr(r, "parley_cluster_peers_cut_off_total",
+	    "Bus connections closed for sending garbage.", &s->cut_off_peers,
+	    NULL);
+	rc |= pl_metrics_counter_ptr(r, "parley_cluster_name_conflicts_total",
+	    "Messages refused because two live nodes share a name.",
+	    &s->name_conflicts, NULL);
+	rc |= pl_metrics_counter_ptr(r, "parley_cluster_broadcasts_sent_total",
+	    "Channel broadcasts sent to other nodes.", &s->broadcasts_sent,
+	    NULL);
+	rc |= pl_metrics_counter_ptr(r,
+	    "parley_cluster_broadcasts_delivered_total",
+	    "Channel broadcasts from other nodes delivered here.",
+	    &s->broadcasts_delivered, NULL);
+	return rc ? PL_ENOMEM : PL_OK;
 }
 
 int
@@ -283,6 +396,10 @@ brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
 		return PL_EIO;
 	}
 	brk_router_set_forward(brk_node_router(n), forward, m);
+	if (register_metrics(m) != PL_OK) {
+		snprintf(err, errlen, "out of memory");
+		return PL_ENOMEM;
+	}
 	LOG_NOTICE("BRK-CLUSTER", "cluster bus on %s, advertised as %s%s%s",
 	    cfg->cluster_listen, clu_cluster_self_address(m->clu),
 	    cfg->join ? ", joining " : "", cfg->join ? cfg->join : "");
