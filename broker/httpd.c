@@ -100,8 +100,9 @@ brk_httpd_error(
     brk_httpd_req *r, int status, const char *code, const char *message)
 {
 	brk_httpd_error_hdr(r, status,
-	    status == 401 ? "WWW-Authenticate: Bearer realm=\"parley-admin\"\r\n"
-			  : NULL,
+	    status == 401
+		? "WWW-Authenticate: Bearer realm=\"parley-admin\"\r\n"
+		: NULL,
 	    code, message);
 }
 
@@ -387,7 +388,8 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		    "close\r\n\r\n%s",
 		    sizeof(body) - 1, body);
 		h->st.refused_503++;
-		if (send(fd, busy, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		if (send(fd, busy, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) <
+		    0) {
 			/* Closing is the answer then. */
 		}
 		close(fd);
@@ -443,7 +445,8 @@ brk_httpd_create(
 	*out = NULL;
 	if (brk_config_split_hostport(o->addr, host, sizeof(host), &p) !=
 	    PL_OK) {
-		snprintf(err, errlen, "expected HOST:PORT, got \"%s\"", o->addr);
+		snprintf(
+		    err, errlen, "expected HOST:PORT, got \"%s\"", o->addr);
 		return PL_EINVAL;
 	}
 	snprintf(port, sizeof(port), "%d", p);

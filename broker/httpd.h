@@ -25,12 +25,12 @@ typedef void (*brk_httpd_handler)(void *arg, brk_httpd_req *r);
 
 typedef struct brk_httpd_opts {
 	struct event_base *base;
-	const char *addr;      /* numeric HOST:PORT ([v6]:port) */
-	size_t max_conns;      /* 0 = 64 */
-	uint32_t deadline_ms;  /* head and body within this from accept;
+	const char *addr;     /* numeric HOST:PORT ([v6]:port) */
+	size_t max_conns;     /* 0 = 64 */
+	uint32_t deadline_ms; /* head and body within this from accept;
 	                        * 0 = 5000 */
-	size_t max_body;       /* 0 = 4096 */
-	uint32_t stall_ms;     /* a stream whose peer reads nothing for this
+	size_t max_body;      /* 0 = 4096 */
+	uint32_t stall_ms;    /* a stream whose peer reads nothing for this
 	                        * long is cut; 0 = 30000 */
 	brk_httpd_handler handler;
 	void *arg;
@@ -38,8 +38,8 @@ typedef struct brk_httpd_opts {
 
 /* Binds and listens. Returns PL_OK; PL_EINVAL (address not numeric
  * HOST:PORT), PL_EIO (cannot listen), PL_ENOMEM; a message in err. */
-int brk_httpd_create(brk_httpd **out, const brk_httpd_opts *o, char *err,
-    size_t errlen);
+int brk_httpd_create(
+    brk_httpd **out, const brk_httpd_opts *o, char *err, size_t errlen);
 /* Closes every connection (aborting streams: their close callbacks run)
  * and the listener. NULL is ignored. */
 void brk_httpd_destroy(brk_httpd *h);
@@ -73,8 +73,8 @@ void brk_httpd_reply(brk_httpd_req *r, int status, const char *ctype,
     const char *extra_headers, const char *body, size_t len);
 /* Answers with {"error": code, "message": message} (401 adds
  * WWW-Authenticate: Bearer). */
-void brk_httpd_error(brk_httpd_req *r, int status, const char *code,
-    const char *message);
+void brk_httpd_error(
+    brk_httpd_req *r, int status, const char *code, const char *message);
 /* Same with extra header lines (CRLF-terminated). */
 void brk_httpd_error_hdr(brk_httpd_req *r, int status,
     const char *extra_headers, const char *code, const char *message);

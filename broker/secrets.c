@@ -234,9 +234,11 @@ parse_line(brk_keyring *k, char *line, size_t lineno, char *err, size_t errlen)
 		key->kid = line + 4;
 		line = sp + strspn(sp, " \t");
 		for (size_t i = 0; i < k->n; i++) {
-			if (k->keys[i].kid && strcmp(k->keys[i].kid, key->kid) == 0) {
-				set_err(err, errlen, "%s line %zu: kid %s twice",
-				    k->origin, lineno, key->kid);
+			if (k->keys[i].kid &&
+			    strcmp(k->keys[i].kid, key->kid) == 0) {
+				set_err(err, errlen,
+				    "%s line %zu: kid %s twice", k->origin,
+				    lineno, key->kid);
 				return PL_EINVAL;
 			}
 		}
@@ -333,8 +335,7 @@ brk_keyring_origin(const brk_keyring *k)
 }
 
 void
-brk_keyring_fingerprint(
-    const brk_keyring *k, char out[BRK_FINGERPRINT_LEN + 1])
+brk_keyring_fingerprint(const brk_keyring *k, char out[BRK_FINGERPRINT_LEN + 1])
 {
 	uint8_t mac[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
@@ -361,8 +362,8 @@ load_file(const char *path, brk_keyring **out, char *err, size_t errlen)
 {
 	char *text = NULL;
 	size_t len = 0;
-	int rc = pl_file_read_secret(path, BRK_SECRET_FILE_MAX, "BRK-SECRETPERM",
-	    &text, &len, err, errlen);
+	int rc = pl_file_read_secret(path, BRK_SECRET_FILE_MAX,
+	    "BRK-SECRETPERM", &text, &len, err, errlen);
 
 	if (rc == PL_OK) {
 		rc = brk_keyring_parse(text, len, path, out, err, errlen);
@@ -410,8 +411,9 @@ brk_keyring_load(
 		    "PARLEY_JWT_SECRET, or --data DIR of a node that has "
 		    "generated one",
 		    path,
-		    stat(src->data_dir, &st) == 0 ? "does not exist"
-						  : "does not exist (nor its directory)");
+		    stat(src->data_dir, &st) == 0
+			? "does not exist"
+			: "does not exist (nor its directory)");
 		goto done;
 	}
 	rc = mkdir_p(src->data_dir, err, errlen);
@@ -421,7 +423,8 @@ brk_keyring_load(
 	if (rc == PL_OK) {
 		rc = load_file(path, out, err, errlen);
 		if (rc == PL_ENOTFOUND) {
-			set_err(err, errlen, "%s vanished after creation", path);
+			set_err(
+			    err, errlen, "%s vanished after creation", path);
 			rc = PL_EIO;
 		}
 	}

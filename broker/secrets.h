@@ -63,7 +63,7 @@ typedef struct brk_secret_src {
 
 /* Returns PL_OK and *out; PL_ENOTFOUND (no secret, without create);
  * PL_EINVAL; PL_EIO; PL_ENOMEM, with a message in err. */
-int brk_keyring_load(const brk_secret_src *src, brk_keyring **out, char *err,
-    size_t errlen);
+int brk_keyring_load(
+    const brk_secret_src *src, brk_keyring **out, char *err, size_t errlen);
 
 #endif

@@ -26,8 +26,8 @@ pl_file_read_secret(const char *path, size_t max, const char *warn_id,
 	*len = 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return errno == ENOENT ? PL_ENOTFOUND : PL_EIO;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -90,8 +90,9 @@ atomic_add_double(_Atomic uint64_t *a, double d)
 static bool
 name_ok(const char *s)
 {
-	if (s == NULL || !(*s == '_' || *s == ':' || (*s >= 'a' && *s <= 'z') ||
-			     (*s >= 'A' && *s <= 'Z'))) {
+	if (s == NULL ||
+	    !(*s == '_' || *s == ':' || (*s >= 'a' && *s <= 'z') ||
+		(*s >= 'A' && *s <= 'Z'))) {
 		return false;
 	}
 	for (; *s; s++) {
@@ -324,8 +325,8 @@ add_ptr(pl_metrics *r, const char *name, const char *help, mtype t,
 }
 
 int
-pl_metrics_counter_ptr(pl_metrics *r, const char *name, const char *help,
-    const uint64_t *src, ...)
+pl_metrics_counter_ptr(
+    pl_metrics *r, const char *name, const char *help, const uint64_t *src, ...)
 {
 	va_list ap;
 	int rc;
@@ -337,8 +338,8 @@ pl_metrics_counter_ptr(pl_metrics *r, const char *name, const char *help,
 }
 
 int
-pl_metrics_gauge_ptr(pl_metrics *r, const char *name, const char *help,
-    const uint64_t *src, ...)
+pl_metrics_gauge_ptr(
+    pl_metrics *r, const char *name, const char *help, const uint64_t *src, ...)
 {
 	va_list ap;
 	int rc;
@@ -426,7 +427,8 @@ void
 pl_gauge_set(pl_metric *m, double v)
 {
 	if (m) {
-		atomic_store_explicit(&m->value, dbits(v), memory_order_relaxed);
+		atomic_store_explicit(
+		    &m->value, dbits(v), memory_order_relaxed);
 	}
 }
 
@@ -502,8 +504,8 @@ put_num(pl_sbuf *b, double v)
 
 /* name{labels[,extra]} value\n */
 static void
-put_sample(pl_sbuf *b, const char *name, const char *suffix,
-    const char *labels, const char *extra, double v)
+put_sample(pl_sbuf *b, const char *name, const char *suffix, const char *labels,
+    const char *extra, double v)
 {
 	pl_sbuf_str(b, name);
 	pl_sbuf_str(b, suffix);
@@ -558,7 +560,8 @@ put_histogram(pl_sbuf *b, const family *f, const pl_metric *m)
 
 	for (size_t i = 0; i <= m->nbounds; i++) {
 		cum += m->buckets ? atomic_load(&m->buckets[i]) : 0;
-		num_str(num, sizeof(num), i < m->nbounds ? m->bounds[i] : INFINITY);
+		num_str(
+		    num, sizeof(num), i < m->nbounds ? m->bounds[i] : INFINITY);
 		snprintf(le, sizeof(le), "le=\"%s\"", num);
 		put_sample(b, f->name, "_bucket", m->labels, le, (double)cum);
 	}

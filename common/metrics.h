@@ -39,15 +39,15 @@ void pl_metrics_destroy(pl_metrics *r);
 
 /* Owned series; the registry owns the returned handle. Label pairs follow
  * help and end with NULL. NULL on a bad name, a type clash or no memory. */
-pl_metric *pl_metrics_counter(pl_metrics *r, const char *name,
-    const char *help, ...) __attribute__((sentinel));
+pl_metric *pl_metrics_counter(pl_metrics *r, const char *name, const char *help,
+    ...) __attribute__((sentinel));
 pl_metric *pl_metrics_gauge(pl_metrics *r, const char *name, const char *help,
     ...) __attribute__((sentinel));
 /* bounds: nbounds strictly increasing upper bounds (copied); +Inf is
  * implicit. */
-pl_metric *pl_metrics_histogram(pl_metrics *r, const char *name,
-    const char *help, const double *bounds, size_t nbounds, ...)
-    __attribute__((sentinel));
+pl_metric *
+pl_metrics_histogram(pl_metrics *r, const char *name, const char *help,
+    const double *bounds, size_t nbounds, ...) __attribute__((sentinel));
 
 /* Borrowed series: *src is read at render time (src must outlive the
  * registry, or the series must be unused after the owner goes). */

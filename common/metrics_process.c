@@ -160,4 +160,3 @@ pl_metrics_add_process(pl_metrics *r)
 	    proc_start, NULL, NULL);
 	return rc ? PL_EINVAL : PL_OK;
 }
-

@@ -96,8 +96,8 @@ sto_backup_finish(sto_backup *b)
 	pthread_join(b->thread, NULL);
 	rc = b->rc;
 	if (rc != 0) {
-		LOG_WARN("STO-BACKUP", "backup copy failed: %s",
-		    mdb_strerror(rc));
+		LOG_WARN(
+		    "STO-BACKUP", "backup copy failed: %s", mdb_strerror(rc));
 	}
 	free(b);
 	return rc == 0 ? PL_OK : PL_EIO;
@@ -116,8 +116,8 @@ sto_backup_verify(
 	*comments = 0;
 	if ((rc = mdb_env_create(&env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(env, 4)) != 0 ||
-	    (rc = mdb_env_open(env, path,
-		 MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK, 0)) != 0 ||
+	    (rc = mdb_env_open(
+		 env, path, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK, 0)) != 0 ||
 	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "comments", 0, &dbi)) != 0 ||
 	    (rc = mdb_stat(txn, dbi, &st)) != 0) {

@@ -13,6 +13,7 @@ import {
   cli, membersOf, leaderOf, waitViews, stopAll, block, busConnect, mp,
   halfOpenWs, metricValue, seeded, assertExit0,
 } from './cluster_lib.mjs';
+import { parseExposition, sample } from './prom.mjs';
 
 // Every node any test started, so that a failed test cannot leave
 // processes behind (the passing path stops each node with stopAll).
@@ -331,7 +332,8 @@ describe('garbage on the bus', () => {
     assert.ok(s1.unknown - s0.unknown >= 2, `unknown counted ${s1.unknown - s0.unknown}`);
     assert.ok(s1.cut_off_peers - s0.cut_off_peers >= 1, `cut_off_peers ${s1.cut_off_peers}`);
     const metrics = (await httpGet(`${n2.admin}/metrics`)).text;
-    assert.equal(metricValue(metrics, 'parley_cluster_malformed'), s1.malformed, 'metrics and stats agree');
+    assert.equal(sample(parseExposition(metrics), 'parley_cluster_messages_discarded_total', { reason: 'malformed' }),
+      s1.malformed, 'metrics and stats agree');
 
     // Still one healthy cluster: nobody was ever suspected, no stray member
     // was learnt, a comment still crosses.

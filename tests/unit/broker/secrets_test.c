@@ -21,8 +21,8 @@
 /* The old single-secret loader's shape over brk_keyring_load, creating the
  * data-dir secret: the signing secret, copied. */
 static int
-load1(const char *value, const char *dir, uint8_t **s, size_t *len,
-    char *err, size_t errlen)
+load1(const char *value, const char *dir, uint8_t **s, size_t *len, char *err,
+    size_t errlen)
 {
 	brk_secret_src src = { value, NULL, dir, true };
 	brk_keyring *k = NULL;
@@ -119,14 +119,12 @@ test_load_secret(void)
 	/* The flag wins and touches no file. */
 	char dir2[128];
 	snprintf(dir2, sizeof(dir2), "%s/b", tmpdir);
-	ASSERT_OK(load1(
-	    "flag-secret", dir2, &s1, &l1, err, sizeof(err)));
+	ASSERT_OK(load1("flag-secret", dir2, &s1, &l1, err, sizeof(err)));
 	ASSERT_EQ(l1, 11);
 	ASSERT_MEMEQ(s1, "flag-secret", 11);
 	free(s1);
 	ASSERT_TRUE(stat(dir2, &st) != 0);
-	ASSERT_OK(load1(
-	    "flag-secret", NULL, &s1, &l1, err, sizeof(err)));
+	ASSERT_OK(load1("flag-secret", NULL, &s1, &l1, err, sizeof(err)));
 	free(s1);
 
 	/* An operator-written file: trailing newline ignored. */
@@ -145,19 +143,16 @@ test_load_secret(void)
 	fputs("\n", f);
 	fclose(f);
 	s1 = (uint8_t *)"x";
-	ASSERT_EQ(load1(NULL, dir, &s1, &l1, err, sizeof(err)),
-	    PL_EINVAL);
+	ASSERT_EQ(load1(NULL, dir, &s1, &l1, err, sizeof(err)), PL_EINVAL);
 	ASSERT_TRUE(s1 == NULL);
 	ASSERT_TRUE(strstr(err, "empty") != NULL);
 
 	/* No flag and no data dir. */
-	ASSERT_EQ(load1(NULL, NULL, &s1, &l1, err, sizeof(err)),
-	    PL_EINVAL);
+	ASSERT_EQ(load1(NULL, NULL, &s1, &l1, err, sizeof(err)), PL_EINVAL);
 	/* A data dir that cannot be created. */
 	char dir3[200];
 	snprintf(dir3, sizeof(dir3), "%s/data", file);
-	ASSERT_EQ(load1(NULL, dir3, &s1, &l1, err, sizeof(err)),
-	    PL_EIO);
+	ASSERT_EQ(load1(NULL, dir3, &s1, &l1, err, sizeof(err)), PL_EIO);
 
 	rm_rf(tmpdir);
 }
@@ -182,8 +177,8 @@ test_load_secret_race(void)
 		if (pids[i] == 0) {
 			uint8_t *sec = NULL;
 			size_t len = 0;
-			int ok = load1(
-				     NULL, dir, &sec, &len, NULL, 0) == PL_OK &&
+			int ok =
+			    load1(NULL, dir, &sec, &len, NULL, 0) == PL_OK &&
 			    len == 64 && write(fds[i][1], sec, 64) == 64;
 			_exit(ok ? 0 : 1);
 		}
@@ -204,7 +199,6 @@ test_load_secret_race(void)
 	rm_rf(tmpdir);
 }
 
-
 static void
 test_parse_format(void)
 {
@@ -218,8 +212,8 @@ test_parse_format(void)
 	size_t n;
 	char err[256];
 
-	ASSERT_OK(brk_keyring_parse(text, strlen(text), "f", &k, err,
-	    sizeof(err)));
+	ASSERT_OK(
+	    brk_keyring_parse(text, strlen(text), "f", &k, err, sizeof(err)));
 	keys = brk_keyring_keys(k, &n);
 	ASSERT_EQ(n, 3);
 	ASSERT_STREQ(keys[0].kid, "2024b");
@@ -248,8 +242,8 @@ test_parse_format(void)
 		ASSERT_TRUE(k == NULL);
 		ASSERT_TRUE(strstr(err, "f") != NULL);
 	}
-	ASSERT_EQ(brk_keyring_parse("a\0b", 3, "f", &k, err, sizeof(err)),
-	    PL_EINVAL);
+	ASSERT_EQ(
+	    brk_keyring_parse("a\0b", 3, "f", &k, err, sizeof(err)), PL_EINVAL);
 }
 
 /* Rotation: tokens signed with any secret of the ring verify; minting
@@ -265,10 +259,10 @@ test_rotation(void)
 	char err[256], *user = NULL;
 	char *t_old, *t_new;
 
-	ASSERT_OK(brk_keyring_parse(old_ring, strlen(old_ring), "o", &ko, err,
-	    sizeof(err)));
-	ASSERT_OK(brk_keyring_parse(new_ring, strlen(new_ring), "n", &kn, err,
-	    sizeof(err)));
+	ASSERT_OK(brk_keyring_parse(
+	    old_ring, strlen(old_ring), "o", &ko, err, sizeof(err)));
+	ASSERT_OK(brk_keyring_parse(
+	    new_ring, strlen(new_ring), "n", &kn, err, sizeof(err)));
 	ok = brk_keyring_keys(ko, &no);
 	nk = brk_keyring_keys(kn, &nn);
 	t_old = brk_auth_mint_key(&ok[0], "u", NOW + 60);
@@ -279,8 +273,8 @@ test_rotation(void)
 	ASSERT_OK(brk_auth_verify_keys(nk, nn, t_new, NOW, &user, NULL));
 	free(user);
 	/* ...one still on the old ring refuses what the new one signs. */
-	ASSERT_EQ(brk_auth_verify_keys(ok, no, t_new, NOW, &user, NULL),
-	    PL_EAUTH);
+	ASSERT_EQ(
+	    brk_auth_verify_keys(ok, no, t_new, NOW, &user, NULL), PL_EAUTH);
 	free(t_old);
 	free(t_new);
 	brk_keyring_destroy(ko);

@@ -53,8 +53,8 @@ labels_share_one_family(void)
 	char *s;
 
 	ASSERT_OK(pl_metrics_create(&r));
-	a = pl_metrics_counter(r, "refused_total", "Refusals.", "reason",
-	    "auth", NULL);
+	a = pl_metrics_counter(
+	    r, "refused_total", "Refusals.", "reason", "auth", NULL);
 	b = pl_metrics_counter(r, "refused_total", "Refusals.", "reason",
 	    "say \"hi\"\\\n", "kind", "x", NULL);
 	ASSERT_TRUE(a && b);
@@ -78,8 +78,8 @@ histogram_buckets_are_cumulative(void)
 	char *s;
 
 	ASSERT_OK(pl_metrics_create(&r));
-	h = pl_metrics_histogram(r, "lat_seconds", "Latency.", bounds, 3,
-	    "op", "w", NULL);
+	h = pl_metrics_histogram(
+	    r, "lat_seconds", "Latency.", bounds, 3, "op", "w", NULL);
 	ASSERT_TRUE(h != NULL);
 	pl_histogram_observe(h, 0.05);
 	pl_histogram_observe(h, 0.1); /* on the bound: le is inclusive */
@@ -126,8 +126,8 @@ borrowed_series_read_at_render(void)
 
 	ASSERT_OK(pl_metrics_create(&r));
 	ASSERT_OK(pl_metrics_on_collect(r, collect, NULL));
-	ASSERT_OK(pl_metrics_counter_ptr(
-	    r, "b_total", "Borrowed.", &borrowed, NULL));
+	ASSERT_OK(
+	    pl_metrics_counter_ptr(r, "b_total", "Borrowed.", &borrowed, NULL));
 	ASSERT_OK(pl_metrics_gauge_fn(r, "f", "By function.", half, &d, NULL));
 	s = render(r);
 	ASSERT_STREQ(s,
@@ -147,8 +147,8 @@ bad_registrations_refused(void)
 	ASSERT_OK(pl_metrics_create(&r));
 	ASSERT_TRUE(pl_metrics_counter(r, "9bad", "x", NULL) == NULL);
 	ASSERT_TRUE(pl_metrics_counter(r, "bad-name", "x", NULL) == NULL);
-	ASSERT_TRUE(pl_metrics_counter(r, "ok", "x", "bad key", "v", NULL) ==
-	    NULL);
+	ASSERT_TRUE(
+	    pl_metrics_counter(r, "ok", "x", "bad key", "v", NULL) == NULL);
 	ASSERT_TRUE(pl_metrics_counter(r, "same", "x", NULL) != NULL);
 	/* One family, one type. */
 	ASSERT_TRUE(pl_metrics_gauge(r, "same", "x", NULL) == NULL);
