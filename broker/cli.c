@@ -29,8 +29,9 @@
 typedef struct body {
 	char *p;
 	size_t len;
-	FILE *to; /* stream the body here instead (backup) */
+	FILE *to; /* stream a 200 body here instead (backup) */
 	size_t streamed;
+	CURL *h;
 } body;
 
 typedef struct admin_opts {
@@ -52,11 +53,16 @@ on_data(char *ptr, size_t size, size_t nmemb, void *arg)
 	char *np;
 
 	if (b->to) {
-		if (fwrite(ptr, 1, n, b->to) != n) {
-			return 0;
+		long code = 0;
+		curl_easy_getinfo(b->h, CURLINFO_RESPONSE_CODE, &code);
+		/* An error's JSON body is read as usual, never into the copy. */
+		if (code == 200) {
+			if (fwrite(ptr, 1, n, b->to) != n) {
+				return 0;
+			}
+			b->streamed += n;
+			return n;
 		}
-		b->streamed += n;
-		return n;
 	}
 	if (b->len + n > BODY_MAX ||
 	    (np = realloc(b->p, b->len + n + 1)) == NULL) {
@@ -85,6 +91,7 @@ fetch(const char *cmd, const admin_opts *o, const char *path, bool post,
 		fprintf(stderr, "parley %s: cannot start libcurl\n", cmd);
 		return -1;
 	}
+	b->h = h;
 	snprintf(url, sizeof(url), "http://%s%s", o->admin, path);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
@@ -398,71 +405,73 @@ drain_wait(const admin_opts *o)
 	return 1;
 }
 
+/* Writes the copy to FILE.partial, checks it opens as a store, then
+ * renames it; with --out - it goes to stdout unchecked (kubectl exec). */
 static int
 backup(const admin_opts *o)
 {
+	bool to_stdout = strcmp(o->out, "-") == 0;
 	char *tmp = NULL, err[256];
 	body b = { 0 };
 	long code = 0;
 	uint64_t count = 0;
-	int fd, rc;
+	int fd = -1, rc;
 
-	if (asprintf(&tmp, "%s.partial", o->out) < 0) {
-		return 1;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || (b.to = fdopen(fd, "w")) == NULL) {
-		fprintf(stderr, "parley backup: cannot write %s: %s\n", tmp,
-		    strerror(errno));
-		if (fd >= 0) {
-			close(fd);
+	if (to_stdout) {
+		b.to = stdout;
+	} else {
+		if (asprintf(&tmp, "%s.partial", o->out) < 0) {
+			return 1;
 		}
-		free(tmp);
-		return 1;
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || (b.to = fdopen(fd, "w")) == NULL) {
+			fprintf(stderr, "parley backup: cannot write %s: %s\n",
+			    tmp, strerror(errno));
+			if (fd >= 0) {
+				close(fd);
+			}
+			free(tmp);
+			return 1;
+		}
 	}
 	rc = fetch("backup", o, "/v1/backup", false, &b, &code, false);
 	if (rc == 0 && code != 200) {
-		/* The body of an error is JSON: read it back for the message. */
-		body e = { 0 };
-		fflush(b.to);
-		fclose(b.to);
-		b.to = NULL;
-		if (pl_file_read_secret(tmp, BODY_MAX, NULL, &e.p, &e.len, err,
-			sizeof(err)) != PL_OK) {
-			e.p = NULL;
-		}
-		http_error("backup", code, &e);
-		free(e.p);
-		unlink(tmp);
-		free(tmp);
-		return 1;
-	}
-	if (fflush(b.to) != 0 || fsync(fileno(b.to)) != 0) {
+		http_error("backup", code, &b);
 		rc = -1;
-		fprintf(stderr, "parley backup: writing %s: %s\n", tmp,
-		    strerror(errno));
 	}
-	fclose(b.to);
-	if (rc == 0 &&
+	if (rc == 0 && (fflush(b.to) != 0 ||
+			   (!to_stdout && fsync(fileno(b.to)) != 0))) {
+		rc = -1;
+		fprintf(stderr, "parley backup: writing %s: %s\n",
+		    to_stdout ? "stdout" : tmp, strerror(errno));
+	}
+	if (!to_stdout) {
+		fclose(b.to);
+	}
+	if (rc == 0 && !to_stdout &&
 	    sto_backup_verify(tmp, &count, err, sizeof(err)) != PL_OK) {
 		fprintf(
 		    stderr, "parley backup: the copy does not open: %s\n", err);
 		rc = -1;
 	}
-	if (rc == 0 && rename(tmp, o->out) != 0) {
+	if (rc == 0 && !to_stdout && rename(tmp, o->out) != 0) {
 		fprintf(stderr, "parley backup: rename %s to %s: %s\n", tmp,
 		    o->out, strerror(errno));
 		rc = -1;
 	}
-	if (rc != 0) {
+	if (rc != 0 && tmp) {
 		unlink(tmp);
-		free(tmp);
-		return 1;
 	}
-	printf("backup written to %s: %zu bytes, %llu comments\n", o->out,
-	    b.streamed, (unsigned long long)count);
+	if (rc == 0 && to_stdout) {
+		fprintf(stderr, "backup written to stdout: %zu bytes\n",
+		    b.streamed);
+	} else if (rc == 0) {
+		printf("backup written to %s: %zu bytes, %llu comments\n",
+		    o->out, b.streamed, (unsigned long long)count);
+	}
+	free(b.p);
 	free(tmp);
-	return 0;
+	return rc == 0 ? 0 : 1;
 }
 
 int

@@ -35,10 +35,11 @@ pl_file_read_secret(const char *path, size_t max, const char *warn_id,
 		rc = PL_EIO;
 		goto done;
 	}
-	if (warn_id && (st.st_mode & 077) != 0) {
+	/* Group access is how Kubernetes (fsGroup) and ssl-cert style setups
+	 * share a secret with one service; others never need it. */
+	if (warn_id && (st.st_mode & 007) != 0) {
 		LOG_WARN(warn_id,
-		    "%s is readable by group or others (mode %03o); "
-		    "chmod 600 it",
+		    "%s is readable by others (mode %03o); chmod o-rwx it",
 		    path, (unsigned)(st.st_mode & 0777));
 	}
 	if ((buf = malloc(max + 2)) == NULL) {

@@ -9,8 +9,9 @@
 
 /* Reads path whole into a malloc'ed, NUL-terminated buffer (*out, length
  * *len) with trailing white space removed. A file larger than max bytes is
- * refused. When the file is readable by group or others and warn_id is not
- * NULL, logs a warning with that ID (secrets belong to their owner).
+ * refused. When the file is readable by others and warn_id is not NULL,
+ * logs a warning with that ID (group access is allowed: Kubernetes mounts
+ * secrets group-readable for the pod's fsGroup).
  * Returns PL_OK; PL_ENOTFOUND when path does not exist; PL_ETOOBIG;
  * PL_EINVAL when it is empty after trimming; PL_EIO; PL_ENOMEM. On error
  * *out is NULL and err holds a message naming the file. */

@@ -8,12 +8,15 @@
 // second backup at once, harms nothing.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import {
+  copyFileSync, mkdtempSync, mkdirSync, rmSync, statSync, writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  startNode, stopCleanNow, socket, connected, join, sleep, rawOpen, rawHeartbeat,
+  BIN, startNode, stopCleanNow, socket, connected, join, sleep, rawOpen, rawHeartbeat,
 } from './lib.mjs';
 import { postMany, readHistory, uniq } from './comments_lib.mjs';
 import { cli } from './cluster_lib.mjs';
@@ -138,6 +141,23 @@ describe('backup and restore', () => {
       assert.equal(statSync(out).mode & 0o777, 0o600);
       b = await restore(out, dir, 'copy');
       assert.deepEqual(await histories(b, videos), await histories(a, videos));
+      // --out - streams the same copy to stdout (for kubectl exec).
+      const piped = await new Promise((resolve) => {
+        const p = spawn(BIN, ['backup', '--out', '-', '--admin', `${a.host}:${a.adminPort}`]);
+        const chunks = [];
+        let err = '';
+        p.stdout.on('data', (d) => chunks.push(d));
+        p.stderr.on('data', (d) => { err += d; });
+        p.on('exit', (code) => resolve({ code, out: Buffer.concat(chunks), err }));
+      });
+      assert.equal(piped.code, 0, piped.err);
+      assert.match(piped.err, /backup written to stdout: \d+ bytes/);
+      assert.equal(piped.out.length, statSync(out).size);
+      writeFileSync(path.join(dir, 'piped.mdb'), piped.out);
+      const c = await restore(path.join(dir, 'piped.mdb'), dir, 'piped');
+      try {
+        assert.deepEqual(await histories(c, videos), await histories(a, videos));
+      } finally { await stopCleanNow(c, assert); }
     } finally {
       if (b) await stopCleanNow(b, assert);
       await stopCleanNow(a, assert);
