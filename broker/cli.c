@@ -439,8 +439,8 @@ backup(const admin_opts *o)
 		http_error("backup", code, &b);
 		rc = -1;
 	}
-	if (rc == 0 && (fflush(b.to) != 0 ||
-			   (!to_stdout && fsync(fileno(b.to)) != 0))) {
+	if (rc == 0 &&
+	    (fflush(b.to) != 0 || (!to_stdout && fsync(fileno(b.to)) != 0))) {
 		rc = -1;
 		fprintf(stderr, "parley backup: writing %s: %s\n",
 		    to_stdout ? "stdout" : tmp, strerror(errno));
