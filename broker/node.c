@@ -392,6 +392,13 @@ data_bytes(void *arg)
 							    : 0;
 }
 
+static double
+suppressed_lines(void *arg)
+{
+	(void)arg;
+	return (double)pl_log_suppressed_total();
+}
+
 typedef struct stat_series {
 	const char *name, *help;
 	size_t off; /* of a uint64_t in brk_node_stats */
@@ -519,6 +526,9 @@ make_metrics(brk_node *n)
 	    pl_metrics_latency_buckets, pl_metrics_latency_nbuckets, NULL);
 	rc |= pl_metrics_gauge_fn(r, "parley_storage_file_bytes",
 	    "Size of the LMDB data file on disk.", data_bytes, n, NULL);
+	rc |= pl_metrics_counter_fn(r, "parley_log_lines_suppressed_total",
+	    "Repeated log lines folded into per-second summaries.",
+	    suppressed_lines, NULL, NULL);
 	return rc ? PL_ENOMEM : PL_OK;
 }
 
