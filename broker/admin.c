@@ -86,7 +86,7 @@ send_json(brk_httpd_req *r, int code, json_t *body)
 	if (line == NULL) {
 		brk_httpd_error(r, 500, "internal_error", "out of memory");
 	} else {
-		brk_httpd_reply(r, code, "application/json", NULL, line, 0);
+		brk_httpd_reply(r, code, "application/json", NULL, line);
 	}
 	free(line);
 	free(s);
@@ -153,7 +153,7 @@ metrics(brk_admin *a, brk_httpd_req *r)
 		return;
 	}
 	brk_httpd_reply(
-	    r, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text, 0);
+	    r, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text);
 	free(text);
 }
 

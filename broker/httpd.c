@@ -72,11 +72,10 @@ count_refusal(brk_httpd *h, int status)
 
 void
 brk_httpd_reply(brk_httpd_req *r, int status, const char *ctype,
-    const char *extra_headers, const char *body, size_t len)
+    const char *extra_headers, const char *body)
 {
 	struct evbuffer *out;
 
-	(void)len;
 	if (r->state == R_CLOSING || r->state == R_STREAMING) {
 		return;
 	}
@@ -118,8 +117,8 @@ brk_httpd_error_hdr(brk_httpd_req *r, int status, const char *extra_headers,
 	if (s && asprintf(&body, "%s\n", s) < 0) {
 		body = NULL;
 	}
-	brk_httpd_reply(r, status, "application/json", extra_headers,
-	    body ? body : "{}\n", 0);
+	brk_httpd_reply(
+	    r, status, "application/json", extra_headers, body ? body : "{}\n");
 	free(body);
 	free(s);
 }

@@ -67,10 +67,10 @@ const pro_http_req *brk_httpd_head(const brk_httpd_req *r);
 /* The body (may be empty, not NUL-terminated); borrowed likewise. */
 const char *brk_httpd_body(const brk_httpd_req *r, size_t *len);
 
-/* Answers with a complete response and closes after sending it.
- * extra_headers: CRLF-terminated lines or NULL. */
+/* Answers with a complete response (body: NUL-terminated text) and closes
+ * after sending it. extra_headers: CRLF-terminated lines or NULL. */
 void brk_httpd_reply(brk_httpd_req *r, int status, const char *ctype,
-    const char *extra_headers, const char *body, size_t len);
+    const char *extra_headers, const char *body);
 /* Answers with {"error": code, "message": message} (401 adds
  * WWW-Authenticate: Bearer). */
 void brk_httpd_error(

@@ -230,11 +230,14 @@ brk_node_leave(brk_node *n)
 
 /* ---- SIGHUP: reopen the log, reload secret files ---- */
 
+/* At start the data-dir secret is generated if missing; on a reload it
+ * never is (a deleted file must not silently become a new secret). */
 static int
-load_keys(const brk_config *cfg, brk_keyring **out, char *err, size_t errlen)
+load_keys(const brk_config *cfg, bool create, brk_keyring **out, char *err,
+    size_t errlen)
 {
 	brk_secret_src src = { cfg->jwt_secret, cfg->jwt_secret_file, cfg->data,
-		true };
+		create };
 
 	return brk_keyring_load(&src, out, err, errlen);
 }
@@ -288,7 +291,7 @@ brk_node_reload(brk_node *n)
 	if (n->cfg->jwt_secret) {
 		LOG_INFO("BRK-RELOAD",
 		    "JWT secret comes from --jwt-secret: nothing to reload");
-	} else if (load_keys(n->cfg, &k, err, sizeof(err)) != PL_OK) {
+	} else if (load_keys(n->cfg, false, &k, err, sizeof(err)) != PL_OK) {
 		LOG_ERR("BRK-RELOAD",
 		    "JWT secrets not reloaded, keeping the "
 		    "current ones: %s",
@@ -764,7 +767,7 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return PL_ENOMEM;
 	}
-	if (load_keys(cfg, &n->keys, err, errlen) != PL_OK ||
+	if (load_keys(cfg, true, &n->keys, err, errlen) != PL_OK ||
 	    load_firebase_auth(cfg, &n->firebase_auth, err, errlen) != PL_OK) {
 		return PL_EINVAL;
 	}

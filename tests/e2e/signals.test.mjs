@@ -72,6 +72,12 @@ describe('SIGHUP', () => {
     });
   });
   after(async () => { await stopCleanNow(node, assert); rmSync(dir, { recursive: true, force: true }); });
+  // Sends SIGHUP and waits for `re` in what the log file gets after it.
+  const hup = async (re, what) => {
+    const from = readFileSync(logFile, 'utf8').length;
+    node.proc.kill('SIGHUP');
+    await waitFor(() => re.test(readFileSync(logFile, 'utf8').slice(from)), { what });
+  };
 
   it('reopens a rotated log file', async () => {
     await waitFor(() => existsSync(logFile) && /BRK-START/.test(readFileSync(logFile, 'utf8')), { what: 'log file written' });
@@ -90,8 +96,7 @@ describe('SIGHUP', () => {
     assert.equal(await upgradeStatus(node, tB), 403);
     // Step 1: the new secret signs, the old one still verifies.
     write(keys, `# rotated\n${secB}\n${secA}\n`);
-    node.proc.kill('SIGHUP');
-    await waitFor(() => /JWT secrets reloaded from .*jwt_keys: 2 secret\(s\)/.test(readFileSync(logFile, 'utf8')), { what: 'reload logged' });
+    await hup(/JWT secrets reloaded from .*jwt_keys: 2 secret\(s\)/, 'reload logged');
     assert.equal(await upgradeStatus(node, tA), 101);
     assert.equal(await upgradeStatus(node, tB), 101);
     // `parley token` with the same file signs with the first secret.
@@ -102,24 +107,19 @@ describe('SIGHUP', () => {
     assert.equal(minted.out.trim().split('.')[2], check.split('.')[2], 'minted with the first secret');
     // Step 2: the old secret is retired.
     write(keys, `${secB}\n`);
-    node.proc.kill('SIGHUP');
-    await waitFor(() => /jwt_keys: 1 secret\(s\)/.test(readFileSync(logFile, 'utf8')), { what: 'second reload' });
+    await hup(/jwt_keys: 1 secret\(s\)/, 'second reload');
     assert.equal(await upgradeStatus(node, tA), 403);
     assert.equal(await upgradeStatus(node, tB), 101);
     // A broken file is refused, logged, and the current secrets stay.
     write(keys, '# nothing here\n');
-    node.proc.kill('SIGHUP');
-    await waitFor(() => /JWT secrets not reloaded, keeping the current ones: .*holds no secret/.test(readFileSync(logFile, 'utf8')),
-      { what: 'refused reload logged' });
+    await hup(/JWT secrets not reloaded, keeping the current ones: .*holds no secret/, 'refused reload logged');
     assert.equal(await upgradeStatus(node, tB), 101);
     write(keys, `${secB}\n`);
   });
 
   it('honours kid: a token naming a key is checked against that key', async () => {
     write(keys, `kid=new ${secB}\nkid=old ${secA}\n`);
-    node.proc.kill('SIGHUP');
-    await waitFor(() => /jwt_keys: 2 secret\(s\), signing fingerprint/.test(readFileSync(logFile, 'utf8').split('\n').slice(-6).join('\n')),
-      { what: 'kid reload' });
+    await hup(/jwt_keys: 2 secret\(s\), signing fingerprint/, 'kid reload');
     const withKid = (kid, secret) => {
       const b64 = (x) => Buffer.from(JSON.stringify(x)).toString('base64url');
       const h = b64({ alg: 'HS256', typ: 'JWT', kid });
@@ -134,21 +134,18 @@ describe('SIGHUP', () => {
     const hdr = JSON.parse(Buffer.from(minted.out.split('.')[0], 'base64url'));
     assert.equal(hdr.kid, 'new');
     write(keys, `${secB}\n`);
-    node.proc.kill('SIGHUP');
-    await waitFor(() => /jwt_keys: 1 secret\(s\)/.test(readFileSync(logFile, 'utf8').split('\n').slice(-4).join('\n')), { what: 'back to one' });
+    await hup(/jwt_keys: 1 secret\(s\)/, 'back to one');
   });
 
   it('reloads the admin token', async () => {
     const a = (tok) => fetch(`${node.admin}/v1/leader`, { headers: { Authorization: `Bearer ${tok}` } }).then((r) => r.status);
     assert.equal(await a('first-admin-token-0123456789'), 200);
     write(adminTok, 'second-admin-token-0123456789\n');
-    node.proc.kill('SIGHUP');
-    await waitFor(async () => (await a('second-admin-token-0123456789')) === 200, { what: 'new admin token accepted' });
+    await hup(/admin token reloaded from/, 'admin token reload');
+    assert.equal(await a('second-admin-token-0123456789'), 200);
     assert.equal(await a('first-admin-token-0123456789'), 401);
     write(adminTok, 'short\n');
-    node.proc.kill('SIGHUP');
-    await waitFor(() => /admin token not reloaded, keeping the current one: .*at least 16/.test(readFileSync(logFile, 'utf8')),
-      { what: 'short token refused' });
+    await hup(/admin token not reloaded, keeping the current one: .*at least 16/, 'short token refused');
     assert.equal(await a('second-admin-token-0123456789'), 200);
   });
 
@@ -209,6 +206,29 @@ describe('log formats and summaries', () => {
       assert.ok(full <= 3, `${full} full lines for ${n} refusals:\n${lines.join('\n')}`);
       assert.equal(full + more, n, lines.join('\n'));
     } finally { await stopCleanNow(node, assert); }
+  });
+});
+
+describe('the data-dir secret', () => {
+  it('is generated once; a SIGHUP after it was deleted keeps it and makes no new one', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-dd-'));
+    const data = path.join(dir, 'data');
+    const node = await startNode({ noSecretFlag: true, data });
+    try {
+      const f = path.join(data, 'jwt_secret');
+      const secret = readFileSync(f, 'utf8').trim();
+      assert.match(secret, /^[0-9a-f]{64}$/);
+      const tok = token('dd', { secret });
+      assert.equal(await upgradeStatus(node, tok), 101);
+      rmSync(f);
+      node.proc.kill('SIGHUP');
+      await waitFor(() => /JWT secrets not reloaded, keeping the current ones: .*jwt_secret/.test(node.logs), { what: 'reload refused' });
+      assert.equal(existsSync(f), false, 'a new secret was generated on SIGHUP');
+      assert.equal(await upgradeStatus(node, tok), 101);
+    } finally {
+      await stopCleanNow(node, assert);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -68,11 +68,13 @@ formats_escape(void)
 	ASSERT_TRUE(pl_log_set_format("xml") != 0);
 	s = slurp(path);
 	ASSERT_TRUE(strstr(s, "{\"ts\":\"") == s);
-	ASSERT_TRUE(strstr(s, "\",\"level\":\"warn\",\"node\":\"n\\\"1\","
-			      "\"id\":\"T-ONE\",\"msg\":\"say \\\"hi\\\" \\\\ "
-			      "now\\nnext\\u0001 end\"}\n") != NULL);
-	ASSERT_TRUE(strstr(s, " level=notice node=\"n\\\"1\" id=T-TWO "
-			      "msg=\"a \\\"b\\\" c\"\n") != NULL);
+	ASSERT_TRUE(strstr(s,
+			"\",\"level\":\"warn\",\"node\":\"n\\\"1\","
+			"\"id\":\"T-ONE\",\"msg\":\"say \\\"hi\\\" \\\\ "
+			"now\\nnext\\u0001 end\"}\n") != NULL);
+	ASSERT_TRUE(strstr(s,
+			" level=notice node=\"n\\\"1\" id=T-TWO "
+			"msg=\"a \\\"b\\\" c\"\n") != NULL);
 	ASSERT_TRUE(strstr(s, " n\"1 info [T-THREE] plain\n") != NULL);
 	ASSERT_TRUE(strstr(s, "T-HIDDEN") == NULL);
 	/* Three lines, each ending once. */
@@ -105,7 +107,8 @@ reopen_after_rename(void)
 	free(a);
 	free(b);
 	/* A path that cannot be opened is an error with a message. */
-	ASSERT_TRUE(pl_log_open("/nonexistent-dir/x.log", err, sizeof(err)) != 0);
+	ASSERT_TRUE(
+	    pl_log_open("/nonexistent-dir/x.log", err, sizeof(err)) != 0);
 	ASSERT_TRUE(strstr(err, "/nonexistent-dir/x.log") != NULL);
 	teardown();
 }
@@ -146,8 +149,9 @@ summary_counts(void)
 		full++;
 	}
 	ASSERT_EQ(full, 1);
-	ASSERT_TRUE(strstr(s, "[T-BURST] ... and 49 more like this in the "
-			      "last second") != NULL);
+	ASSERT_TRUE(strstr(s,
+			"[T-BURST] ... and 49 more like this in the "
+			"last second") != NULL);
 	free(s);
 	teardown();
 }
