@@ -541,9 +541,9 @@ handle_http(brk_conn *c)
 	if (strcmp(req.path, "/healthz") == 0) {
 		http_answer(c, 200, "ok\n");
 	} else if (strcmp(req.path, "/readyz") == 0) {
-		int ready = brk_node_ready(c->node);
-		http_answer(
-		    c, ready ? 200 : 503, ready ? "ready\n" : "not ready\n");
+		int st;
+		const char *body = brk_node_readyz(c->node, &st);
+		http_answer(c, st, body);
 	} else if (strcmp(req.path, "/socket/websocket") == 0) {
 		upgrade(c, &req);
 	} else {

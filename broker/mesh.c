@@ -10,7 +10,9 @@
 #include "broker/node.h"
 #include "broker/presence.h"
 #include "broker/router.h"
+#include "broker/secrets.h"
 #include "cluster/cluster.h"
+#include "cluster/nodeinfo.h"
 #include "cluster/presence.h"
 #include "common/clock.h"
 #include "common/err.h"
@@ -38,6 +40,7 @@ struct brk_mesh {
 	struct event *fd_ev, *tick_ev;
 	unsigned ticks;
 	int left;
+	clu_nodeinfo *info;     /* fingerprints of the peers' JWT secrets */
 	clu_cluster_stats snap; /* refreshed for each /metrics render */
 	uint64_t members[4];    /* alive, suspect, dead, left */
 };
@@ -123,6 +126,10 @@ on_app(
 	pro_presence_msg *pm = NULL;
 	int rc;
 
+	if (kind >= CLU_NODEINFO_KIND_FP && kind < CLU_NODEINFO_KIND_FP + 16) {
+		clu_nodeinfo_on_message(m->info, from, kind, bytes, len);
+		return;
+	}
 	if (kind == APP_PRES_STATE_REQ) {
 		send_state(m, from);
 		return;
@@ -175,6 +182,7 @@ on_member_change(void *arg, const char *name, clu_status old, clu_status st)
 	if (strcmp(name, clu_cluster_self_name(m->clu)) == 0) {
 		return;
 	}
+	clu_nodeinfo_on_member_change(m->info, name, old, st);
 	LOG_INFO("BRK-MEMBER", "member %s: %s -> %s", name,
 	    clu_status_name(old), clu_status_name(st));
 	LOG_DEBUG("BRK-PRESREP", "member %s %s: presence replica follows", name,
@@ -272,6 +280,9 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	clu_cluster_tick(m->clu, brk_node_now_ms(m->node));
 	ship_presence(m);
+	if (!m->left) {
+		clu_nodeinfo_on_tick(m->info, brk_node_now_ms(m->node));
+	}
 }
 
 /* ---- metrics ---- */
@@ -297,6 +308,14 @@ is_leader(void *arg)
 	return l && strcmp(l, clu_cluster_self_name(m->clu)) == 0;
 }
 
+static double
+mismatched(void *arg)
+{
+	brk_mesh *m = arg;
+
+	return (double)clu_nodeinfo_mismatches(m->info, NULL, NULL);
+}
+
 static int
 register_metrics(brk_mesh *m)
 {
@@ -310,6 +329,9 @@ register_metrics(brk_mesh *m)
 	int rc = 0;
 
 	rc |= pl_metrics_on_collect(r, collect, m);
+	rc |= pl_metrics_gauge_fn(r, "parley_jwt_secret_mismatched_peers",
+	    "Live members that sign client tokens with another JWT secret.",
+	    mismatched, m, NULL);
 	rc |= pl_metrics_gauge_fn(r, "parley_is_leader",
 	    "1 while this node is the cluster's leader in its own view.",
 	    is_leader, m, NULL);
@@ -360,6 +382,7 @@ brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
 	const brk_config *cfg = brk_node_config(n);
 	struct timeval tv = { 0, CLU_CLUSTER_TICK_MS * 1000 };
 	clu_cluster_opts o;
+	char fp[BRK_FINGERPRINT_LEN + 1];
 	brk_mesh *m = calloc(1, sizeof(*m));
 	int rc;
 
@@ -383,6 +406,11 @@ brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start the cluster bus on %s: %s",
 		    cfg->cluster_listen, pl_strerror(rc));
 		return rc;
+	}
+	brk_node_fingerprint(n, fp);
+	if (clu_nodeinfo_create(&m->info, m->clu, fp) != PL_OK) {
+		snprintf(err, errlen, "out of memory");
+		return PL_ENOMEM;
 	}
 	m->fd_ev = event_new(brk_node_base(n), clu_cluster_fd(m->clu),
 	    EV_READ | EV_PERSIST, on_fd, m);
@@ -419,6 +447,7 @@ brk_mesh_destroy(brk_mesh *m)
 		event_free(m->tick_ev);
 	}
 	clu_cluster_destroy(m->clu, false);
+	clu_nodeinfo_destroy(m->info);
 	free(m);
 }
 
@@ -486,6 +515,52 @@ brk_mesh_stats_json(brk_mesh *m)
 	    (json_int_t)s.members_suspect, "members_dead",
 	    (json_int_t)s.members_dead, "members_left",
 	    (json_int_t)s.members_left);
+}
+
+void
+brk_mesh_secret_changed(brk_mesh *m)
+{
+	char fp[BRK_FINGERPRINT_LEN + 1];
+
+	if (m == NULL || m->info == NULL) {
+		return;
+	}
+	brk_node_fingerprint(m->node, fp);
+	clu_nodeinfo_set_fingerprint(m->info, fp);
+}
+
+typedef struct names_ctx {
+	char *buf;
+	size_t len, used;
+} names_ctx;
+
+static void
+add_name(void *arg, const char *peer, const char *fp)
+{
+	names_ctx *x = arg;
+	int n;
+
+	(void)fp;
+	if (x->used >= x->len) {
+		return;
+	}
+	n = snprintf(x->buf + x->used, x->len - x->used, "%s%s",
+	    x->used ? ", " : "", peer);
+	x->used += n > 0 ? (size_t)n : 0;
+}
+
+size_t
+brk_mesh_secret_mismatches(const brk_mesh *m, char *buf, size_t len)
+{
+	names_ctx x = { buf, len, 0 };
+
+	if (len > 0) {
+		buf[0] = '\0';
+	}
+	if (m == NULL || m->info == NULL) {
+		return 0;
+	}
+	return clu_nodeinfo_mismatches(m->info, add_name, &x);
 }
 
 int

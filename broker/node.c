@@ -58,6 +58,7 @@ struct brk_node {
 	sto_comments_stats sto_snap;
 	uint64_t lag_due_us;
 	char *data_file; /* <data>/data.mdb, for its size */
+	char readyz_text[320];
 	struct event *flush_ev, *sweep_ev, *store_ev, *drain_ev, *lag_ev;
 	struct event *sigterm_ev, *sigint_ev, *accept_retry_ev;
 	struct event *sighup_ev, *sigusr1_ev, *sigusr2_ev;
@@ -300,6 +301,7 @@ brk_node_reload(brk_node *n)
 		log_keys("reloaded", k);
 		brk_keyring_destroy(n->keys);
 		n->keys = k;
+		brk_mesh_secret_changed(n->mesh);
 	}
 	brk_admin_reload(n->admin);
 	if (n->cfg->firebase_auth_file) {
@@ -960,6 +962,25 @@ int
 brk_node_accepting(const brk_node *n)
 {
 	return !n->draining && !n->left;
+}
+
+const char *
+brk_node_readyz(brk_node *n, int *status)
+{
+	char peers[200];
+	size_t k;
+
+	*status = brk_node_ready(n) ? 200 : 503;
+	k = brk_mesh_secret_mismatches(n->mesh, peers, sizeof(peers));
+	if (k == 0) {
+		return *status == 200 ? "ready\n" : "not ready\n";
+	}
+	/* A warning, not a failure: the node serves its own clients. */
+	snprintf(n->readyz_text, sizeof(n->readyz_text),
+	    "%s\nwarning: %zu peer(s) sign client tokens with another JWT "
+	    "secret: %s\n",
+	    *status == 200 ? "ready" : "not ready", k, peers);
+	return n->readyz_text;
 }
 
 int

@@ -111,6 +111,10 @@ const char *brk_node_firebase_auth(const brk_node *n);
 uint64_t brk_node_now_ms(brk_node *n);
 
 int brk_node_ready(const brk_node *n);
+/* The /readyz answer: *status 200 or 503 and a text body that names
+ * warnings (peers signing tokens with another JWT secret); valid until the
+ * next call. */
+const char *brk_node_readyz(brk_node *n, int *status);
 int brk_node_draining(const brk_node *n);
 /* False once draining or after `parley leave`: upgrades are refused. */
 int brk_node_accepting(const brk_node *n);

@@ -15,8 +15,9 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import {
-  BIN, startNode, stopCleanNow, rawOpen, rawHeartbeat, raw, token, waitFor, sleep,
+  BIN, startNode, stopCleanNow, rawOpen, rawHeartbeat, raw, token, waitFor, sleep, httpGet,
 } from './lib.mjs';
+import { parseExposition, sample } from './prom.mjs';
 
 function write(file, text) {
   writeFileSync(file, text);
@@ -206,6 +207,38 @@ describe('log formats and summaries', () => {
       assert.ok(full <= 3, `${full} full lines for ${n} refusals:\n${lines.join('\n')}`);
       assert.equal(full + more, n, lines.join('\n'));
     } finally { await stopCleanNow(node, assert); }
+  });
+});
+
+describe('JWT secret fingerprints between nodes', () => {
+  it('a node with another signing secret is a loud warning at join, in /readyz and /metrics, until fixed', { timeout: 60000 }, async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-fp-'));
+    const ka = write(path.join(dir, 'a_keys'), 'shared-secret-0123456789abcdef\n');
+    const kb = write(path.join(dir, 'b_keys'), 'other-secret-0123456789abcdef\n');
+    const a = await startNode({ name: 'fa', noSecretFlag: true, env: { PARLEY_JWT_SECRET_FILE: ka } });
+    const b = await startNode({ name: 'fb', host: '127.0.0.2', noSecretFlag: true, join: [a.bus], env: { PARLEY_JWT_SECRET_FILE: kb } });
+    const gauge = async (n) => sample(parseExposition(await (await fetch(`${n.admin}/metrics`)).text()), 'parley_jwt_secret_mismatched_peers');
+    try {
+      await waitFor(() => /\[CLU-SECRETMISMATCH\] node fb signs client tokens with a different JWT secret/.test(a.logs) &&
+        /\[CLU-SECRETMISMATCH\] node fa signs/.test(b.logs), { what: 'mismatch logged on both nodes' });
+      // The fingerprint, never the secret, crosses the bus and the logs.
+      assert.doesNotMatch(a.logs + b.logs, /other-secret|shared-secret/);
+      const r = await httpGet(`${a.http}/readyz`);
+      assert.equal(r.status, 200);
+      assert.match(r.text, /^ready\nwarning: 1 peer\(s\) sign client tokens with another JWT secret: fb\n$/);
+      assert.equal(await gauge(a), 1);
+      assert.equal(await gauge(b), 1);
+      // Fix b's file and reload it: the warning clears on both sides.
+      write(kb, 'shared-secret-0123456789abcdef\n');
+      b.proc.kill('SIGHUP');
+      await waitFor(async () => (await gauge(a)) === 0 && (await gauge(b)) === 0, { what: 'mismatch cleared' });
+      assert.match(a.logs, /\[CLU-SECRETMATCH\] node fb now signs client tokens with the same JWT secret/);
+      assert.equal((await httpGet(`${a.http}/readyz`)).text, 'ready\n');
+    } finally {
+      await stopCleanNow(b, assert);
+      await stopCleanNow(a, assert);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
