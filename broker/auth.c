@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* HS256 JWT verification and minting for client tokens, and the secret they
- * are signed with (flag, environment, or generated once into the data dir).
- * Verification is deliberately strict: one algorithm, canonical unpadded
- * base64url, duplicate JSON keys refused, size capped before any work. */
+/* HS256 JWT verification and minting for client tokens against a set of
+ * keys (see secrets.h for where they come from). Verification is
+ * deliberately strict: one algorithm, canonical unpadded base64url,
+ * duplicate JSON keys refused, size capped before any work. */
 #include "broker/auth.h"
 
 #include <ctype.h>
@@ -29,9 +29,6 @@
 
 #define SIG_LEN 32     /* HMAC-SHA256 output */
 #define SIG_B64_LEN 43 /* its unpadded base64url length */
-#define SECRET_GEN_BYTES 32
-#define SECRET_FILE_MAX 4096
-#define SECRET_FILE_NAME "jwt_secret"
 
 /* base64url of {"alg":"HS256","typ":"JWT"}, the only header we mint. */
 static const char mint_header[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
@@ -100,7 +97,13 @@ static bool
 header_rest_ok(json_t *hdr)
 {
 	json_t *typ = json_object_get(hdr, "typ");
+	json_t *kid = json_object_get(hdr, "kid");
 
+	if (kid != NULL &&
+	    (!json_is_string(kid) || json_string_length(kid) == 0 ||
+		json_string_length(kid) > BRK_AUTH_KID_MAX)) {
+		return false;
+	}
 	/* "crit" names extensions the verifier must understand; we know none. */
 	if (json_object_get(hdr, "crit") != NULL) {
 		return false;
@@ -126,15 +129,62 @@ cmp_number(json_t *num, int64_t now)
 	return d < n ? -1 : (d > n ? 1 : 0);
 }
 
+static bool
+kid_is(const brk_key *k, const char *kid)
+{
+	return k->kid != NULL && strcmp(k->kid, kid) == 0;
+}
+
+/* Checks the MAC of the token's first len bytes against the keys a kid
+ * selects: the key with that kid; else (no kid, or one no key carries) every
+ * key without a kid, or every key when the token has none. Returns PL_OK,
+ * PL_EAUTH with *reason set, PL_ENOMEM. */
+static int
+check_mac(const brk_key *keys, size_t nkeys, const char *kid, const char *token,
+    size_t len, const uint8_t sig[SIG_LEN], const char **reason)
+{
+	uint8_t mac[SIG_LEN];
+	bool by_kid = false, tried = false;
+	size_t i;
+
+	for (i = 0; kid != NULL && i < nkeys; i++) {
+		by_kid |= kid_is(&keys[i], kid);
+	}
+	for (i = 0; i < nkeys; i++) {
+		if (kid != NULL &&
+		    (by_kid ? !kid_is(&keys[i], kid) : keys[i].kid != NULL)) {
+			continue;
+		}
+		tried = true;
+		if (!hmac_sha256(
+			keys[i].secret, keys[i].len, token, len, mac)) {
+			return PL_ENOMEM;
+		}
+		if (CRYPTO_memcmp(mac, sig, SIG_LEN) == 0) {
+			return PL_OK;
+		}
+	}
+	*reason = tried ? "bad_signature" : "unknown_kid";
+	return PL_EAUTH;
+}
+
 int
 brk_auth_verify(const uint8_t *secret, size_t secret_len, const char *token,
+    int64_t now, char **user_out, const char **why)
+{
+	brk_key k = { secret, secret_len, NULL };
+
+	return brk_auth_verify_keys(&k, 1, token, now, user_out, why);
+}
+
+int
+brk_auth_verify_keys(const brk_key *keys, size_t nkeys, const char *token,
     int64_t now, char **user_out, const char **why)
 {
 	const char *reason = "malformed";
 	const char *d1, *d2;
 	size_t tlen, hlen, plen, slen, len = 0, siglen = 0;
 	uint8_t *buf = NULL, *sig;
-	uint8_t mac[SIG_LEN];
 	json_t *hdr = NULL, *pl = NULL, *sub, *exp, *nbf;
 	int rc = PL_EAUTH;
 
@@ -144,9 +194,13 @@ brk_auth_verify(const uint8_t *secret, size_t secret_len, const char *token,
 	if (user_out != NULL) {
 		*user_out = NULL;
 	}
-	if (secret == NULL || secret_len == 0 || token == NULL ||
-	    user_out == NULL) {
+	if (keys == NULL || nkeys == 0 || token == NULL || user_out == NULL) {
 		return PL_EINVAL;
+	}
+	for (size_t i = 0; i < nkeys; i++) {
+		if (keys[i].secret == NULL || keys[i].len == 0) {
+			return PL_EINVAL;
+		}
 	}
 	tlen = strnlen(token, BRK_AUTH_TOKEN_MAX + 1);
 	if (tlen > BRK_AUTH_TOKEN_MAX) {
@@ -196,15 +250,13 @@ brk_auth_verify(const uint8_t *secret, size_t secret_len, const char *token,
 		reason = "bad_signature";
 		goto fail;
 	}
-	if (!hmac_sha256(
-		secret, secret_len, token, (size_t)(d2 - token), mac)) {
-		rc = PL_ENOMEM;
+	rc = check_mac(keys, nkeys,
+	    json_string_value(json_object_get(hdr, "kid")), token,
+	    (size_t)(d2 - token), sig, &reason);
+	if (rc != PL_OK) {
 		goto fail;
 	}
-	if (CRYPTO_memcmp(mac, sig, SIG_LEN) != 0) {
-		reason = "bad_signature";
-		goto fail;
-	}
+	rc = PL_EAUTH;
 	pl = parse_object(buf, len);
 	if (pl == NULL) {
 		goto fail;
@@ -263,15 +315,43 @@ fail:
 char *
 brk_auth_mint(const uint8_t *secret, size_t len, const char *user, int64_t exp)
 {
+	brk_key k = { secret, len, NULL };
+
+	return brk_auth_mint_key(&k, user, exp);
+}
+
+char *
+brk_auth_mint_key(const brk_key *key, const char *user, int64_t exp)
+{
 	json_t *pl = NULL;
-	char *pjson = NULL, *tok = NULL;
-	size_t hb = sizeof(mint_header) - 1, pjlen, pb, o;
+	char *pjson = NULL, *tok = NULL, *hdr = NULL;
+	size_t hb, pjlen, pb, o;
 	uint8_t mac[SIG_LEN];
 
-	if (secret == NULL || len == 0 || user == NULL ||
-	    !sub_ok(user, strlen(user))) {
+	if (key == NULL || key->secret == NULL || key->len == 0 ||
+	    user == NULL || !sub_ok(user, strlen(user))) {
 		return NULL;
 	}
+	if (key->kid != NULL) {
+		/* The kid (checked printable when the keyring was parsed)
+		 * goes in a header of our own making. */
+		json_t *h = json_pack("{s:s, s:s, s:s}", "alg", "HS256", "typ",
+		    "JWT", "kid", key->kid);
+		char *hj = h ? json_dumps(h, JSON_COMPACT) : NULL;
+		json_decref(h);
+		if (hj == NULL) {
+			return NULL;
+		}
+		hdr = malloc(pl_b64_encoded_len(strlen(hj)) + 1);
+		if (hdr == NULL) {
+			free(hj);
+			return NULL;
+		}
+		hdr[pl_b64url_encode((const uint8_t *)hj, strlen(hj), hdr)] =
+		    '\0';
+		free(hj);
+	}
+	hb = hdr ? strlen(hdr) : sizeof(mint_header) - 1;
 	pl = json_pack("{s:s, s:I}", "sub", user, "exp", (json_int_t)exp);
 	if (pl == NULL) {
 		goto fail;
@@ -286,11 +366,11 @@ brk_auth_mint(const uint8_t *secret, size_t len, const char *user, int64_t exp)
 	if (tok == NULL) {
 		goto fail;
 	}
-	memcpy(tok, mint_header, hb);
+	memcpy(tok, hdr ? hdr : mint_header, hb);
 	o = hb;
 	tok[o++] = '.';
 	o += pl_b64url_encode((const uint8_t *)pjson, pjlen, tok + o);
-	if (!hmac_sha256(secret, len, tok, o, mac)) {
+	if (!hmac_sha256(key->secret, key->len, tok, o, mac)) {
 		free(tok);
 		tok = NULL;
 		goto fail;
@@ -300,281 +380,8 @@ brk_auth_mint(const uint8_t *secret, size_t len, const char *user, int64_t exp)
 	tok[o] = '\0';
 
 fail:
+	free(hdr);
 	free(pjson);
 	json_decref(pl);
 	return tok;
-}
-
-/* ---- secret file ---- */
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0) {
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-/* mkdir -p; directories it creates get mode 0700, existing ones are left
- * alone. */
-static int
-mkdir_p(const char *dir, char *err, size_t errlen)
-{
-	char *p = strdup(dir);
-	int rc = PL_OK;
-
-	if (p == NULL) {
-		return PL_ENOMEM;
-	}
-	for (char *s = p + 1;; s++) {
-		if (*s != '/' && *s != '\0') {
-			continue;
-		}
-		char save = *s;
-		*s = '\0';
-		if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-			set_err(
-			    err, errlen, "mkdir %s: %s", p, strerror(errno));
-			rc = PL_EIO;
-			break;
-		}
-		*s = save;
-		if (save == '\0') {
-			break;
-		}
-	}
-	free(p);
-	return rc;
-}
-
-/* Reads the secret file into a fresh buffer with trailing whitespace
- * trimmed. PL_ENOTFOUND if the file does not exist. */
-static int
-read_secret(
-    const char *path, uint8_t **secret, size_t *len, char *err, size_t errlen)
-{
-	struct stat st;
-	uint8_t *buf = NULL;
-	size_t n = 0;
-	int fd, rc = PL_OK;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT) {
-			return PL_ENOTFOUND;
-		}
-		set_err(err, errlen, "open %s: %s", path, strerror(errno));
-		return PL_EIO;
-	}
-	if (fstat(fd, &st) != 0) {
-		set_err(err, errlen, "stat %s: %s", path, strerror(errno));
-		rc = PL_EIO;
-		goto fail;
-	}
-	if ((st.st_mode & 077) != 0) {
-		LOG_WARN("BRK-SECRETPERM",
-		    "%s is readable by group or others "
-		    "(mode %03o)",
-		    path, (unsigned)(st.st_mode & 0777));
-	}
-	buf = malloc(SECRET_FILE_MAX + 1);
-	if (buf == NULL) {
-		rc = PL_ENOMEM;
-		goto fail;
-	}
-	while (n <= SECRET_FILE_MAX) {
-		ssize_t r = read(fd, buf + n, SECRET_FILE_MAX + 1 - n);
-		if (r < 0 && errno == EINTR) {
-			continue;
-		}
-		if (r < 0) {
-			set_err(
-			    err, errlen, "read %s: %s", path, strerror(errno));
-			rc = PL_EIO;
-			goto fail;
-		}
-		if (r == 0) {
-			break;
-		}
-		n += (size_t)r;
-	}
-	if (n > SECRET_FILE_MAX) {
-		set_err(err, errlen, "%s is larger than %d bytes", path,
-		    SECRET_FILE_MAX);
-		rc = PL_EINVAL;
-		goto fail;
-	}
-	while (n > 0 && isspace(buf[n - 1])) {
-		n--;
-	}
-	if (n == 0) {
-		set_err(err, errlen, "%s is empty", path);
-		rc = PL_EINVAL;
-		goto fail;
-	}
-	*secret = buf;
-	*len = n;
-	buf = NULL;
-
-fail:
-	free(buf);
-	close(fd);
-	return rc;
-}
-
-static bool
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR) {
-			continue;
-		}
-		if (w <= 0) {
-			return false;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-/* Generates a hex secret into a temporary file, then publishes it with
- * link(), which unlike rename() never replaces a secret another process
- * published meanwhile; either way the caller re-reads the published file. */
-static int
-create_secret(const char *dir, const char *path, char *err, size_t errlen)
-{
-	uint8_t raw[SECRET_GEN_BYTES];
-	char hex[SECRET_GEN_BYTES * 2];
-	char *tmp = NULL;
-	int fd = -1, dfd, rc = PL_OK;
-
-	if (RAND_bytes(raw, sizeof(raw)) != 1) {
-		set_err(err, errlen, "RAND_bytes failed");
-		return PL_EIO;
-	}
-	for (size_t i = 0; i < sizeof(raw); i++) {
-		hex[2 * i] = "0123456789abcdef"[raw[i] >> 4];
-		hex[2 * i + 1] = "0123456789abcdef"[raw[i] & 15];
-	}
-	OPENSSL_cleanse(raw, sizeof(raw));
-	if (asprintf(&tmp, "%s/.%s.tmp.%ld", dir, SECRET_FILE_NAME,
-		(long)getpid()) < 0) {
-		tmp = NULL;
-		rc = PL_ENOMEM;
-		goto fail;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST) {
-		/* Left behind by a crashed process that had our pid. */
-		unlink(tmp);
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	}
-	if (fd < 0) {
-		set_err(err, errlen, "create %s: %s", tmp, strerror(errno));
-		rc = PL_EIO;
-		goto fail;
-	}
-	/* The umask can only remove bits; this makes 0600 exact. */
-	if (fchmod(fd, 0600) != 0 || !write_all(fd, hex, sizeof(hex)) ||
-	    fsync(fd) != 0) {
-		set_err(err, errlen, "write %s: %s", tmp, strerror(errno));
-		rc = PL_EIO;
-		goto fail_unlink;
-	}
-	if (close(fd) != 0) {
-		fd = -1;
-		set_err(err, errlen, "close %s: %s", tmp, strerror(errno));
-		rc = PL_EIO;
-		goto fail_unlink;
-	}
-	fd = -1;
-	if (link(tmp, path) != 0) {
-		if (errno == EEXIST) {
-			/* Another process won the race; the caller reads its secret. */
-			goto fail_unlink;
-		}
-		/* Filesystems without hard links: fall back to rename. */
-		if (rename(tmp, path) != 0) {
-			set_err(err, errlen, "publish %s: %s", path,
-			    strerror(errno));
-			rc = PL_EIO;
-			goto fail_unlink;
-		}
-	}
-	LOG_INFO("BRK-SECRETGEN", "generated a new JWT secret in %s", path);
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-
-fail_unlink:
-	unlink(tmp);
-fail:
-	if (fd >= 0) {
-		close(fd);
-	}
-	OPENSSL_cleanse(hex, sizeof(hex));
-	free(tmp);
-	return rc;
-}
-
-int
-brk_auth_load_secret(const char *flag_value, const char *data_dir,
-    uint8_t **secret, size_t *len, char *err, size_t errlen)
-{
-	char *path = NULL;
-	int rc;
-
-	if (secret == NULL || len == NULL) {
-		set_err(err, errlen, "no output for the secret");
-		return PL_EINVAL;
-	}
-	*secret = NULL;
-	*len = 0;
-	if (flag_value != NULL && flag_value[0] != '\0') {
-		size_t n = strlen(flag_value);
-		*secret = malloc(n);
-		if (*secret == NULL) {
-			return PL_ENOMEM;
-		}
-		memcpy(*secret, flag_value, n);
-		*len = n;
-		return PL_OK;
-	}
-	if (data_dir == NULL || data_dir[0] == '\0') {
-		set_err(err, errlen, "no JWT secret and no data directory");
-		return PL_EINVAL;
-	}
-	if (asprintf(&path, "%s/%s", data_dir, SECRET_FILE_NAME) < 0) {
-		return PL_ENOMEM;
-	}
-	rc = read_secret(path, secret, len, err, errlen);
-	if (rc != PL_ENOTFOUND) {
-		goto done;
-	}
-	rc = mkdir_p(data_dir, err, errlen);
-	if (rc != PL_OK) {
-		goto done;
-	}
-	rc = create_secret(data_dir, path, err, errlen);
-	if (rc != PL_OK) {
-		goto done;
-	}
-	rc = read_secret(path, secret, len, err, errlen);
-	if (rc == PL_ENOTFOUND) {
-		set_err(err, errlen, "%s vanished after creation", path);
-		rc = PL_EIO;
-	}
-
-done:
-	free(path);
-	return rc;
 }

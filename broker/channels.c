@@ -9,8 +9,10 @@
 #include "broker/presence.h"
 #include "broker/ratelimit.h"
 #include "broker/router.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "storage/comments.h"
 
 #include <stdio.h>
@@ -161,6 +163,7 @@ typedef struct post_ctx {
 	brk_node *node;
 	brk_reply *reply;
 	char *topic;
+	uint64_t t0_us; /* when the push arrived, for the ack histogram */
 } post_ctx;
 
 static void
@@ -174,10 +177,13 @@ on_durable(void *arg, int status, const sto_comment *c)
 		LOG_ERR("BRK-STORE", "comment on %s not stored: %s", pc->topic,
 		    pl_strerror(status));
 		stats->comments_refused++;
+		stats->comments_refused_by[BRK_CREFUSE_STORAGE]++;
 		brk_reply_error(pc->reply, "internal_error");
 		goto out;
 	}
 	stats->comments_ok++;
+	pl_histogram_observe(
+	    stats->ack_seconds, (pl_mono_us() - pc->t0_us) / 1e6);
 	resp = dumps(json_pack("{s:s}", "id", c->id));
 	brk_reply_ok(pc->reply, resp ? resp : "{}");
 	free(resp);
@@ -240,7 +246,13 @@ new_comment(brk_channel *ch, json_t *payload, brk_reply *r)
 		why = "rate_limit_exceeded";
 	}
 	if (why) {
-		brk_node_stats_of(n)->comments_refused++;
+		brk_node_stats *st = brk_node_stats_of(n);
+		st->comments_refused++;
+		st->comments_refused_by[strcmp(why, "rate_limit_exceeded") == 0
+			? BRK_CREFUSE_RATE_LIMIT
+			: strcmp(why, "content_too_long") == 0
+			? BRK_CREFUSE_TOO_LONG
+			: BRK_CREFUSE_INVALID]++;
 		brk_reply_error(r, why);
 		return;
 	}
@@ -252,6 +264,7 @@ new_comment(brk_channel *ch, json_t *payload, brk_reply *r)
 	}
 	pc->node = n;
 	pc->reply = r;
+	pc->t0_us = pl_mono_us();
 	in.video_id = video_of(ch);
 	in.user_id = brk_channel_user(ch);
 	in.content = text;
@@ -260,6 +273,10 @@ new_comment(brk_channel *ch, json_t *payload, brk_reply *r)
 	if (rc != PL_OK) {
 		LOG_WARN("BRK-STORE", "comment on %s refused by storage: %s",
 		    pc->topic, pl_strerror(rc));
+		brk_node_stats_of(n)->comments_refused++;
+		brk_node_stats_of(n)->comments_refused_by[rc == PL_EAGAIN
+			? BRK_CREFUSE_OVERLOADED
+			: BRK_CREFUSE_STORAGE]++;
 		brk_reply_error(
 		    r, rc == PL_EAGAIN ? "overloaded" : "internal_error");
 		free(pc->topic);

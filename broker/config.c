@@ -34,17 +34,18 @@ static const flag flags[] = {
 	{ "cluster-listen", S(cluster_listen), "tcp://0.0.0.0:4002", 0, 0,
 	    "NNG bus address this node listens on" },
 	{ "advertise", S(advertise), NULL, 0, 0,
-	    "bus address other nodes dial (default: from hostname)" },
+	    "bus address other nodes dial" },
 	{ "join", S(join), NULL, 0, 0,
 	    "comma-separated seed bus URLs, or dns:NAME:PORT" },
-	{ "node-name", S(node_name), NULL, 0, 0,
-	    "unique name in the cluster (default: hostname)" },
+	{ "node-name", S(node_name), NULL, 0, 0, "unique name in the cluster" },
 	{ "data", S(data), "./data", 0, 0, "LMDB directory" },
 	{ "jwt-secret", S(jwt_secret), NULL, 0, 0,
-	    "HS256 secret (default: generated once into the data dir)" },
+	    "HS256 secret (visible in ps: prefer --jwt-secret-file)" },
+	{ "jwt-secret-file", S(jwt_secret_file), NULL, 0, 0,
+	    "file of HS256 secrets, one a line, the signing one first "
+	    "(reloaded on SIGHUP)" },
 	{ "allowed-origins", S(allowed_origins), NULL, 0, 0,
-	    "comma-separated origins a browser may connect from (default: "
-	    "any)" },
+	    "comma-separated origins a browser may connect from" },
 	{ "max-devices", L(max_devices), "1", 1, 1000,
 	    "devices one user may have online at once" },
 	{ "rate-limit", S(rate_limit), "30/60", 0, 0,
@@ -54,7 +55,10 @@ static const flag flags[] = {
 	{ "firebase-url", S(firebase_url), NULL, 0, 0,
 	    "Firebase Realtime Database base URL" },
 	{ "firebase-auth", S(firebase_auth), NULL, 0, 0,
-	    "Firebase auth= token" },
+	    "Firebase auth= token (visible in ps: prefer "
+	    "--firebase-auth-file)" },
+	{ "firebase-auth-file", S(firebase_auth_file), NULL, 0, 0,
+	    "file holding the Firebase auth= token (reloaded on SIGHUP)" },
 	{ "firebase-credentials", S(firebase_credentials), NULL, 0, 0,
 	    "Google service-account JSON file" },
 	{ "max-message-bytes", L(max_message_bytes), "1048576", 1024, 64 << 20,
@@ -73,11 +77,22 @@ static const flag flags[] = {
 	{ "drain-timeout", L(drain_timeout), "10", 0, 600,
 	    "seconds SIGTERM waits for pending writes" },
 	{ "log-level", S(log_level), "info", 0, 0,
-	    "error, warn, notice, info or debug" },
+	    "error, warn, notice, info or debug (change it live with "
+	    "`parley log-level`)" },
+	{ "log-format", S(log_format), "text", 0, 0, "text, json or logfmt" },
+	{ "log-file", S(log_file), NULL, 0, 0,
+	    "append logs to this file, reopened on SIGHUP" },
+	{ "admin-token-file", S(admin_token_file), NULL, 0, 0,
+	    "file holding the bearer token every admin request but /metrics "
+	    "needs (reloaded on SIGHUP); without it --admin must be a "
+	    "loopback address" },
+	{ "metrics-auth", B(metrics_auth), "0", 0, 1,
+	    "require the admin token for /metrics too" },
 	{ "cluster-test-hooks", B(cluster_test_hooks), "0", 0, 1,
 	    "enable the admin fault-injection endpoint (tests only)" },
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
+_Static_assert(NFLAGS <= 64, "argv_set has 64 bits");
 
 static int
 set(brk_config *c, const flag *f, const char *v, char *err, size_t errlen)
@@ -183,8 +198,20 @@ brk_config_load(brk_config *c, int argc, char **argv, char *err, size_t errlen)
 		if (set(c, f, val, err, errlen)) {
 			return PL_EINVAL;
 		}
+		c->argv_set |= 1ULL << (f - flags);
 	}
 	return PL_OK;
+}
+
+int
+brk_config_in_argv(const brk_config *c, const char *name)
+{
+	for (size_t i = 0; i < NFLAGS; i++) {
+		if (strcmp(flags[i].name, name) == 0) {
+			return (c->argv_set >> i) & 1;
+		}
+	}
+	return 0;
 }
 
 void
@@ -201,6 +228,28 @@ brk_config_fini(brk_config *c)
 	}
 }
 
+/* What --help shows as the default of a flag that has no value by default
+ * (kept apart from the table so adding a flag stays one row). */
+static const char *
+shown_default(const char *name)
+{
+	static const char *const shown[][2] = {
+		{ "advertise", "from the hostname" },
+		{ "node-name", "the hostname" },
+		{ "jwt-secret", "generated once into the data dir" },
+		{ "allowed-origins", "any" },
+		{ "log-file", "stderr" },
+		{ "admin-token-file", "none: loopback admin only" },
+	};
+
+	for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++) {
+		if (strcmp(shown[i][0], name) == 0) {
+			return shown[i][1];
+		}
+	}
+	return "none";
+}
+
 void
 brk_config_usage(void)
 {
@@ -211,7 +260,8 @@ brk_config_usage(void)
 	for (i = 0; i < NFLAGS; i++) {
 		env_name(flags[i].name, env, sizeof(env));
 		printf("  --%-22s %-28s %s (default: %s)\n", flags[i].name, env,
-		    flags[i].help, flags[i].def ? flags[i].def : "none");
+		    flags[i].help,
+		    flags[i].def ? flags[i].def : shown_default(flags[i].name));
 	}
 }
 

@@ -16,12 +16,17 @@ typedef struct brk_config {
 	char *node_name;       /* NULL = hostname */
 	char *data;            /* LMDB directory */
 	char *jwt_secret;      /* NULL = generated into data dir */
+	char *jwt_secret_file; /* one secret a line, signing one first */
 	char *allowed_origins; /* NULL = any */
 	char *rate_limit;      /* "30/60" */
 	char *firebase_url;
 	char *firebase_auth;
+	char *firebase_auth_file;
 	char *firebase_credentials;
-	char *log_level; /* error|warn|notice|info|debug */
+	char *log_level;        /* error|warn|notice|info|debug */
+	char *log_format;       /* text|json|logfmt */
+	char *log_file;         /* NULL = stderr */
+	char *admin_token_file; /* NULL = no token: loopback admin only */
 	long max_devices;
 	long max_comment_bytes;
 	long max_message_bytes; /* WebSocket message limit (close 1009) */
@@ -32,6 +37,8 @@ typedef struct brk_config {
 	long presence_tick_ms;  /* presence_diff coalescing period */
 	long drain_timeout;     /* seconds SIGTERM waits for flushes */
 	int cluster_test_hooks; /* enables the admin fault-injection endpoint */
+	int metrics_auth;       /* /metrics needs the admin token too */
+	uint64_t argv_set;      /* bit i: flag i came from argv (not env) */
 } brk_config;
 
 /* Fills *c from defaults, then the environment, then argv (flags of the form
@@ -40,6 +47,10 @@ typedef struct brk_config {
 int
 brk_config_load(brk_config *c, int argc, char **argv, char *err, size_t errlen);
 void brk_config_fini(brk_config *c);
+
+/* True when flag `name` (without --) was given on the command line, where
+ * ps shows it, rather than in the environment. */
+int brk_config_in_argv(const brk_config *c, const char *name);
 
 /* Prints the flag table (name, default, meaning) for --help. */
 void brk_config_usage(void);

@@ -232,7 +232,9 @@ void
 brk_conn_close(brk_conn *c, uint16_t code, const char *reason)
 {
 	if (c->state == S_WS) {
-		brk_node_stats_of(c->node)->ws_conns--;
+		brk_node_stats *st = brk_node_stats_of(c->node);
+		st->ws_conns--;
+		st->closes_sent[brk_close_code_slot(code)]++;
 		if (outbuf(c)) {
 			pro_ws_write_close(c->out, code, reason);
 		}
@@ -324,7 +326,7 @@ brk_conn_flush(brk_conn *c)
 		return;
 	}
 	if (c->slow) {
-		LOG_WARN("BRK-SLOW",
+		LOG_SUMMARY(PL_LOG_WARN, "BRK-SLOW",
 		    "closing slow consumer %s (user %s): more "
 		    "than %ld bytes unsent",
 		    brk_conn_peer(c), c->user ? c->user : "-",
@@ -348,6 +350,7 @@ brk_conn_flush(brk_conn *c)
 		if (n == 0) {
 			break;
 		}
+		brk_node_stats_of(c->node)->bytes_out += (uint64_t)n;
 	}
 	if (c->out && evbuffer_get_length(c->out) > 0) {
 		if (!c->write_armed) {
@@ -443,11 +446,12 @@ origin_allowed(const char *list, const char *origin)
 }
 
 static void
-refuse(brk_conn *c, int status, const char *why)
+refuse(brk_conn *c, int status, brk_refusal kind, const char *why)
 {
 	brk_node_stats_of(c->node)->upgrade_refused++;
-	LOG_INFO("BRK-REFUSED", "upgrade from %s refused (%d): %s",
-	    brk_conn_peer(c), status, why);
+	brk_node_stats_of(c->node)->refused_by[kind]++;
+	LOG_SUMMARY(PL_LOG_INFO, "BRK-REFUSED",
+	    "upgrade from %s refused (%d): %s", brk_conn_peer(c), status, why);
 	if (outbuf(c)) {
 		pro_ws_write_refusal(c->out, status);
 	}
@@ -491,28 +495,31 @@ upgrade(brk_conn *c, pro_http_req *req)
 	char *token, *vsn_s;
 	const char *proto = NULL;
 	const char *why = NULL;
-	size_t slen;
-	const uint8_t *secret = brk_node_secret(c->node, &slen);
+	size_t nkeys;
+	const brk_key *keys = brk_node_keys(c->node, &nkeys);
 	int st, vsn;
 
 	st = pro_ws_check_upgrade(req);
 	if (st != 0) {
-		refuse(c, st, "not a valid WebSocket upgrade");
+		refuse(c, st, BRK_REFUSE_BAD_REQUEST,
+		    "not a valid WebSocket upgrade");
 		return;
 	}
 	if (!origin_allowed(cfg->allowed_origins, req->origin)) {
-		refuse(c, 403, "origin not allowed");
+		refuse(c, 403, BRK_REFUSE_ORIGIN, "origin not allowed");
 		return;
 	}
-	if (brk_node_draining(c->node)) {
-		refuse(c, 503, "node draining");
+	if (!brk_node_accepting(c->node)) {
+		refuse(c, 503, BRK_REFUSE_DRAINING,
+		    brk_node_draining(c->node) ? "node draining"
+					       : "node left the cluster");
 		return;
 	}
 	vsn_s = pro_http_query_get(req->query, "vsn");
 	vsn = pro_phx_parse_vsn(vsn_s);
 	free(vsn_s);
 	if (vsn == 0) {
-		refuse(c, 403, "unsupported vsn");
+		refuse(c, 403, BRK_REFUSE_VSN, "unsupported vsn");
 		return;
 	}
 	token = pro_http_query_get(req->query, "token");
@@ -520,13 +527,13 @@ upgrade(brk_conn *c, pro_http_req *req)
 		proto = "phoenix";
 	}
 	if (token == NULL) {
-		refuse(c, 403, "missing token");
+		refuse(c, 403, BRK_REFUSE_AUTH, "missing token");
 		return;
 	}
-	if (brk_auth_verify(secret, slen, token, (int64_t)time(NULL), &c->user,
-		&why) != PL_OK) {
+	if (brk_auth_verify_keys(keys, nkeys, token, (int64_t)time(NULL),
+		&c->user, &why) != PL_OK) {
 		free(token);
-		refuse(c, 403, why ? why : "bad token");
+		refuse(c, 403, BRK_REFUSE_AUTH, why ? why : "bad token");
 		return;
 	}
 	free(token);
@@ -561,9 +568,9 @@ handle_http(brk_conn *c)
 	if (strcmp(req.path, "/healthz") == 0) {
 		http_answer(c, 200, "ok\n");
 	} else if (strcmp(req.path, "/readyz") == 0) {
-		int ready = brk_node_ready(c->node);
-		http_answer(
-		    c, ready ? 200 : 503, ready ? "ready\n" : "not ready\n");
+		int st;
+		const char *body = brk_node_readyz(c->node, &st);
+		http_answer(c, st, body);
 	} else if (strcmp(req.path, "/socket/websocket") == 0) {
 		upgrade(c, &req);
 	} else {
@@ -668,6 +675,7 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 		conn_kill(c);
 		goto out;
 	}
+	brk_node_stats_of(c->node)->bytes_in += (uint64_t)n;
 	touch(c);
 	switch (c->state) {
 	case S_HTTP:

@@ -4,6 +4,7 @@
 #include "broker/config.h"
 #include "broker/node.h"
 #include "common/log.h"
+#include "common/version.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,34 +14,33 @@ usage(void)
 {
 	printf("usage:\n"
 	       "  parley serve [flags]        run a node in the foreground\n"
-	       "  parley token --user ID [--ttl SECONDS]\n"
-	       "  parley members|leader|stats|sync|drain|leave [--admin "
-	       "HOST:PORT] [--json]\n\n");
+	       "  parley token --user ID [--ttl SECONDS] [--jwt-secret-file "
+	       "FILE | --data DIR]\n"
+	       "  parley members|leader|stats|sync [--json]\n"
+	       "  parley drain [--wait] | leave | log-level [LEVEL] | backup "
+	       "--out FILE\n"
+	       "  parley --version\n\n"
+	       "Admin commands take --admin HOST:PORT (PARLEY_ADMIN) and "
+	       "--admin-token-file FILE\n"
+	       "(PARLEY_ADMIN_TOKEN_FILE); `parley COMMAND --help` describes "
+	       "each.\n\n");
+	brk_config_usage();
+}
+
+static void
+serve_usage(void)
+{
+	printf("usage: parley serve [flags]\n\n"
+	       "Runs a node in the foreground. SIGTERM or SIGINT drains it, "
+	       "SIGHUP reopens\nthe log file and reloads the secret files, "
+	       "SIGUSR1/SIGUSR2 are ignored.\n\n");
 	brk_config_usage();
 }
 
 static int
-set_log_level(const char *s)
+is_help(const char *s)
 {
-	static const struct {
-		const char *name;
-		int level;
-	} levels[] = {
-		{ "error", PL_LOG_ERR },
-		{ "warn", PL_LOG_WARN },
-		{ "notice", PL_LOG_NOTICE },
-		{ "info", PL_LOG_INFO },
-		{ "debug", PL_LOG_DEBUG },
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
-		if (strcmp(s, levels[i].name) == 0) {
-			pl_log_level = levels[i].level;
-			return 0;
-		}
-	}
-	return -1;
+	return strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0;
 }
 
 static int
@@ -49,11 +49,10 @@ serve(int argc, char **argv)
 	brk_config cfg;
 	brk_node *n = NULL;
 	char err[512] = "";
-	int rc;
+	int rc, level;
 
-	if (argc > 0 &&
-	    (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-		usage();
+	if (argc > 0 && is_help(argv[0])) {
+		serve_usage();
 		return 0;
 	}
 	if (brk_config_load(&cfg, argc, argv, err, sizeof(err)) != 0) {
@@ -61,23 +60,45 @@ serve(int argc, char **argv)
 		brk_config_fini(&cfg);
 		return 2;
 	}
-	if (set_log_level(cfg.log_level) != 0) {
+	if ((level = pl_log_level_parse(cfg.log_level)) < 0) {
 		fprintf(stderr,
-		    "parley serve: --log-level: unknown level \"%s\"\n",
+		    "parley serve: --log-level: unknown level \"%s\" (error, "
+		    "warn, notice, info or debug)\n",
 		    cfg.log_level);
+		brk_config_fini(&cfg);
+		return 2;
+	}
+	pl_log_set_level(level);
+	if (pl_log_set_format(cfg.log_format) != 0) {
+		fprintf(stderr,
+		    "parley serve: --log-format: unknown format \"%s\" (text, "
+		    "json or logfmt)\n",
+		    cfg.log_format);
+		brk_config_fini(&cfg);
+		return 2;
+	}
+	if (cfg.log_file && pl_log_open(cfg.log_file, err, sizeof(err)) != 0) {
+		fprintf(stderr, "parley serve: --log-file: %s\n", err);
 		brk_config_fini(&cfg);
 		return 2;
 	}
 	if (brk_node_create(&n, &cfg, err, sizeof(err)) != 0) {
 		LOG_ERR("BRK-STARTFAIL", "cannot start: %s", err);
+		if (cfg.log_file) {
+			/* The reason must reach whoever started us too. */
+			fprintf(
+			    stderr, "parley serve: cannot start: %s\n", err);
+		}
 		brk_node_destroy(n);
+		pl_log_close();
 		brk_config_fini(&cfg);
 		return 1;
 	}
 	rc = brk_node_run(n);
 	brk_node_destroy(n);
-	brk_config_fini(&cfg);
 	LOG_NOTICE("BRK-EXIT", "stopped");
+	pl_log_close();
+	brk_config_fini(&cfg);
 	return rc;
 }
 
@@ -92,14 +113,26 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "token") == 0) {
 		return brk_cli_token(argc - 2, argv + 2);
 	}
-	if (strcmp(cmd, "members") == 0 || strcmp(cmd, "leader") == 0 ||
-	    strcmp(cmd, "stats") == 0 || strcmp(cmd, "sync") == 0 ||
-	    strcmp(cmd, "drain") == 0 || strcmp(cmd, "leave") == 0) {
+	if (brk_cli_is_admin(cmd)) {
 		return brk_cli_admin(cmd, argc - 2, argv + 2);
 	}
-	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
-	    strcmp(cmd, "help") == 0) {
-		usage();
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0 ||
+	    strcmp(cmd, "version") == 0) {
+		printf("parley %s (git %s)\n", PARLEY_VERSION,
+		    PARLEY_GIT_DESCRIBE);
+		return 0;
+	}
+	if (is_help(cmd) || strcmp(cmd, "help") == 0) {
+		if (argc > 2 && strcmp(argv[2], "serve") == 0) {
+			serve_usage();
+		} else if (argc > 2 && brk_cli_is_admin(argv[2])) {
+			brk_cli_admin_usage(argv[2]);
+		} else if (argc > 2 && strcmp(argv[2], "token") == 0) {
+			char *h[] = { "--help" };
+			return brk_cli_token(1, h);
+		} else {
+			usage();
+		}
 		return 0;
 	}
 	fprintf(stderr, "parley: unknown command \"%s\" (try parley --help)\n",

@@ -1,18 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Cluster glue on the loop thread. cluster/ knows nothing of libevent: we
  * watch its fd and call its tick, create its services (presence replication
- * in cluster/tracker) and hand channel broadcasts across. The protocols
- * themselves live in cluster/. */
+ * in cluster/tracker, secret fingerprints in cluster/nodeinfo) and hand
+ * channel broadcasts across. The protocols themselves live in cluster/. */
 #include "broker/mesh.h"
 
 #include "broker/node.h"
 #include "broker/presence.h"
 #include "broker/router.h"
+#include "broker/secrets.h"
 #include "cluster/cluster.h"
+#include "cluster/nodeinfo.h"
 #include "cluster/presence.h"
 #include "cluster/tracker.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -23,9 +27,12 @@
 struct brk_mesh {
 	brk_node *node;
 	clu_cluster *clu;
-	clu_tracker *tracker;
 	struct event *fd_ev, *tick_ev;
+	clu_tracker *tracker;
 	int left;
+	clu_nodeinfo *info;     /* fingerprints of the peers' JWT secrets */
+	clu_cluster_stats snap; /* refreshed for each /metrics render */
+	uint64_t members[4];    /* alive, suspect, dead, left */
 };
 
 static void
@@ -49,6 +56,32 @@ on_member_change(void *arg, const char *name, clu_status old, clu_status st)
 	}
 }
 
+/* A new comment carries its acceptance time ("inserted_at", unix ms set
+ * by the node that accepted it): now minus that is how long it took to
+ * reach this node's subscribers. */
+static void
+observe_delivery(brk_mesh *m, const char *payload, size_t len)
+{
+	static const char key[] = "\"inserted_at\":";
+	const char *p = memmem(payload, len, key, sizeof(key) - 1);
+	long long at;
+	uint64_t now;
+
+	if (p == NULL) {
+		return;
+	}
+	p += sizeof(key) - 1;
+	if ((size_t)(p - payload) >= len || sscanf(p, "%lld", &at) != 1) {
+		return;
+	}
+	now = pl_wall_ms();
+	if (at > 0 && now >= (uint64_t)at) {
+		pl_histogram_observe(
+		    brk_node_stats_of(m->node)->delivery_seconds,
+		    (double)(now - (uint64_t)at) / 1000.0);
+	}
+}
+
 static void
 on_broadcast(void *arg, const char *publisher, uint64_t seq, const char *topic,
     const char *event, const char *payload, size_t len)
@@ -57,6 +90,9 @@ on_broadcast(void *arg, const char *publisher, uint64_t seq, const char *topic,
 
 	(void)publisher;
 	(void)seq;
+	if (strcmp(event, "new_comment") == 0) {
+		observe_delivery(m, payload, len);
+	}
 	brk_router_local_broadcast(
 	    brk_node_router(m->node), topic, event, payload, len);
 }
@@ -92,12 +128,104 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	clu_cluster_tick(m->clu, brk_node_now_ms(m->node));
 }
 
+/* ---- metrics ---- */
+
+static void
+collect(void *arg)
+{
+	brk_mesh *m = arg;
+
+	clu_cluster_stats_get(m->clu, &m->snap);
+	m->members[0] = m->snap.members_alive;
+	m->members[1] = m->snap.members_suspect;
+	m->members[2] = m->snap.members_dead;
+	m->members[3] = m->snap.members_left;
+}
+
+static double
+is_leader(void *arg)
+{
+	brk_mesh *m = arg;
+	const char *l = clu_cluster_leader(m->clu, NULL);
+
+	return l && strcmp(l, clu_cluster_self_name(m->clu)) == 0;
+}
+
+static double
+mismatched(void *arg)
+{
+	brk_mesh *m = arg;
+
+	return (double)clu_nodeinfo_mismatches(m->info, NULL, NULL);
+}
+
+static int
+register_metrics(brk_mesh *m)
+{
+	static const char *const status[] = { "alive", "suspect", "dead",
+		"left" };
+	pl_metrics *r = brk_node_metrics(m->node);
+	clu_cluster_stats *s = &m->snap;
+	const char *disc = "parley_cluster_messages_discarded_total";
+	const char *disc_help = "Cluster messages received and not used, by "
+				"reason.";
+	int rc = 0;
+
+	rc |= pl_metrics_on_collect(r, collect, m);
+	rc |= pl_metrics_gauge_fn(r, "parley_jwt_secret_mismatched_peers",
+	    "Live members that sign client tokens with another JWT secret.",
+	    mismatched, m, NULL);
+	rc |= pl_metrics_gauge_fn(r, "parley_is_leader",
+	    "1 while this node is the cluster's leader in its own view.",
+	    is_leader, m, NULL);
+	for (int i = 0; i < 4; i++) {
+		rc |= pl_metrics_gauge_ptr(r, "parley_cluster_members",
+		    "Members in this node's view (itself included), by status.",
+		    &m->members[i], "status", status[i], NULL);
+	}
+	rc |= pl_metrics_counter_ptr(r, "parley_cluster_messages_sent_total",
+	    "Messages handed to the cluster bus.", &s->sent, NULL);
+	rc |=
+	    pl_metrics_counter_ptr(r, "parley_cluster_messages_received_total",
+		"Messages taken from the cluster bus.", &s->received, NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, disc, disc_help, &s->malformed, "reason", "malformed", NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, disc, disc_help, &s->unknown, "reason", "unknown", NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, disc, disc_help, &s->dropped, "reason", "queue_full", NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, disc, disc_help, &s->duplicates, "reason", "duplicate", NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, disc, disc_help, &s->refused, "reason", "refused", NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, disc, disc_help, &s->blocked, "reason", "blocked", NULL);
+	rc |= pl_metrics_counter_ptr(r, "parley_cluster_broadcast_gaps_total",
+	    "Broadcasts another node sent that never arrived here.", &s->gaps,
+	    NULL);
+	rc |= pl_metrics_counter_ptr(r, "parley_cluster_peers_cut_off_total",
+	    "Bus connections closed for sending garbage.", &s->cut_off_peers,
+	    NULL);
+	rc |= pl_metrics_counter_ptr(r, "parley_cluster_name_conflicts_total",
+	    "Messages refused because two live nodes share a name.",
+	    &s->name_conflicts, NULL);
+	rc |= pl_metrics_counter_ptr(r, "parley_cluster_broadcasts_sent_total",
+	    "Channel broadcasts sent to other nodes.", &s->broadcasts_sent,
+	    NULL);
+	rc |= pl_metrics_counter_ptr(r,
+	    "parley_cluster_broadcasts_delivered_total",
+	    "Channel broadcasts from other nodes delivered here.",
+	    &s->broadcasts_delivered, NULL);
+	return rc ? PL_ENOMEM : PL_OK;
+}
+
 int
 brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
 {
 	const brk_config *cfg = brk_node_config(n);
 	struct timeval tv = { 0, CLU_CLUSTER_TICK_MS * 1000 };
 	clu_cluster_opts o;
+	char fp[BRK_FINGERPRINT_LEN + 1];
 	brk_mesh *m = calloc(1, sizeof(*m));
 	int rc;
 
@@ -120,10 +248,12 @@ brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
 		    cfg->cluster_listen, pl_strerror(rc));
 		return rc;
 	}
-	rc = clu_tracker_create(&m->tracker, m->clu,
-	    brk_presence_crdt(brk_node_presence(n)), after_merge, m);
-	if (rc != PL_OK) {
-		snprintf(err, errlen, "cannot start presence replication: %s",
+	brk_node_fingerprint(n, fp);
+	if ((rc = clu_nodeinfo_create(&m->info, m->clu, fp)) != PL_OK ||
+	    (rc = clu_tracker_create(&m->tracker, m->clu,
+		 brk_presence_crdt(brk_node_presence(n)), after_merge, m)) !=
+		PL_OK) {
+		snprintf(err, errlen, "cannot start the cluster services: %s",
 		    pl_strerror(rc));
 		return rc;
 	}
@@ -139,6 +269,10 @@ brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
 		return PL_EIO;
 	}
 	brk_router_set_forward(brk_node_router(n), forward, m);
+	if (register_metrics(m) != PL_OK) {
+		snprintf(err, errlen, "out of memory");
+		return PL_ENOMEM;
+	}
 	LOG_NOTICE("BRK-CLUSTER", "cluster bus on %s, advertised as %s%s%s",
 	    cfg->cluster_listen, clu_cluster_self_address(m->clu),
 	    cfg->join ? ", joining " : "", cfg->join ? cfg->join : "");
@@ -158,6 +292,7 @@ brk_mesh_destroy(brk_mesh *m)
 		event_free(m->tick_ev);
 	}
 	clu_cluster_destroy(m->clu, false);
+	clu_nodeinfo_destroy(m->info);
 	clu_tracker_destroy(m->tracker);
 	free(m);
 }
@@ -226,6 +361,52 @@ brk_mesh_stats_json(brk_mesh *m)
 	    (json_int_t)s.members_suspect, "members_dead",
 	    (json_int_t)s.members_dead, "members_left",
 	    (json_int_t)s.members_left);
+}
+
+void
+brk_mesh_secret_changed(brk_mesh *m)
+{
+	char fp[BRK_FINGERPRINT_LEN + 1];
+
+	if (m == NULL || m->info == NULL) {
+		return;
+	}
+	brk_node_fingerprint(m->node, fp);
+	clu_nodeinfo_set_fingerprint(m->info, fp);
+}
+
+typedef struct names_ctx {
+	char *buf;
+	size_t len, used;
+} names_ctx;
+
+static void
+add_name(void *arg, const char *peer, const char *fp)
+{
+	names_ctx *x = arg;
+	int n;
+
+	(void)fp;
+	if (x->used >= x->len) {
+		return;
+	}
+	n = snprintf(x->buf + x->used, x->len - x->used, "%s%s",
+	    x->used ? ", " : "", peer);
+	x->used += n > 0 ? (size_t)n : 0;
+}
+
+size_t
+brk_mesh_secret_mismatches(const brk_mesh *m, char *buf, size_t len)
+{
+	names_ctx x = { buf, len, 0 };
+
+	if (len > 0) {
+		buf[0] = '\0';
+	}
+	if (m == NULL || m->info == NULL) {
+		return 0;
+	}
+	return clu_nodeinfo_mismatches(m->info, add_name, &x);
 }
 
 int

@@ -28,6 +28,13 @@ json_t *brk_mesh_leader_json(brk_mesh *m);
 /* Cluster counters for /v1/stats and /metrics (new reference). */
 json_t *brk_mesh_stats_json(brk_mesh *m);
 
+/* The node's JWT secret changed (SIGHUP): tells the peers its new
+ * fingerprint and judges theirs again. */
+void brk_mesh_secret_changed(brk_mesh *m);
+/* Live peers signing client tokens with another JWT secret: their names,
+ * comma-separated, into buf (truncated to len); returns how many. */
+size_t brk_mesh_secret_mismatches(const brk_mesh *m, char *buf, size_t len);
+
 /* Test-only fault hook: drop all traffic to and from peer. */
 int brk_mesh_block(brk_mesh *m, const char *peer, int on);
 

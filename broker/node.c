@@ -13,9 +13,13 @@
 #include "broker/ratelimit.h"
 #include "broker/router.h"
 #include "broker/mesh.h"
+#include "broker/secrets.h"
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/file.h"
 #include "common/log.h"
+#include "common/metrics.h"
+#include "common/version.h"
 #include "storage/comments.h"
 
 #include <errno.h>
@@ -28,7 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,13 +49,21 @@ struct brk_node {
 	sto_comments *comments;
 	brk_mesh *mesh;
 	brk_admin *admin;
-	uint8_t *secret;
-	size_t secret_len;
+	brk_keyring *keys;
+	char *firebase_auth; /* from --firebase-auth-file, or the flag */
 	brk_conn_list conns;
 	brk_node_stats stats;
-	struct event *flush_ev, *sweep_ev, *store_ev, *drain_ev;
+	pl_metrics *metrics;
+	pl_metric *loop_lag;
+	sto_comments_stats sto_snap;
+	uint64_t lag_due_us;
+	char *data_file; /* <data>/data.mdb, for its size */
+	char readyz_text[320];
+	struct event *flush_ev, *sweep_ev, *store_ev, *drain_ev, *lag_ev;
 	struct event *sigterm_ev, *sigint_ev, *accept_retry_ev;
+	struct event *sighup_ev, *sigusr1_ev, *sigusr2_ev;
 	int draining;
+	int left;
 	int exit_code;
 	uint64_t drain_started_ms;
 	uint64_t accept_errors_logged;
@@ -144,6 +158,7 @@ on_sweep(evutil_socket_t fd, short what, void *arg)
 		    (unsigned long long)n->accept_errors_logged);
 	}
 	n->accept_errors_logged = 0;
+	pl_log_flush_summaries();
 }
 
 static void
@@ -204,7 +219,130 @@ brk_node_drain(brk_node *n)
 void
 brk_node_leave(brk_node *n)
 {
+	if (!n->left && !n->draining) {
+		LOG_NOTICE("BRK-LEAVE",
+		    "left the cluster: /readyz answers 503 and new upgrades "
+		    "are refused; %zu open sockets are kept",
+		    n->conns.count);
+	}
+	n->left = 1;
 	brk_mesh_leave(n->mesh);
+}
+
+/* ---- SIGHUP: reopen the log, reload secret files ---- */
+
+/* At start the data-dir secret is generated if missing; on a reload it
+ * never is (a deleted file must not silently become a new secret). */
+static int
+load_keys(const brk_config *cfg, bool create, brk_keyring **out, char *err,
+    size_t errlen)
+{
+	brk_secret_src src = { cfg->jwt_secret, cfg->jwt_secret_file, cfg->data,
+		create };
+
+	return brk_keyring_load(&src, out, err, errlen);
+}
+
+static void
+log_keys(const char *what, const brk_keyring *k)
+{
+	char fp[BRK_FINGERPRINT_LEN + 1];
+	size_t n;
+
+	brk_keyring_keys(k, &n);
+	brk_keyring_fingerprint(k, fp);
+	LOG_NOTICE("BRK-SECRETS",
+	    "JWT secrets %s from %s: %zu secret(s), signing fingerprint %s",
+	    what, brk_keyring_origin(k), n, fp);
+}
+
+static int
+load_firebase_auth(const brk_config *cfg, char **out, char *err, size_t errlen)
+{
+	size_t len;
+
+	*out = NULL;
+	if (cfg->firebase_auth && cfg->firebase_auth_file) {
+		snprintf(err, errlen,
+		    "give --firebase-auth or --firebase-auth-file, not both");
+		return PL_EINVAL;
+	}
+	if (cfg->firebase_auth_file) {
+		return pl_file_read_secret(cfg->firebase_auth_file, 4096,
+		    "BRK-SECRETPERM", out, &len, err, errlen);
+	}
+	if (cfg->firebase_auth && (*out = strdup(cfg->firebase_auth)) == NULL) {
+		return PL_ENOMEM;
+	}
+	return PL_OK;
+}
+
+void
+brk_node_reload(brk_node *n)
+{
+	brk_keyring *k = NULL;
+	char err[512], *fb = NULL;
+
+	if (pl_log_reopen(err, sizeof(err)) != 0) {
+		LOG_ERR("BRK-RELOAD", "log file not reopened: %s", err);
+	} else if (n->cfg->log_file) {
+		LOG_NOTICE(
+		    "BRK-RELOAD", "log file %s reopened", n->cfg->log_file);
+	}
+	if (n->cfg->jwt_secret) {
+		LOG_INFO("BRK-RELOAD",
+		    "JWT secret comes from --jwt-secret: nothing to reload");
+	} else if (load_keys(n->cfg, false, &k, err, sizeof(err)) != PL_OK) {
+		LOG_ERR("BRK-RELOAD",
+		    "JWT secrets not reloaded, keeping the "
+		    "current ones: %s",
+		    err);
+	} else {
+		log_keys("reloaded", k);
+		brk_keyring_destroy(n->keys);
+		n->keys = k;
+		brk_mesh_secret_changed(n->mesh);
+	}
+	brk_admin_reload(n->admin);
+	if (n->cfg->firebase_auth_file) {
+		if (load_firebase_auth(n->cfg, &fb, err, sizeof(err)) !=
+		    PL_OK) {
+			LOG_ERR("BRK-RELOAD",
+			    "Firebase token not reloaded, keeping the current "
+			    "one: %s",
+			    err);
+		} else {
+			free(n->firebase_auth);
+			n->firebase_auth = fb;
+			LOG_NOTICE("BRK-RELOAD",
+			    "Firebase token reloaded from %s",
+			    n->cfg->firebase_auth_file);
+		}
+	}
+}
+
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	LOG_NOTICE("BRK-SIGNAL",
+	    "SIGHUP: reopening the log and reloading "
+	    "secret files");
+	brk_node_reload(arg);
+}
+
+/* SIGUSR1/2 would end the process by default: supervisors and scripts
+ * send them for log rotation or dumps, so they are caught and named. */
+static void
+on_usr(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	LOG_NOTICE("BRK-SIGNAL",
+	    "%s ignored (parley has no use for it; "
+	    "SIGHUP reloads, SIGTERM drains)",
+	    sig == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
 }
 
 static void
@@ -220,6 +358,183 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	brk_node_drain(n);
+}
+
+/* ---- metrics ---- */
+
+#define LAG_PERIOD_US 250000
+
+/* A normal-priority timer: how late it runs is how long socket and storage
+ * events wait for the loop. */
+static void
+on_lag(evutil_socket_t fd, short what, void *arg)
+{
+	brk_node *n = arg;
+	uint64_t now = pl_mono_us();
+	struct timeval tv = { 0, LAG_PERIOD_US };
+
+	(void)fd;
+	(void)what;
+	pl_histogram_observe(
+	    n->loop_lag, now > n->lag_due_us ? (now - n->lag_due_us) / 1e6 : 0);
+	n->lag_due_us = now + LAG_PERIOD_US;
+	event_add(n->lag_ev, &tv);
+}
+
+static double
+ready_value(void *arg)
+{
+	return brk_node_ready(arg);
+}
+
+static double
+data_bytes(void *arg)
+{
+	brk_node *n = arg;
+	struct stat st;
+
+	return n->data_file && stat(n->data_file, &st) == 0 ? (double)st.st_size
+							    : 0;
+}
+
+static double
+suppressed_lines(void *arg)
+{
+	(void)arg;
+	return (double)pl_log_suppressed_total();
+}
+
+typedef struct stat_series {
+	const char *name, *help;
+	size_t off; /* of a uint64_t in brk_node_stats */
+	int gauge;
+	const char *lk, *lv; /* one label, or NULL */
+} stat_series;
+
+#define ST(f) offsetof(brk_node_stats, f)
+
+static const stat_series node_series[] = {
+	{ "parley_connections_accepted_total", "Sockets accepted.",
+	    ST(accepted), 0, NULL, NULL },
+	{ "parley_connections_refused_total",
+	    "Sockets closed at once because --max-connections were open.",
+	    ST(refused), 0, NULL, NULL },
+	{ "parley_accept_errors_total",
+	    "accept() failures (out of file descriptors and the like).",
+	    ST(accept_errors), 0, NULL, NULL },
+	{ "parley_connections_open", "Sockets open now (HTTP and WebSocket).",
+	    ST(open_conns), 1, NULL, NULL },
+	{ "parley_websockets_open", "Upgraded WebSocket connections open now.",
+	    ST(ws_conns), 1, NULL, NULL },
+	{ "parley_upgrades_total", "Successful WebSocket upgrades.",
+	    ST(upgrades), 0, NULL, NULL },
+	{ "parley_frames_received_total", "WebSocket messages received.",
+	    ST(frames_in), 0, NULL, NULL },
+	{ "parley_frames_sent_total", "WebSocket messages queued to clients.",
+	    ST(frames_out), 0, NULL, NULL },
+	{ "parley_received_bytes_total", "Bytes read from client sockets.",
+	    ST(bytes_in), 0, NULL, NULL },
+	{ "parley_sent_bytes_total", "Bytes written to client sockets.",
+	    ST(bytes_out), 0, NULL, NULL },
+	{ "parley_protocol_errors_total",
+	    "Sockets closed for a protocol violation.", ST(protocol_errors), 0,
+	    NULL, NULL },
+	{ "parley_slow_consumers_closed_total",
+	    "Sockets closed because they stopped reading (--max-out-bytes).",
+	    ST(slow_closed), 0, NULL, NULL },
+	{ "parley_idle_closed_total",
+	    "Sockets closed after --idle-timeout of silence.", ST(idle_closed),
+	    0, NULL, NULL },
+	{ "parley_comments_accepted_total",
+	    "Comments stored durably and acknowledged.", ST(comments_ok), 0,
+	    NULL, NULL },
+};
+
+static const char *const refusal_names[BRK_REFUSE_N] = { "bad_request",
+	"origin", "draining", "vsn", "auth", "limit" };
+static const char *const crefusal_names[BRK_CREFUSE_N] = { "invalid_content",
+	"content_too_long", "rate_limit", "overloaded", "storage" };
+static const uint16_t close_codes[] = { BRK_CLOSE_CODES };
+
+size_t
+brk_close_code_slot(uint16_t code)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(close_codes) / sizeof(close_codes[0]); i++) {
+		if (close_codes[i] == code) {
+			return i;
+		}
+	}
+	return BRK_CLOSE_N - 1;
+}
+
+static int
+make_metrics(brk_node *n)
+{
+	pl_metrics *r;
+	char code[8];
+	size_t i;
+	int rc = 0;
+
+	if (pl_metrics_create(&n->metrics) != PL_OK) {
+		return PL_ENOMEM;
+	}
+	r = n->metrics;
+	rc |= pl_metrics_add_process(r);
+	pl_gauge_set(pl_metrics_gauge(r, "parley_build_info",
+			 "Always 1; the labels name the build.", "version",
+			 PARLEY_VERSION, "commit", PARLEY_GIT_DESCRIBE, NULL),
+	    1);
+	rc |= pl_metrics_gauge_fn(r, "parley_ready",
+	    "1 while /readyz answers 200.", ready_value, n, NULL);
+	for (i = 0; i < sizeof(node_series) / sizeof(node_series[0]); i++) {
+		const stat_series *d = &node_series[i];
+		const uint64_t *p =
+		    (const uint64_t *)((const char *)&n->stats + d->off);
+		rc |= d->gauge ? pl_metrics_gauge_ptr(
+				     r, d->name, d->help, p, d->lk, d->lv, NULL)
+			       : pl_metrics_counter_ptr(r, d->name, d->help, p,
+				     d->lk, d->lv, NULL);
+	}
+	for (i = 0; i < BRK_REFUSE_N; i++) {
+		rc |= pl_metrics_counter_ptr(r, "parley_upgrades_refused_total",
+		    "WebSocket upgrades refused, by reason.",
+		    &n->stats.refused_by[i], "reason", refusal_names[i], NULL);
+	}
+	for (i = 0; i < BRK_CREFUSE_N; i++) {
+		rc |= pl_metrics_counter_ptr(r, "parley_comments_refused_total",
+		    "Comments refused, by reason.",
+		    &n->stats.comments_refused_by[i], "reason",
+		    crefusal_names[i], NULL);
+	}
+	for (i = 0; i < BRK_CLOSE_N; i++) {
+		if (i + 1 < BRK_CLOSE_N) {
+			snprintf(code, sizeof(code), "%u", close_codes[i]);
+		}
+		rc |= pl_metrics_counter_ptr(r, "parley_websocket_closes_total",
+		    "Close frames sent to clients, by close code.",
+		    &n->stats.closes_sent[i], "code",
+		    i + 1 < BRK_CLOSE_N ? code : "other", NULL);
+	}
+	n->stats.ack_seconds = pl_metrics_histogram(r,
+	    "parley_comment_ack_seconds",
+	    "From a new_comment push to its ok reply (the comment is durable).",
+	    pl_metrics_latency_buckets, pl_metrics_latency_nbuckets, NULL);
+	n->stats.delivery_seconds = pl_metrics_histogram(r,
+	    "parley_cluster_delivery_seconds",
+	    "From a comment's acceptance on another node to its delivery to "
+	    "this node's subscribers (needs synchronised clocks).",
+	    pl_metrics_latency_buckets, pl_metrics_latency_nbuckets, NULL);
+	n->loop_lag = pl_metrics_histogram(r, "parley_loop_lag_seconds",
+	    "How late a periodic timer runs on the event loop.",
+	    pl_metrics_latency_buckets, pl_metrics_latency_nbuckets, NULL);
+	rc |= pl_metrics_gauge_fn(r, "parley_storage_file_bytes",
+	    "Size of the LMDB data file on disk.", data_bytes, n, NULL);
+	rc |= pl_metrics_counter_fn(r, "parley_log_lines_suppressed_total",
+	    "Repeated log lines folded into per-second summaries.",
+	    suppressed_lines, NULL, NULL);
+	return rc ? PL_ENOMEM : PL_OK;
 }
 
 /* ---- create / destroy ---- */
@@ -273,6 +588,40 @@ default_name(void)
 	return strdup(host);
 }
 
+static void
+collect_storage(void *arg)
+{
+	brk_node *n = arg;
+
+	sto_comments_stats_get(n->comments, &n->sto_snap);
+}
+
+static int
+storage_metrics(brk_node *n)
+{
+	pl_metrics *r = n->metrics;
+	sto_comments_stats *s = &n->sto_snap;
+	int rc = 0;
+
+	rc |= pl_metrics_on_collect(r, collect_storage, n);
+	rc |= pl_metrics_counter_ptr(r, "parley_storage_commits_total",
+	    "LMDB write transactions committed (one durable sync each).",
+	    &s->commits, NULL);
+	rc |= pl_metrics_counter_ptr(r, "parley_storage_committed_ops_total",
+	    "Operations made durable (comments, replicas, watermarks).",
+	    &s->committed_ops, NULL);
+	rc |= pl_metrics_counter_ptr(r, "parley_storage_failed_ops_total",
+	    "Operations whose commit failed.", &s->failed_ops, NULL);
+	rc |= pl_metrics_counter_ptr(r, "parley_storage_map_grows_total",
+	    "Times the LMDB map was doubled.", &s->map_grows, NULL);
+	rc |= pl_metrics_gauge_ptr(r, "parley_storage_map_size_bytes",
+	    "Current LMDB map size.", &s->map_size, NULL);
+	rc |= pl_metrics_gauge_ptr(r, "parley_storage_queued_ops",
+	    "Operations queued for the writer, not yet committed.", &s->queued,
+	    NULL);
+	return rc ? PL_ENOMEM : PL_OK;
+}
+
 static int
 open_storage(brk_node *n, char *err, size_t errlen)
 {
@@ -280,8 +629,18 @@ open_storage(brk_node *n, char *err, size_t errlen)
 
 	memset(&o, 0, sizeof(o));
 	o.node = n->name;
+	o.commit_seconds =
+	    pl_metrics_histogram(n->metrics, "parley_storage_commit_seconds",
+		"Duration of each LMDB commit: page writes and fsync.",
+		pl_metrics_latency_buckets, pl_metrics_latency_nbuckets, NULL);
 	if (sto_comments_open(&n->comments, n->cfg->data, &o, err, errlen)) {
 		return PL_EIO;
+	}
+	if (storage_metrics(n) != PL_OK ||
+	    asprintf(&n->data_file, "%s/data.mdb", n->cfg->data) < 0) {
+		n->data_file = NULL;
+		snprintf(err, errlen, "out of memory");
+		return PL_ENOMEM;
 	}
 	n->store_ev = event_new(n->base, sto_comments_notify_fd(n->comments),
 	    EV_READ | EV_PERSIST, on_store, n);
@@ -382,18 +741,28 @@ make_timers(brk_node *n)
 	n->flush_ev = event_new(n->base, -1, 0, on_flush, n);
 	n->sweep_ev = event_new(n->base, -1, EV_PERSIST, on_sweep, n);
 	n->accept_retry_ev = event_new(n->base, -1, 0, on_accept_retry, n);
+	n->lag_ev = event_new(n->base, -1, 0, on_lag, n);
 	n->sigterm_ev = evsignal_new(n->base, SIGTERM, on_signal, n);
 	n->sigint_ev = evsignal_new(n->base, SIGINT, on_signal, n);
+	n->sighup_ev = evsignal_new(n->base, SIGHUP, on_hup, n);
+	n->sigusr1_ev = evsignal_new(n->base, SIGUSR1, on_usr, n);
+	n->sigusr2_ev = evsignal_new(n->base, SIGUSR2, on_usr, n);
 	if (!n->flush_ev || !n->sweep_ev || !n->accept_retry_ev ||
-	    !n->sigterm_ev || !n->sigint_ev) {
+	    !n->sigterm_ev || !n->sigint_ev || !n->lag_ev || !n->sighup_ev ||
+	    !n->sigusr1_ev || !n->sigusr2_ev) {
 		return PL_ENOMEM;
 	}
+	n->lag_due_us = pl_mono_us() + LAG_PERIOD_US;
+	event_add(n->lag_ev, &(struct timeval){ 0, LAG_PERIOD_US });
 	brk_node_urgent(n->sweep_ev);
 	brk_node_urgent(n->sigterm_ev);
 	brk_node_urgent(n->sigint_ev);
 	event_add(n->sweep_ev, &sec);
 	event_add(n->sigterm_ev, NULL);
 	event_add(n->sigint_ev, NULL);
+	event_add(n->sighup_ev, NULL);
+	event_add(n->sigusr1_ev, NULL);
+	event_add(n->sigusr2_ev, NULL);
 	return PL_OK;
 }
 
@@ -434,6 +803,10 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
 	}
 	n->name = cfg->node_name ? strdup(cfg->node_name) : default_name();
 	pl_log_set_node(n->name);
+	if (make_metrics(n) != PL_OK) {
+		snprintf(err, errlen, "out of memory");
+		return PL_ENOMEM;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	if (brk_ratelimit_parse(cfg->rate_limit, &limit, &window_ms) != PL_OK) {
 		snprintf(err, errlen,
@@ -446,9 +819,18 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return PL_ENOMEM;
 	}
-	if (brk_auth_load_secret(cfg->jwt_secret, cfg->data, &n->secret,
-		&n->secret_len, err, errlen) != PL_OK) {
+	if (load_keys(cfg, true, &n->keys, err, errlen) != PL_OK ||
+	    load_firebase_auth(cfg, &n->firebase_auth, err, errlen) != PL_OK) {
 		return PL_EINVAL;
+	}
+	log_keys("loaded", n->keys);
+	if (brk_config_in_argv(cfg, "jwt-secret") ||
+	    brk_config_in_argv(cfg, "firebase-auth")) {
+		LOG_WARN("BRK-SECRETARGV",
+		    "a secret was given as a command-line flag, which every "
+		    "user of this machine can read with ps: use "
+		    "--jwt-secret-file / --firebase-auth-file (or the "
+		    "PARLEY_* environment) instead");
 	}
 	n->base = new_base();
 	if (n->base == NULL || make_timers(n) != PL_OK) {
@@ -524,12 +906,23 @@ brk_node_destroy(brk_node *n)
 	free_event(n->drain_ev);
 	free_event(n->sigterm_ev);
 	free_event(n->sigint_ev);
+	free_event(n->sighup_ev);
+	free_event(n->sigusr1_ev);
+	free_event(n->sigusr2_ev);
 	free_event(n->accept_retry_ev);
+	free_event(n->lag_ev);
 	if (n->base) {
 		event_base_free(n->base);
 	}
 	brk_ratelimit_destroy(n->ratelimit);
-	free(n->secret);
+	/* Last: the storage writer observed into its histograms until close. */
+	pl_metrics_destroy(n->metrics);
+	free(n->data_file);
+	brk_keyring_destroy(n->keys);
+	if (n->firebase_auth) {
+		memset(n->firebase_auth, 0, strlen(n->firebase_auth));
+	}
+	free(n->firebase_auth);
 	free(n->name);
 	free(n);
 }
@@ -581,6 +974,11 @@ brk_node_stats_of(brk_node *n)
 {
 	return &n->stats;
 }
+pl_metrics *
+brk_node_metrics(brk_node *n)
+{
+	return n->metrics;
+}
 struct brk_conn_list *
 brk_node_conns(brk_node *n)
 {
@@ -592,15 +990,52 @@ brk_node_draining(const brk_node *n)
 	return n->draining;
 }
 
-const uint8_t *
-brk_node_secret(const brk_node *n, size_t *len)
+const brk_key *
+brk_node_keys(const brk_node *n, size_t *count)
 {
-	*len = n->secret_len;
-	return n->secret;
+	return brk_keyring_keys(n->keys, count);
+}
+
+void
+brk_node_fingerprint(const brk_node *n, char *out)
+{
+	brk_keyring_fingerprint(n->keys, out);
+}
+
+const char *
+brk_node_firebase_auth(const brk_node *n)
+{
+	return n->firebase_auth;
+}
+
+int
+brk_node_accepting(const brk_node *n)
+{
+	return !n->draining && !n->left;
+}
+
+const char *
+brk_node_readyz(brk_node *n, int *status)
+{
+	char peers[200];
+	size_t k;
+
+	*status = brk_node_ready(n) ? 200 : 503;
+	k = brk_mesh_secret_mismatches(n->mesh, peers, sizeof(peers));
+	if (k == 0) {
+		return *status == 200 ? "ready\n" : "not ready\n";
+	}
+	/* A warning, not a failure: the node serves its own clients. */
+	snprintf(n->readyz_text, sizeof(n->readyz_text),
+	    "%s\nwarning: %zu peer(s) sign client tokens with another JWT "
+	    "secret: %s\n",
+	    *status == 200 ? "ready" : "not ready", k, peers);
+	return n->readyz_text;
 }
 
 int
 brk_node_ready(const brk_node *n)
 {
-	return !n->draining && n->comments != NULL && brk_mesh_joined(n->mesh);
+	return !n->draining && !n->left && n->comments != NULL &&
+	    brk_mesh_joined(n->mesh);
 }

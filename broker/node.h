@@ -19,6 +19,37 @@ typedef struct brk_ratelimit brk_ratelimit;
 typedef struct sto_comments sto_comments;
 typedef struct brk_mesh brk_mesh;
 
+/* Why an upgrade was refused: the reason label of
+ * parley_upgrades_refused_total. */
+typedef enum brk_refusal {
+	BRK_REFUSE_BAD_REQUEST, /* not a valid WebSocket upgrade */
+	BRK_REFUSE_ORIGIN,      /* Origin not in --allowed-origins */
+	BRK_REFUSE_DRAINING,    /* draining or left the cluster */
+	BRK_REFUSE_VSN,         /* unsupported protocol version */
+	BRK_REFUSE_AUTH,        /* token missing or refused */
+	BRK_REFUSE_LIMIT,       /* a per-user or per-node cap */
+	BRK_REFUSE_N
+} brk_refusal;
+
+/* Why a comment was refused: the reason label of
+ * parley_comments_refused_total. */
+typedef enum brk_comment_refusal {
+	BRK_CREFUSE_INVALID,    /* invalid_content */
+	BRK_CREFUSE_TOO_LONG,   /* content_too_long */
+	BRK_CREFUSE_RATE_LIMIT, /* rate_limit_exceeded */
+	BRK_CREFUSE_OVERLOADED, /* storage queue full */
+	BRK_CREFUSE_STORAGE,    /* storage failed (internal_error) */
+	BRK_CREFUSE_N
+} brk_comment_refusal;
+
+/* Close codes counted apart in parley_websocket_closes_total; any other
+ * code counts as "other" (the last slot). */
+#define BRK_CLOSE_CODES 1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011, 1012
+#define BRK_CLOSE_N 10
+
+struct pl_metric;
+struct pl_metrics;
+
 typedef struct brk_node_stats {
 	uint64_t accepted;        /* sockets accepted */
 	uint64_t refused;         /* sockets refused at the connection limit */
@@ -30,9 +61,20 @@ typedef struct brk_node_stats {
 	uint64_t slow_closed;     /* sockets closed as slow consumers */
 	uint64_t idle_closed;     /* sockets closed after silence */
 	uint64_t comments_ok, comments_refused;
-	uint64_t open_conns; /* sockets open now */
-	uint64_t ws_conns;   /* upgraded sockets open now */
+	uint64_t open_conns;          /* sockets open now */
+	uint64_t ws_conns;            /* upgraded sockets open now */
+	uint64_t bytes_in, bytes_out; /* socket payload bytes, all states */
+	uint64_t refused_by[BRK_REFUSE_N];
+	uint64_t comments_refused_by[BRK_CREFUSE_N];
+	uint64_t closes_sent[BRK_CLOSE_N]; /* close frames we sent, by code */
+	/* Histograms (seconds), owned by the node's registry; NULL-safe. */
+	struct pl_metric *ack_seconds;      /* new_comment push -> ok reply */
+	struct pl_metric *delivery_seconds; /* comment accepted on another
+	                                      * node -> delivered here */
 } brk_node_stats;
+
+/* Index of a close code in closes_sent. */
+size_t brk_close_code_slot(uint16_t code);
 
 /* cfg is borrowed and must outlive the node. On failure writes a reason to
  * err and returns non-zero. */
@@ -55,14 +97,35 @@ brk_ratelimit *brk_node_ratelimit(brk_node *n);
 sto_comments *brk_node_comments(brk_node *n);
 brk_mesh *brk_node_mesh(brk_node *n);
 brk_node_stats *brk_node_stats_of(brk_node *n);
-const uint8_t *brk_node_secret(const brk_node *n, size_t *len);
+/* The node's metrics registry: modules add their series to it at create
+ * time (see common/metrics.h). */
+struct pl_metrics *brk_node_metrics(brk_node *n);
+/* The JWT keys (signing key first); borrowed until the next SIGHUP. */
+struct brk_key;
+const struct brk_key *brk_node_keys(const brk_node *n, size_t *count);
+/* The signing secret's fingerprint (BRK_FINGERPRINT_LEN + 1 bytes). */
+void brk_node_fingerprint(const brk_node *n, char *out);
+/* The Firebase auth= token (--firebase-auth-file or --firebase-auth), NULL
+ * when none; borrowed until the next SIGHUP. */
+const char *brk_node_firebase_auth(const brk_node *n);
 uint64_t brk_node_now_ms(brk_node *n);
 
 int brk_node_ready(const brk_node *n);
+/* The /readyz answer: *status 200 or 503 and a text body that names
+ * warnings (peers signing tokens with another JWT secret); valid until the
+ * next call. */
+const char *brk_node_readyz(brk_node *n, int *status);
 int brk_node_draining(const brk_node *n);
+/* False once draining or after `parley leave`: upgrades are refused. */
+int brk_node_accepting(const brk_node *n);
+/* What SIGHUP does: reopens the log file, reloads the JWT secrets, the
+ * admin token and the Firebase token from their files (each logged; a file
+ * that fails to load keeps the previous value). */
+void brk_node_reload(brk_node *n);
 /* Begins the graceful drain (SIGTERM, POST /v1/drain). */
 void brk_node_drain(brk_node *n);
-/* Announces leave to the cluster without stopping (POST /v1/leave). */
+/* Announces leave to the cluster without stopping (POST /v1/leave):
+ * /readyz turns 503 and new upgrades are refused; open sockets stay. */
 void brk_node_leave(brk_node *n);
 
 /* --- sockets (for conn.c) --- */

@@ -10,7 +10,9 @@
 #include "common/err.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,9 +55,40 @@ struct brk_router {
 	size_t ccap, nchans;
 	uint64_t next_id;
 	uint64_t broadcasts, deliveries;
+	uint64_t joins[MAX_OPS]; /* successful joins per channel module */
 	brk_forward_fn forward;
 	void *forward_arg;
 };
+
+static double
+topics_now(void *arg)
+{
+	return (double)((brk_router *)arg)->ntopics;
+}
+
+static double
+channels_now(void *arg)
+{
+	return (double)brk_router_channel_count(arg);
+}
+
+static void
+register_metrics(brk_router *r)
+{
+	pl_metrics *m = brk_node_metrics(r->node);
+
+	pl_metrics_gauge_fn(m, "parley_topics",
+	    "Topics with at least one local subscriber.", topics_now, r, NULL);
+	pl_metrics_gauge_fn(m, "parley_channels_joined",
+	    "Channels joined on this node (all sockets).", channels_now, r,
+	    NULL);
+	pl_metrics_counter_ptr(m, "parley_broadcasts_total",
+	    "Broadcasts fanned out to local subscribers.", &r->broadcasts,
+	    NULL);
+	pl_metrics_counter_ptr(m, "parley_deliveries_total",
+	    "Messages delivered to local subscribers by broadcasts.",
+	    &r->deliveries, NULL);
+}
 
 int
 brk_router_create(brk_router **out, brk_node *n)
@@ -75,6 +108,7 @@ brk_router_create(brk_router **out, brk_node *n)
 		brk_router_destroy(r);
 		return PL_ENOMEM;
 	}
+	register_metrics(r);
 	*out = r;
 	return PL_OK;
 }
@@ -104,7 +138,17 @@ brk_router_destroy(brk_router *r)
 void
 brk_router_register(brk_router *r, const brk_channel_ops *ops)
 {
+	char kind[32];
+	size_t n;
+
 	if (r->nops < MAX_OPS) {
+		/* The kind label is the topic prefix without its colon. */
+		n = strcspn(ops->prefix, ":");
+		snprintf(kind, sizeof(kind), "%.*s", (int)n, ops->prefix);
+		pl_metrics_counter_ptr(brk_node_metrics(r->node),
+		    "parley_channel_joins_total",
+		    "Channel joins accepted, by channel kind.",
+		    &r->joins[r->nops], "kind", kind, NULL);
 		r->ops[r->nops++] = ops;
 	}
 }
@@ -600,6 +644,9 @@ do_join(brk_router *r, brk_conn *c, pro_phx_msg *m)
 		goto close_old;
 	}
 	ch->joined = 1;
+	for (size_t i = 0; i < r->nops; i++) {
+		r->joins[i] += r->ops[i] == ops;
+	}
 	send_reply(c, rjr, m->ref, m->topic, "ok", reply ? reply : "{}");
 	free(reply);
 	if (ops->after_join) {

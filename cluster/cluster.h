@@ -130,8 +130,9 @@ int clu_cluster_send_app(clu_cluster *c, const char *to, uint32_t app_kind,
 const char *clu_cluster_self_name(const clu_cluster *c);
 const char *clu_cluster_self_address(const clu_cluster *c);
 
-/* The leader in the local view: the member (self included) whose name
- * sorts first among those alive or suspect. A suspect stays eligible
+/* The leader in the local view: the member (self included) alive or
+ * suspect with the oldest start id (ties by name), so a restart never
+ * takes the role back (see clu_membership_leader). A suspect stays eligible
  * because a suspicion is refuted within a heartbeat, while a leader change
  * restarts the Firebase queue; a crashed leader is replaced when it is
  * declared dead (within 5 s with the default timings). NULL while unknown:

@@ -668,15 +668,24 @@ clu_membership_digest(const clu_membership *m, pro_wire_member *out, size_t max)
 const char *
 clu_membership_leader(const clu_membership *m)
 {
-	/* Suspects stay eligible: a suspicion is cleared by a refutation
-	 * within one heartbeat, and flipping the leader (which runs the
-	 * Firebase queue) on every hiccup would cost more than it saves. */
+	const member *best = NULL;
+
+	/* The oldest live instance leads (start id, then name): every node
+	 * computes the same answer from the gossiped records, the leader
+	 * keeps the role for as long as it lives, and a restarted node comes
+	 * back younger than everyone, so a rolling restart moves the role
+	 * once per restart of the leader and never back. Suspects stay
+	 * eligible: a suspicion is cleared by a refutation within one
+	 * heartbeat, and flipping the leader (which runs the Firebase
+	 * queue) on every hiccup would cost more than it saves. */
 	for (size_t i = 0; i < m->n; i++) {
-		if (live(m->v[i].status)) {
-			return m->v[i].name;
+		const member *r = &m->v[i];
+		if (live(r->status) &&
+		    (best == NULL || r->start < best->start)) {
+			best = r; /* v is in name order: ties keep the first */
 		}
 	}
-	return NULL;
+	return best ? best->name : NULL;
 }
 
 size_t

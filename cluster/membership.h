@@ -139,8 +139,10 @@ bool clu_membership_self_left(const clu_membership *m);
 size_t clu_membership_digest(
     const clu_membership *m, pro_wire_member *out, size_t max);
 
-/* The alive or suspect member (self included) whose name sorts first, or
- * NULL; borrowed until the view changes. */
+/* The alive or suspect member (self included) with the oldest start id,
+ * ties broken by name, or NULL; borrowed until the view changes. Sticky:
+ * it changes only when the leader dies or leaves (or an older live
+ * instance is learnt, as when two partitions merge). */
 const char *clu_membership_leader(const clu_membership *m);
 
 /* Members other than self that are alive or suspect. */

@@ -25,8 +25,8 @@ enum {
 	CLU_KINDS_REPLICATION = 16, /* 16..31: comment replication */
 	CLU_KINDS_SYNC = 32,        /* 32..47: Firebase sync state */
 	CLU_KINDS_RATELIMIT = 48,   /* 48..63: cluster-wide rate limits */
-	CLU_KINDS_NODEINFO = 64,    /* 64..79: node facts (secret fingerprint) */
-	CLU_KINDS_RANGE = 16,       /* kinds per range */
+	CLU_KINDS_NODEINFO = 64, /* 64..79: node facts (secret fingerprint) */
+	CLU_KINDS_RANGE = 16,    /* kinds per range */
 };
 
 /* What a service gives the cluster. Every callback may be NULL, runs on the

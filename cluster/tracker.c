@@ -95,8 +95,8 @@ sender_up(clu_tracker *t, const char *from, const pro_presence_msg *pm)
 }
 
 static void
-on_message(void *arg, const char *from, uint32_t kind, const void *bytes,
-    size_t len)
+on_message(
+    void *arg, const char *from, uint32_t kind, const void *bytes, size_t len)
 {
 	clu_tracker *t = arg;
 	pro_presence_msg *pm = NULL;
@@ -123,7 +123,8 @@ on_message(void *arg, const char *from, uint32_t kind, const void *bytes,
 	}
 	if (kind == PRES_CLOCKS) {
 		if (clu_presence_behind(t->crdt, pm)) {
-			clu_cluster_send_app(t->clu, from, PRES_STATE_REQ, "", 0);
+			clu_cluster_send_app(
+			    t->clu, from, PRES_STATE_REQ, "", 0);
 		}
 		goto out;
 	}

@@ -18,6 +18,17 @@ pl_mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Microseconds of CLOCK_MONOTONIC: for latencies measured into
+ * histograms, where milliseconds are too coarse. */
+static inline uint64_t
+pl_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 /* Unix time in milliseconds (CLOCK_REALTIME): may jump with the wall clock. */
 static inline uint64_t
 pl_wall_ms(void)

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -60,6 +61,8 @@ static const struct {
 	{ "sec-websocket-version", offsetof(pro_http_req, ws_version), false },
 	{ "origin", offsetof(pro_http_req, origin), false },
 	{ "sec-websocket-protocol", offsetof(pro_http_req, ws_protocol), true },
+	{ "authorization", offsetof(pro_http_req, authorization), false },
+	{ "content-type", offsetof(pro_http_req, content_type), false },
 };
 
 static int
@@ -177,16 +180,26 @@ parse_header_line(const char *p, size_t n, pro_http_req *req)
 		}
 	}
 	if (ieq(p, i, "content-length")) {
+		uint64_t v = 0;
+
+		/* A second Content-Length is how requests get smuggled. */
+		if (req->has_length) {
+			return 400;
+		}
 		for (k = vb; k < ve; k++) {
-			if (p[k] < '0' || p[k] > '9') {
+			if (p[k] < '0' || p[k] > '9' || v > UINT64_MAX / 20) {
 				return 400;
 			}
+			v = v * 10 + (uint64_t)(p[k] - '0');
 			req->has_body = req->has_body || p[k] != '0';
 		}
+		req->has_length = true;
+		req->content_length = v;
 		return ve > vb ? 0 : 400;
 	}
 	if (ieq(p, i, "transfer-encoding")) {
 		req->has_body = true;
+		req->has_te = true;
 	}
 	return 0;
 }
@@ -401,7 +414,10 @@ pro_http_reason(int status)
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
 	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
 	case 426: return "Upgrade Required";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";

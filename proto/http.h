@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct evbuffer;
 
@@ -17,8 +18,9 @@ struct evbuffer;
  * when absent, and owned by the struct: release with pro_http_req_free().
  * Header names match case-insensitively. Upgrade, Connection and
  * Sec-WebSocket-Protocol are lists: repeated lines are joined with ", ".
- * Host, Sec-WebSocket-Key, Sec-WebSocket-Version and Origin must appear at
- * most once (a repeat makes the request malformed). */
+ * Host, Sec-WebSocket-Key, Sec-WebSocket-Version, Origin, Authorization,
+ * Content-Type and Content-Length must appear at most once (a repeat makes
+ * the request malformed). */
 typedef struct pro_http_req {
 	char *method; /* e.g. "GET", case-sensitive as sent */
 	char *target; /* request-target as sent, e.g. "/socket?vsn=2.0.0" */
@@ -33,6 +35,11 @@ typedef struct pro_http_req {
 	char *ws_version; /* Sec-WebSocket-Version */
 	char *origin;
 	char *ws_protocol; /* Sec-WebSocket-Protocol */
+	char *authorization;
+	char *content_type;
+	bool has_length;         /* Content-Length sent (at most once) */
+	uint64_t content_length; /* its value */
+	bool has_te;             /* Transfer-Encoding sent */
 } pro_http_req;
 
 /* Parses one request head from the front of `in`. `req` is overwritten (free

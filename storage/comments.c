@@ -18,6 +18,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "storage/comments_int.h"
 
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
@@ -199,6 +200,7 @@ sto_comments_open(sto_comments **out, const char *dir,
 	s->queue_max = opts->queue_max ? opts->queue_max : DEFAULT_QUEUE_MAX;
 	s->clock_ms = opts->clock_ms ? opts->clock_ms : realtime_ms;
 	s->clock_arg = opts->clock_arg;
+	s->commit_seconds = opts->commit_seconds;
 	if (make_dirs(dir) != 0) {
 		err = PL_EIO;
 		snprintf(
@@ -252,6 +254,10 @@ sto_comments_open(sto_comments **out, const char *dir,
 	pthread_rwlockattr_destroy(&ra);
 	mu = rw && pthread_mutex_init(&s->mu, NULL) == 0;
 	cv = mu && pthread_cond_init(&s->cv, NULL) == 0;
+	if (cv && pthread_cond_init(&s->backup_cv, NULL) != 0) {
+		pthread_cond_destroy(&s->cv);
+		cv = false;
+	}
 	/* The writer blocks every signal so that they reach the loop. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -270,6 +276,7 @@ fail:
 	if (s != NULL) {
 		if (cv) {
 			pthread_cond_destroy(&s->cv);
+			pthread_cond_destroy(&s->backup_cv);
 		}
 		if (mu) {
 			pthread_mutex_destroy(&s->mu);
@@ -338,6 +345,7 @@ sto_comments_close(sto_comments *s)
 	mdb_env_close(s->env);
 	close(s->efd);
 	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->backup_cv);
 	pthread_mutex_destroy(&s->mu);
 	pthread_rwlock_destroy(&s->maplock);
 	free(s->batch);
@@ -365,9 +373,21 @@ grow_map(sto_comments *s)
 		}
 		next = s->map_max;
 	}
+	/* A backup holds a read txn for its whole copy: wait for it here,
+	 * not on the maplock, where waiting would block loop readers. */
+	pthread_mutex_lock(&s->mu);
+	while (s->backups > 0) {
+		pthread_cond_wait(&s->backup_cv, &s->mu);
+	}
+	s->growing = true;
+	pthread_mutex_unlock(&s->mu);
 	pthread_rwlock_wrlock(&s->maplock);
 	rc = mdb_env_set_mapsize(s->env, next);
 	pthread_rwlock_unlock(&s->maplock);
+	pthread_mutex_lock(&s->mu);
+	s->growing = false;
+	pthread_cond_broadcast(&s->backup_cv);
+	pthread_mutex_unlock(&s->mu);
 	if (rc != 0) {
 		LOG_ERR("STO-MAPGROW", "growing map to %zu bytes: %s", next,
 		    mdb_strerror(rc));
@@ -450,6 +470,7 @@ try_batch(sto_comments *s, sto_op **ops, size_t n)
 {
 	MDB_txn *txn;
 	sto_op *last_append = NULL;
+	uint64_t t0;
 	int rc;
 
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
@@ -486,7 +507,10 @@ try_batch(sto_comments *s, sto_op **ops, size_t n)
 			goto fail;
 		}
 	}
-	return (mdb_txn_commit(txn));
+	t0 = pl_mono_us();
+	rc = mdb_txn_commit(txn);
+	pl_histogram_observe(s->commit_seconds, (pl_mono_us() - t0) / 1e6);
+	return (rc);
 fail:
 	mdb_txn_abort(txn);
 	return (rc);

@@ -52,6 +52,7 @@
 #define STO_QUERY_LIMIT_MAX 10000
 
 typedef struct sto_comments sto_comments;
+struct pl_metric;
 
 typedef struct sto_comments_opts {
 	const char *node;   /* required: this node's name, the origin of
@@ -66,6 +67,9 @@ typedef struct sto_comments_opts {
 	                        * appends fail with PL_EAGAIN; 0 = 65536 */
 	int64_t (*clock_ms)(void *arg); /* unix ms; NULL = CLOCK_REALTIME */
 	void *clock_arg;
+	struct pl_metric *commit_seconds; /* optional histogram (borrowed,
+	                        * must outlive the store): each commit's
+	                        * write + sync time, observed on the writer */
 } sto_comments_opts;
 
 /* A stored comment. In results, strings are NUL-terminated and live in the

@@ -44,6 +44,12 @@ struct sto_comments {
 	sto_op **done_tail;
 	bool closing;
 	sto_comments_stats st;
+	/* A backup's read txn and a map resize exclude each other (LMDB
+	 * resizes only with no txn open); both wait on backup_cv, so neither
+	 * holds the maplock while waiting and loop readers never stall. */
+	pthread_cond_t backup_cv;
+	unsigned backups; /* backups holding a read txn */
+	bool growing;     /* the writer is resizing the map */
 
 	pthread_t writer;
 	int efd;         /* eventfd: writer -> loop */
@@ -52,6 +58,7 @@ struct sto_comments {
 	unsigned batch_max;
 	unsigned queue_max;
 	sto_op **batch; /* writer's scratch, batch_max entries */
+	struct pl_metric *commit_seconds;
 
 	/* Loop thread only. */
 	bool closed;

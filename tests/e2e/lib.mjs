@@ -60,7 +60,8 @@ export async function httpGet(url) {
 }
 
 // Starts a node. opts: host (127.0.0.x), name, join (array of bus URLs),
-// data (reuse a data dir), args (extra flags), env.
+// data (reuse a data dir), args (extra flags), env, noSecretFlag (leave
+// out --jwt-secret: the secret comes from env, a file or the data dir).
 export async function startNode(opts = {}) {
   const host = opts.host || '127.0.0.1';
   const port = opts.port || await freePort(host);
@@ -72,7 +73,8 @@ export async function startNode(opts = {}) {
     '--listen', `${host}:${port}`, '--admin', `${host}:${adminPort}`,
     '--cluster-listen', `tcp://${host}:${busPort}`,
     '--advertise', `tcp://${host}:${busPort}`,
-    '--node-name', name, '--data', data, '--jwt-secret', SECRET,
+    '--node-name', name, '--data', data,
+    ...(opts.noSecretFlag ? [] : ['--jwt-secret', SECRET]),
     ...(opts.join ? ['--join', opts.join.join(',')] : []),
     ...(opts.args || [])];
   const proc = spawn(BIN, args, {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Tests for broker/auth: HS256 verification against hand-built tokens
  * (good, expired, forged, wrong algorithm, malformed in many ways), minting
- * round trips, and the secret file generated once into a data dir. */
+ * round trips, and key selection by `kid` among several keys. */
 #include <dirent.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@
 #include <openssl/hmac.h>
 
 #include "broker/auth.h"
+#include "common/base64.h"
 #include "common/err.h"
 #include "tests/unit/test.h"
 
@@ -454,167 +455,85 @@ test_mint_round_trip(void)
 	ASSERT_TRUE(brk_auth_mint(SECRET, SLEN, "\xff", NOW + 1) == NULL);
 }
 
-/* ---- secret file ---- */
-
-static char tmpdir[64];
-
-static void
-rm_rf(const char *path)
-{
-	char cmd[256];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-	ASSERT_EQ(system(cmd), 0);
-}
+/* ---- several keys, kid ---- */
 
 static int
-count_entries(const char *dir)
+verify_ring(const brk_key *keys, size_t n, char *tok, const char **why)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int n = 0;
-
-	if (d == NULL) {
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") != 0 &&
-		    strcmp(de->d_name, "..") != 0) {
-			n++;
-		}
-	}
-	closedir(d);
-	return n;
-}
-
-static void
-test_load_secret(void)
-{
-	char dir[128], file[160], err[256] = "";
-	uint8_t *s1 = NULL, *s2 = NULL;
-	size_t l1 = 0, l2 = 0;
-	struct stat st;
-
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/parley-auth-XXXXXX");
-	ASSERT_TRUE(mkdtemp(tmpdir) != NULL);
-	/* Nested and missing: both levels get created. */
-	snprintf(dir, sizeof(dir), "%s/a/data", tmpdir);
-	snprintf(file, sizeof(file), "%s/jwt_secret", dir);
-
-	ASSERT_OK(brk_auth_load_secret(NULL, dir, &s1, &l1, err, sizeof(err)));
-	ASSERT_EQ(l1, 64);
-	for (size_t i = 0; i < l1; i++) {
-		ASSERT_TRUE(strchr("0123456789abcdef", s1[i]) != NULL);
-	}
-	ASSERT_OK(stat(file, &st));
-	ASSERT_EQ(st.st_mode & 0777, 0600);
-	ASSERT_EQ(st.st_size, 64);
-	ASSERT_OK(stat(dir, &st));
-	ASSERT_EQ(st.st_mode & 0777, 0700);
-	ASSERT_EQ(count_entries(dir), 1); /* no temp file left behind */
-
-	/* Second load (and an empty flag) reuses the same secret. */
-	ASSERT_OK(brk_auth_load_secret("", dir, &s2, &l2, err, sizeof(err)));
-	ASSERT_EQ(l2, l1);
-	ASSERT_MEMEQ(s1, s2, l1);
-	free(s2);
-
-	/* What one minted with it, the other verifies. */
-	char *tok = brk_auth_mint(s1, l1, "u", NOW + 10);
 	char *user = NULL;
-	ASSERT_OK(brk_auth_load_secret(NULL, dir, &s2, &l2, err, sizeof(err)));
-	ASSERT_OK(brk_auth_verify(s2, l2, tok, NOW, &user, NULL));
-	ASSERT_STREQ(user, "u");
+	int rc = brk_auth_verify_keys(keys, n, tok, NOW, &user, why);
+
 	free(user);
 	free(tok);
-	free(s2);
-	free(s1);
-
-	/* The flag wins and touches no file. */
-	char dir2[128];
-	snprintf(dir2, sizeof(dir2), "%s/b", tmpdir);
-	ASSERT_OK(brk_auth_load_secret(
-	    "flag-secret", dir2, &s1, &l1, err, sizeof(err)));
-	ASSERT_EQ(l1, 11);
-	ASSERT_MEMEQ(s1, "flag-secret", 11);
-	free(s1);
-	ASSERT_TRUE(stat(dir2, &st) != 0);
-	ASSERT_OK(brk_auth_load_secret(
-	    "flag-secret", NULL, &s1, &l1, err, sizeof(err)));
-	free(s1);
-
-	/* An operator-written file: trailing newline ignored. */
-	FILE *f = fopen(file, "w");
-	ASSERT_TRUE(f != NULL);
-	fputs("hand made secret\n", f);
-	fclose(f);
-	ASSERT_OK(brk_auth_load_secret(NULL, dir, &s1, &l1, err, sizeof(err)));
-	ASSERT_EQ(l1, 16);
-	ASSERT_MEMEQ(s1, "hand made secret", 16);
-	free(s1);
-
-	/* An empty file is an error, not an empty key. */
-	f = fopen(file, "w");
-	ASSERT_TRUE(f != NULL);
-	fputs("\n", f);
-	fclose(f);
-	s1 = (uint8_t *)"x";
-	ASSERT_EQ(brk_auth_load_secret(NULL, dir, &s1, &l1, err, sizeof(err)),
-	    PL_EINVAL);
-	ASSERT_TRUE(s1 == NULL);
-	ASSERT_TRUE(strstr(err, "empty") != NULL);
-
-	/* No flag and no data dir. */
-	ASSERT_EQ(brk_auth_load_secret(NULL, NULL, &s1, &l1, err, sizeof(err)),
-	    PL_EINVAL);
-	/* A data dir that cannot be created. */
-	char dir3[200];
-	snprintf(dir3, sizeof(dir3), "%s/data", file);
-	ASSERT_EQ(brk_auth_load_secret(NULL, dir3, &s1, &l1, err, sizeof(err)),
-	    PL_EIO);
-
-	rm_rf(tmpdir);
+	return rc;
 }
 
-/* Processes racing to create the secret all end up with the same one:
- * publication never replaces a file another process published. */
 static void
-test_load_secret_race(void)
+test_kid(void)
 {
-	enum { KIDS = 6 };
-	char dir[128], got[KIDS][65];
-	int fds[KIDS][2];
-	pid_t pids[KIDS];
+	static const uint8_t A[] = "secret-a", B[] = "secret-b";
+	const char *pl = "{\"sub\":\"u\",\"exp\":1800000000}";
+	brk_key two[] = { { A, 8, "ka" }, { B, 8, NULL } };
+	brk_key plain[] = { { A, 8, NULL }, { B, 8, NULL } };
+	const char *why;
+	char *tok;
 
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/parley-auth-XXXXXX");
-	ASSERT_TRUE(mkdtemp(tmpdir) != NULL);
-	snprintf(dir, sizeof(dir), "%s/data", tmpdir);
-	for (int i = 0; i < KIDS; i++) {
-		ASSERT_OK(pipe(fds[i]));
-		pids[i] = fork();
-		ASSERT_TRUE(pids[i] >= 0);
-		if (pids[i] == 0) {
-			uint8_t *sec = NULL;
-			size_t len = 0;
-			int ok = brk_auth_load_secret(
-				     NULL, dir, &sec, &len, NULL, 0) == PL_OK &&
-			    len == 64 && write(fds[i][1], sec, 64) == 64;
-			_exit(ok ? 0 : 1);
-		}
-		close(fds[i][1]);
+	/* Without kid, every key is tried: both secrets verify. */
+	ASSERT_OK(verify_ring(
+	    plain, 2, make_token_md(EVP_sha256(), A, 8, HS256, pl), &why));
+	ASSERT_OK(verify_ring(
+	    plain, 2, make_token_md(EVP_sha256(), B, 8, HS256, pl), &why));
+	ASSERT_EQ(
+	    verify_ring(plain, 2,
+		make_token_md(EVP_sha256(), SECRET, SLEN, HS256, pl), &why),
+	    PL_EAUTH);
+	ASSERT_STREQ(why, "bad_signature");
+
+	/* A kid naming a key selects it alone. */
+	ASSERT_OK(verify_ring(two, 2,
+	    make_token_md(
+		EVP_sha256(), A, 8, "{\"alg\":\"HS256\",\"kid\":\"ka\"}", pl),
+	    &why));
+	ASSERT_EQ(verify_ring(two, 2,
+		      make_token_md(EVP_sha256(), B, 8,
+			  "{\"alg\":\"HS256\",\"kid\":\"ka\"}", pl),
+		      &why),
+	    PL_EAUTH);
+	ASSERT_STREQ(why, "bad_signature");
+	/* An unknown kid falls back to the keys without an id... */
+	ASSERT_OK(verify_ring(two, 2,
+	    make_token_md(EVP_sha256(), B, 8,
+		"{\"alg\":\"HS256\",\"kid\":\"other\"}", pl),
+	    &why));
+	/* ...and is refused as such when every key has one. */
+	ASSERT_EQ(verify_ring(two, 1,
+		      make_token_md(EVP_sha256(), A, 8,
+			  "{\"alg\":\"HS256\",\"kid\":\"other\"}", pl),
+		      &why),
+	    PL_EAUTH);
+	ASSERT_STREQ(why, "unknown_kid");
+	/* A kid that is not a short string makes the header malformed. */
+	ASSERT_EQ(verify_ring(two, 2,
+		      make_token_md(EVP_sha256(), A, 8,
+			  "{\"alg\":\"HS256\",\"kid\":7}", pl),
+		      &why),
+	    PL_EAUTH);
+	ASSERT_STREQ(why, "malformed");
+
+	/* Minting with a key that has an id puts it in the header. */
+	tok = brk_auth_mint_key(&two[0], "u", NOW + 60);
+	ASSERT_TRUE(tok != NULL);
+	{
+		char *dot = strchr(tok, '.');
+		uint8_t hdr[128];
+		size_t hl = 0;
+		ASSERT_TRUE(dot &&
+		    pl_b64url_decode(tok, (size_t)(dot - tok), hdr, &hl));
+		hdr[hl] = '\0';
+		ASSERT_STREQ((char *)hdr,
+		    "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"ka\"}");
 	}
-	for (int i = 0; i < KIDS; i++) {
-		int status = 0;
-		ASSERT_EQ(waitpid(pids[i], &status, 0), pids[i]);
-		ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-		ASSERT_EQ(read(fds[i][0], got[i], 64), 64);
-		got[i][64] = '\0';
-		close(fds[i][0]);
-	}
-	for (int i = 1; i < KIDS; i++) {
-		ASSERT_STREQ(got[i], got[0]);
-	}
-	ASSERT_EQ(count_entries(dir), 1);
-	rm_rf(tmpdir);
+	ASSERT_OK(verify_ring(two, 2, tok, &why));
 }
 
 TEST_LIST{
@@ -627,7 +546,6 @@ TEST_LIST{
 	TEST_ENTRY(test_padding),
 	TEST_ENTRY(test_tampered_payload),
 	TEST_ENTRY(test_mint_round_trip),
-	TEST_ENTRY(test_load_secret),
-	TEST_ENTRY(test_load_secret_race),
+	TEST_ENTRY(test_kid),
 };
 TEST_MAIN()

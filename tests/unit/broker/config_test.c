@@ -99,8 +99,35 @@ hostport(void)
 	ASSERT_EQ(brk_config_split_hostport("h:", h, sizeof(h), &p), PL_EINVAL);
 }
 
+/* Secrets given on the command line (visible in ps) are told apart from
+ * the same flags set through the environment. */
+static void
+argv_or_env(void)
+{
+	brk_config c;
+	char err[256];
+	char *argv[] = { "--jwt-secret=s", "--log-format", "json",
+		"--metrics-auth" };
+
+	setenv("PARLEY_FIREBASE_AUTH", "from-env", 1);
+	setenv("PARLEY_ADMIN_TOKEN_FILE", "/run/tok", 1);
+	ASSERT_OK(brk_config_load(&c, 4, argv, err, sizeof(err)));
+	ASSERT_TRUE(brk_config_in_argv(&c, "jwt-secret"));
+	ASSERT_TRUE(!brk_config_in_argv(&c, "firebase-auth"));
+	ASSERT_TRUE(!brk_config_in_argv(&c, "no-such-flag"));
+	ASSERT_STREQ(c.firebase_auth, "from-env");
+	ASSERT_STREQ(c.admin_token_file, "/run/tok");
+	ASSERT_STREQ(c.log_format, "json");
+	ASSERT_EQ(c.metrics_auth, 1);
+	ASSERT_TRUE(c.log_file == NULL && c.jwt_secret_file == NULL);
+	brk_config_fini(&c);
+	unsetenv("PARLEY_FIREBASE_AUTH");
+	unsetenv("PARLEY_ADMIN_TOKEN_FILE");
+}
+
 TEST_LIST{
 	TEST_ENTRY(defaults),
+	TEST_ENTRY(argv_or_env),
 	TEST_ENTRY(env_then_flag),
 	TEST_ENTRY(refused),
 	TEST_ENTRY(hostport),

@@ -92,9 +92,9 @@ nh_client(const char *user, const char *vsn)
 	int sv[2];
 	char req[1024], resp[4096];
 	size_t len = 0;
-	size_t slen;
-	const uint8_t *secret = brk_node_secret(nh_node, &slen);
-	char *tok = brk_auth_mint(secret, slen, user, (int64_t)time(NULL) + 60);
+	size_t nkeys;
+	const brk_key *keys = brk_node_keys(nh_node, &nkeys);
+	char *tok = brk_auth_mint_key(&keys[0], user, (int64_t)time(NULL) + 60);
 
 	/* Non-blocking, as the node's listener accepts its sockets. */
 	ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv));

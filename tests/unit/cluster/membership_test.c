@@ -96,7 +96,8 @@ timeouts_and_leader(void)
 	ASSERT_EQ(clu_membership_status(m, "n1"), CLU_DEAD);
 	EXPECT_EVENT(m, "n1", CLU_SUSPECT, CLU_DEAD);
 	ASSERT_TRUE(!clu_membership_next_event(m, &ev));
-	ASSERT_STREQ(clu_membership_leader(m), "n2");
+	/* The next oldest live instance (n3 started at 30, n2 at 1000). */
+	ASSERT_STREQ(clu_membership_leader(m), "n3");
 	ASSERT_EQ(clu_membership_status(m, "n3"), CLU_ALIVE);
 
 	/* Hearing n1 again at the same incarnation does not revive it: only
@@ -107,6 +108,40 @@ timeouts_and_leader(void)
 	ASSERT_EQ(clu_membership_status(m, "n1"), CLU_ALIVE);
 	EXPECT_EVENT(m, "n1", CLU_DEAD, CLU_ALIVE);
 	ASSERT_STREQ(clu_membership_leader(m), "n1");
+	clu_membership_destroy(m);
+}
+
+/* The oldest live instance leads, whatever its name; a restart makes a
+ * node the youngest, so it never takes the role back; equal starts fall
+ * back to the name. */
+static void
+sticky_leader(void)
+{
+	clu_membership_opts o = opts();
+	clu_membership *m;
+	pro_wire_member e;
+
+	ASSERT_OK(clu_membership_create(&m, "b", "tcp://b:1", 200, &o));
+	ASSERT_EQ(ping(m, "a", 300, 300, 0), CLU_ACCEPT);
+	ASSERT_EQ(ping(m, "c", 100, 100, 0), CLU_ACCEPT);
+	ASSERT_STREQ(clu_membership_leader(m), "c");
+	/* c leaves: the next oldest is b (200), not a (first by name). */
+	clu_membership_left(m, pro_wire_cstr("c"), 100, 100, 10);
+	ASSERT_STREQ(clu_membership_leader(m), "b");
+	/* c restarts: a new, younger instance does not move the role. */
+	ASSERT_EQ(ping(m, "c", 900, 900, 20), CLU_ACCEPT_RESTART);
+	ASSERT_EQ(clu_membership_status(m, "c"), CLU_ALIVE);
+	ASSERT_STREQ(clu_membership_leader(m), "b");
+	/* Gossip of an even younger member changes nothing either. */
+	e = entry("d", "tcp://d:1", PRO_WIRE_ALIVE, 950, 950);
+	clu_membership_merge(m, pro_wire_cstr("a"), &e, 1, 30);
+	ASSERT_STREQ(clu_membership_leader(m), "b");
+	clu_membership_destroy(m);
+
+	/* Equal start ids: the name decides. */
+	ASSERT_OK(clu_membership_create(&m, "y", "tcp://y:1", 5, &o));
+	ASSERT_EQ(ping(m, "x", 5, 5, 0), CLU_ACCEPT);
+	ASSERT_STREQ(clu_membership_leader(m), "x");
 	clu_membership_destroy(m);
 }
 
@@ -392,6 +427,7 @@ bad_args(void)
 
 TEST_LIST{
 	TEST_ENTRY(timeouts_and_leader),
+	TEST_ENTRY(sticky_leader),
 	TEST_ENTRY(precedence),
 	TEST_ENTRY(refutation),
 	TEST_ENTRY(restart_and_conflicts),
