@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "proto/mp.h"
 
 /* Bounds for the pre-scan: far above any legitimate message (a full digest
  * is about 6,200 objects, 3 levels deep). */
@@ -284,175 +285,12 @@ pro_wire_encode_app(pro_wire_buf *out, const pro_wire_hdr *h, uint32_t app_kind,
 	return enc_end(&e);
 }
 
-/* ---- pre-scan ---- */
-
-static uint64_t
-be(const uint8_t *p, size_t n)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		v = (v << 8) | p[i];
-	}
-	return v;
-}
-
-/* Walks the msgpack bytes of the first object without allocating: depth
- * and object count bounded, and every container count no larger than the
- * bytes left (each element takes at least one byte). Sets *end to the
- * object's length. */
-static bool
-scan(const uint8_t *p, size_t len, size_t *end)
-{
-	uint64_t left[SCAN_MAX_DEPTH];
-	int depth = 0;
-	size_t pos = 0, objects = 0;
-
-	left[0] = 1;
-	while (depth >= 0) {
-		uint64_t items = 0, skip = 0;
-		size_t lenbytes = 0;
-		uint8_t b;
-
-		if (left[depth] == 0) {
-			depth--;
-			continue;
-		}
-		left[depth]--;
-		if (pos >= len || ++objects > SCAN_MAX_OBJECTS) {
-			return false;
-		}
-		b = p[pos++];
-		if (b <= 0x7f || b >= 0xe0) {
-			/* fixint */
-		} else if (b <= 0x8f) {
-			items = (uint64_t)(b & 0x0f) * 2;
-		} else if (b <= 0x9f) {
-			items = b & 0x0f;
-		} else if (b <= 0xbf) {
-			skip = b & 0x1f;
-		} else {
-			switch (b) {
-			case 0xc0:
-			case 0xc2:
-			case 0xc3: break;
-			case 0xc4:
-			case 0xd9: lenbytes = 1; break;
-			case 0xc5:
-			case 0xda: lenbytes = 2; break;
-			case 0xc6:
-			case 0xdb: lenbytes = 4; break;
-			case 0xc7:
-				lenbytes = 1;
-				skip = 1;
-				break;
-			case 0xc8:
-				lenbytes = 2;
-				skip = 1;
-				break;
-			case 0xc9:
-				lenbytes = 4;
-				skip = 1;
-				break;
-			case 0xcc:
-			case 0xd0: skip = 1; break;
-			case 0xcd:
-			case 0xd1: skip = 2; break;
-			case 0xca:
-			case 0xce:
-			case 0xd2: skip = 4; break;
-			case 0xcb:
-			case 0xcf:
-			case 0xd3: skip = 8; break;
-			case 0xd4: skip = 2; break;
-			case 0xd5: skip = 3; break;
-			case 0xd6: skip = 5; break;
-			case 0xd7: skip = 9; break;
-			case 0xd8: skip = 17; break;
-			case 0xdc:
-			case 0xde:
-			case 0xdd:
-			case 0xdf: {
-				size_t n = (b == 0xdc || b == 0xde) ? 2 : 4;
-				if (n > len - pos) {
-					return false;
-				}
-				items = be(p + pos, n);
-				if (b == 0xde || b == 0xdf) {
-					items *= 2;
-				}
-				pos += n;
-				break;
-			}
-			default: /* 0xc1 is never used */ return false;
-			}
-		}
-		if (lenbytes > 0) {
-			if (lenbytes > len - pos) {
-				return false;
-			}
-			skip += be(p + pos, lenbytes);
-			pos += lenbytes;
-		}
-		if (skip > len - pos) {
-			return false;
-		}
-		pos += (size_t)skip;
-		if (items > 0) {
-			uint64_t pending = items;
-			for (int i = 0; i <= depth; i++) {
-				pending += left[i];
-			}
-			if (pending > len - pos ||
-			    depth + 1 >= SCAN_MAX_DEPTH) {
-				return false;
-			}
-			left[++depth] = items;
-		}
-	}
-	*end = pos;
-	return true;
-}
-
 /* ---- decoder ---- */
-
-static bool
-get_uint(const msgpack_object *o, uint64_t max, uint64_t *out)
-{
-	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max) {
-		return false;
-	}
-	*out = o->via.u64;
-	return true;
-}
-
-static bool
-get_str(const msgpack_object *o, pro_wire_str *out)
-{
-	if (o->type != MSGPACK_OBJECT_STR) {
-		return false;
-	}
-	out->ptr = o->via.str.size ? o->via.str.ptr : "";
-	out->len = o->via.str.size;
-	return true;
-}
-
-/* Payloads are written as bin; str is accepted too. */
-static bool
-get_bytes(const msgpack_object *o, pro_wire_str *out)
-{
-	if (o->type == MSGPACK_OBJECT_BIN) {
-		out->ptr = o->via.bin.size ? o->via.bin.ptr : "";
-		out->len = o->via.bin.size;
-		return true;
-	}
-	return get_str(o, out);
-}
 
 static bool
 get_name(const msgpack_object *o, pro_wire_str *out)
 {
-	return get_str(o, out) && name_ok(*out);
+	return pro_mp_str(o, out) && name_ok(*out);
 }
 
 static int
@@ -463,9 +301,9 @@ decode_hdr(const msgpack_object *f, pro_wire_msg *m, msgpack_zone *z)
 	uint32_t n;
 
 	if (!get_name(&f[2], &h->sender) ||
-	    !get_uint(&f[3], UINT64_MAX, &h->incarnation) ||
-	    !get_uint(&f[4], UINT64_MAX, &h->start_id) ||
-	    !get_uint(&f[5], UINT64_MAX, &h->seq)) {
+	    !pro_mp_uint(&f[3], UINT64_MAX, &h->incarnation) ||
+	    !pro_mp_uint(&f[4], UINT64_MAX, &h->start_id) ||
+	    !pro_mp_uint(&f[5], UINT64_MAX, &h->seq)) {
 		return PL_EPROTO;
 	}
 	if (f[6].type == MSGPACK_OBJECT_NIL) {
@@ -522,10 +360,10 @@ decode_digest(const msgpack_object *body, uint32_t nbody, pro_wire_msg *m,
 		}
 		e = arr[i].via.array.ptr;
 		if (!get_name(&e[0], &mem[i].name) ||
-		    !get_str(&e[1], &mem[i].addr) || !addr_ok(mem[i].addr) ||
-		    !get_uint(&e[2], PRO_WIRE_LEFT, &st) ||
-		    !get_uint(&e[3], UINT64_MAX, &mem[i].incarnation) ||
-		    !get_uint(&e[4], UINT64_MAX, &mem[i].start_id)) {
+		    !pro_mp_str(&e[1], &mem[i].addr) || !addr_ok(mem[i].addr) ||
+		    !pro_mp_uint(&e[2], PRO_WIRE_LEFT, &st) ||
+		    !pro_mp_uint(&e[3], UINT64_MAX, &mem[i].incarnation) ||
+		    !pro_mp_uint(&e[4], UINT64_MAX, &mem[i].start_id)) {
 			return PL_EPROTO;
 		}
 		mem[i].status = (uint8_t)st;
@@ -546,19 +384,19 @@ decode_body(const msgpack_object *body, uint32_t nbody, pro_wire_msg *m,
 	case PRO_WIRE_PING_ACK: return decode_digest(body, nbody, m, z);
 	case PRO_WIRE_LEAVE: return PL_OK;
 	case PRO_WIRE_BROADCAST:
-		if (nbody < 5 || !get_str(&body[0], &m->u.broadcast.topic) ||
+		if (nbody < 5 || !pro_mp_str(&body[0], &m->u.broadcast.topic) ||
 		    !text_ok(m->u.broadcast.topic, PRO_WIRE_TOPIC_MAX) ||
-		    !get_str(&body[1], &m->u.broadcast.event) ||
+		    !pro_mp_str(&body[1], &m->u.broadcast.event) ||
 		    !text_ok(m->u.broadcast.event, PRO_WIRE_EVENT_MAX) ||
-		    !get_bytes(&body[2], &m->u.broadcast.payload) ||
+		    !pro_mp_bytes(&body[2], &m->u.broadcast.payload) ||
 		    !get_name(&body[3], &m->u.broadcast.publisher) ||
-		    !get_uint(&body[4], UINT64_MAX, &m->u.broadcast.seq)) {
+		    !pro_mp_uint(&body[4], UINT64_MAX, &m->u.broadcast.seq)) {
 			return PL_EPROTO;
 		}
 		return PL_OK;
 	case PRO_WIRE_APP:
-		if (nbody < 2 || !get_uint(&body[0], UINT32_MAX, &v) ||
-		    !get_bytes(&body[1], &m->u.app.bytes)) {
+		if (nbody < 2 || !pro_mp_uint(&body[0], UINT32_MAX, &v) ||
+		    !pro_mp_bytes(&body[1], &m->u.app.bytes)) {
 			return PL_EPROTO;
 		}
 		m->u.app.app_kind = (uint32_t)v;
@@ -579,7 +417,8 @@ pro_wire_decode(const void *buf, size_t len, size_t *used, pro_wire_msg *out)
 
 	memset(out, 0, sizeof(*out));
 	*used = 0;
-	if (buf == NULL || len == 0 || !scan(buf, len, &len)) {
+	if (buf == NULL || len == 0 ||
+	    !pro_mp_scan(buf, len, SCAN_MAX_OBJECTS, SCAN_MAX_DEPTH, &len)) {
 		return PL_EPROTO;
 	}
 	if ((z = msgpack_zone_new(1024)) == NULL) {
@@ -596,8 +435,8 @@ pro_wire_decode(const void *buf, size_t len, size_t *used, pro_wire_msg *out)
 	}
 	f = root.via.array.ptr;
 	n = root.via.array.size;
-	if (!get_uint(&f[0], UINT64_MAX, &out->version) || out->version == 0 ||
-	    !get_uint(&f[1], UINT64_MAX, &out->kind)) {
+	if (!pro_mp_uint(&f[0], UINT64_MAX, &out->version) ||
+	    out->version == 0 || !pro_mp_uint(&f[1], UINT64_MAX, &out->kind)) {
 		goto fail;
 	}
 	out->zone_ = z;

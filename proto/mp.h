@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* msgpack decoding helpers shared by the cluster codecs: a pre-scan that
+ * bounds what msgpack-c may allocate for peer input before anything is
+ * unpacked, and typed getters that check each field. */
+#ifndef PARLEY_PROTO_MP_H
+#define PARLEY_PROTO_MP_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/wire.h"
+
+#define PRO_MP_DEPTH_MAX 16
+
+/* Walks the msgpack bytes of the first object in buf[0..len) without
+ * allocating: at most max_objects objects nested at most max_depth deep
+ * (capped at PRO_MP_DEPTH_MAX), and every container count no larger than the
+ * bytes left (each element takes at least one byte). Sets *end to the
+ * object's length. False on anything malformed or over a bound. */
+bool pro_mp_scan(const void *buf, size_t len, size_t max_objects,
+    int max_depth, size_t *end);
+
+/* A non-negative integer no larger than max. */
+bool pro_mp_uint(const msgpack_object *o, uint64_t max, uint64_t *out);
+/* A str; *out borrows the unpacked bytes ("" for an empty one). */
+bool pro_mp_str(const msgpack_object *o, pro_wire_str *out);
+/* A bin, or a str. */
+bool pro_mp_bytes(const msgpack_object *o, pro_wire_str *out);
+
+#endif
