@@ -2,6 +2,92 @@
 /* msgpack decoding helpers shared by the cluster codecs (see mp.h). */
 #include "proto/mp.h"
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+
+/* ---- encoding ---- */
+
+static int
+buf_write(void *data, const char *src, size_t len)
+{
+	pro_wire_buf *b = data;
+
+	if (len == 0) {
+		return 0;
+	}
+	if (len > b->cap - b->len) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *p;
+
+		while (cap - b->len < len) {
+			if (cap > SIZE_MAX / 2) {
+				return -1;
+			}
+			cap *= 2;
+		}
+		if ((p = realloc(b->data, cap)) == NULL) {
+			return -1;
+		}
+		b->data = p;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, src, len);
+	b->len += len;
+	return 0;
+}
+
+static int
+enc_write(void *data, const char *src, size_t len)
+{
+	pro_mp_enc *e = data;
+
+	if (e->fail) {
+		return -1;
+	}
+	if (buf_write(e->out, src, len) != 0) {
+		e->fail = 1;
+		return -1;
+	}
+	return 0;
+}
+
+void
+pro_mp_enc_begin(pro_mp_enc *e, pro_wire_buf *out)
+{
+	e->out = out;
+	e->start = out->len;
+	e->fail = 0;
+	msgpack_packer_init(&e->pk, e, enc_write);
+}
+
+int
+pro_mp_enc_end(pro_mp_enc *e)
+{
+	if (e->fail) {
+		e->out->len = e->start;
+		return PL_ENOMEM;
+	}
+	return PL_OK;
+}
+
+void
+pro_mp_pack_str(msgpack_packer *pk, pro_wire_str s)
+{
+	msgpack_pack_str(pk, s.len);
+	msgpack_pack_str_body(pk, s.ptr, s.len);
+}
+
+void
+pro_mp_pack_bin(msgpack_packer *pk, const void *p, size_t len)
+{
+	msgpack_pack_bin(pk, len);
+	msgpack_pack_bin_body(pk, p, len);
+}
+
+/* ---- pre-scan ---- */
+
 static uint64_t
 be(const uint8_t *p, size_t n)
 {
@@ -14,8 +100,8 @@ be(const uint8_t *p, size_t n)
 }
 
 bool
-pro_mp_scan(const void *buf, size_t len, size_t max_objects,
-    int max_depth, size_t *end)
+pro_mp_scan(
+    const void *buf, size_t len, size_t max_objects, int max_depth, size_t *end)
 {
 	const uint8_t *p = buf;
 	uint64_t left[PRO_MP_DEPTH_MAX];
@@ -120,8 +206,7 @@ pro_mp_scan(const void *buf, size_t len, size_t max_objects,
 			for (int i = 0; i <= depth; i++) {
 				pending += left[i];
 			}
-			if (pending > len - pos ||
-			    depth + 1 >= max_depth) {
+			if (pending > len - pos || depth + 1 >= max_depth) {
 				return false;
 			}
 			left[++depth] = items;
@@ -165,4 +250,3 @@ pro_mp_bytes(const msgpack_object *o, pro_wire_str *out)
 	}
 	return pro_mp_str(o, out);
 }
-

@@ -44,35 +44,6 @@ pro_wire_cstr(const char *s)
 	return r;
 }
 
-static int
-buf_write(void *data, const char *src, size_t len)
-{
-	pro_wire_buf *b = data;
-
-	if (len == 0) {
-		return 0;
-	}
-	if (len > b->cap - b->len) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *p;
-
-		while (cap - b->len < len) {
-			if (cap > SIZE_MAX / 2) {
-				return -1;
-			}
-			cap *= 2;
-		}
-		if ((p = realloc(b->data, cap)) == NULL) {
-			return -1;
-		}
-		b->data = p;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, src, len);
-	b->len += len;
-	return 0;
-}
-
 /* ---- field checks shared by encoder and decoder ---- */
 
 static bool
@@ -133,85 +104,39 @@ hdr_ok(const pro_wire_hdr *h)
 /* ---- encoders ---- */
 
 static void
-pack_str(msgpack_packer *pk, pro_wire_str s)
+enc_begin(pro_mp_enc *e, pro_wire_buf *out, uint64_t kind,
+    const pro_wire_hdr *h, size_t body_fields)
 {
-	msgpack_pack_str(pk, s.len);
-	msgpack_pack_str_body(pk, s.ptr, s.len);
-}
-
-static void
-pack_bin(msgpack_packer *pk, const void *p, size_t len)
-{
-	msgpack_pack_bin(pk, len);
-	msgpack_pack_bin_body(pk, p, len);
-}
-
-/* Packing state: msgpack-c's pack calls return the write callback's result,
- * which we would have to check after every field; instead the first failed
- * write sets `fail` and later writes are refused. */
-typedef struct enc {
-	msgpack_packer pk;
-	pro_wire_buf *out;
-	size_t start; /* out->len before this message */
-	int fail;
-} enc;
-
-static int
-enc_write(void *data, const char *src, size_t len)
-{
-	enc *e = data;
-
-	if (e->fail) {
-		return -1;
-	}
-	if (buf_write(e->out, src, len) != 0) {
-		e->fail = 1;
-		return -1;
-	}
-	return 0;
-}
-
-static void
-enc_begin(enc *e, pro_wire_buf *out, uint64_t kind, const pro_wire_hdr *h,
-    size_t body_fields)
-{
-	e->out = out;
-	e->start = out->len;
-	e->fail = 0;
-	msgpack_packer_init(&e->pk, e, enc_write);
+	pro_mp_enc_begin(e, out);
 	msgpack_pack_array(&e->pk, HDR_FIELDS + body_fields);
 	msgpack_pack_uint64(&e->pk, PRO_WIRE_VERSION);
 	msgpack_pack_uint64(&e->pk, kind);
-	pack_str(&e->pk, h->sender);
+	pro_mp_pack_str(&e->pk, h->sender);
 	msgpack_pack_uint64(&e->pk, h->incarnation);
 	msgpack_pack_uint64(&e->pk, h->start_id);
 	msgpack_pack_uint64(&e->pk, h->seq);
 	if (h->dest.ptr == NULL) {
 		msgpack_pack_nil(&e->pk);
 	} else {
-		pack_str(&e->pk, h->dest);
+		pro_mp_pack_str(&e->pk, h->dest);
 	}
 	msgpack_pack_array(&e->pk, h->n_skip);
 	for (size_t i = 0; i < h->n_skip; i++) {
-		pack_str(&e->pk, h->skip[i]);
+		pro_mp_pack_str(&e->pk, h->skip[i]);
 	}
 }
 
 static int
-enc_end(enc *e)
+enc_end(pro_mp_enc *e)
 {
-	if (e->fail) {
-		e->out->len = e->start;
-		return PL_ENOMEM;
-	}
-	return PL_OK;
+	return pro_mp_enc_end(e);
 }
 
 int
 pro_wire_encode_digest(pro_wire_buf *out, pro_wire_kind kind,
     const pro_wire_hdr *h, const pro_wire_member *members, size_t n)
 {
-	enc e;
+	pro_mp_enc e;
 
 	if ((kind != PRO_WIRE_PING && kind != PRO_WIRE_PING_ACK) ||
 	    !hdr_ok(h) || n > PRO_WIRE_DIGEST_MAX ||
@@ -228,8 +153,8 @@ pro_wire_encode_digest(pro_wire_buf *out, pro_wire_kind kind,
 	msgpack_pack_array(&e.pk, n);
 	for (size_t i = 0; i < n; i++) {
 		msgpack_pack_array(&e.pk, 5);
-		pack_str(&e.pk, members[i].name);
-		pack_str(&e.pk, members[i].addr);
+		pro_mp_pack_str(&e.pk, members[i].name);
+		pro_mp_pack_str(&e.pk, members[i].addr);
 		msgpack_pack_uint8(&e.pk, members[i].status);
 		msgpack_pack_uint64(&e.pk, members[i].incarnation);
 		msgpack_pack_uint64(&e.pk, members[i].start_id);
@@ -240,7 +165,7 @@ pro_wire_encode_digest(pro_wire_buf *out, pro_wire_kind kind,
 int
 pro_wire_encode_leave(pro_wire_buf *out, const pro_wire_hdr *h)
 {
-	enc e;
+	pro_mp_enc e;
 
 	if (!hdr_ok(h)) {
 		return PL_EINVAL;
@@ -254,7 +179,7 @@ pro_wire_encode_broadcast(pro_wire_buf *out, const pro_wire_hdr *h,
     pro_wire_str topic, pro_wire_str event, const void *payload, size_t len,
     pro_wire_str publisher, uint64_t seq)
 {
-	enc e;
+	pro_mp_enc e;
 
 	if (!hdr_ok(h) || !text_ok(topic, PRO_WIRE_TOPIC_MAX) ||
 	    !text_ok(event, PRO_WIRE_EVENT_MAX) || !name_ok(publisher) ||
@@ -262,10 +187,10 @@ pro_wire_encode_broadcast(pro_wire_buf *out, const pro_wire_hdr *h,
 		return PL_EINVAL;
 	}
 	enc_begin(&e, out, PRO_WIRE_BROADCAST, h, 5);
-	pack_str(&e.pk, topic);
-	pack_str(&e.pk, event);
-	pack_bin(&e.pk, payload, len);
-	pack_str(&e.pk, publisher);
+	pro_mp_pack_str(&e.pk, topic);
+	pro_mp_pack_str(&e.pk, event);
+	pro_mp_pack_bin(&e.pk, payload, len);
+	pro_mp_pack_str(&e.pk, publisher);
 	msgpack_pack_uint64(&e.pk, seq);
 	return enc_end(&e);
 }
@@ -274,14 +199,14 @@ int
 pro_wire_encode_app(pro_wire_buf *out, const pro_wire_hdr *h, uint32_t app_kind,
     const void *bytes, size_t len)
 {
-	enc e;
+	pro_mp_enc e;
 
 	if (!hdr_ok(h) || (len > 0 && bytes == NULL)) {
 		return PL_EINVAL;
 	}
 	enc_begin(&e, out, PRO_WIRE_APP, h, 2);
 	msgpack_pack_uint32(&e.pk, app_kind);
-	pack_bin(&e.pk, bytes, len);
+	pro_mp_pack_bin(&e.pk, bytes, len);
 	return enc_end(&e);
 }
 
