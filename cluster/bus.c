@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/nngclose.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -370,135 +371,29 @@ finish_destroy(clu_bus *b)
 	free(b);
 }
 
-/* nng_close() in NNG 1.5.2 can hang for ever when the socket's connections
- * are still receiving (NNG issue #1543: the reaper thread waits for an aio
- * task that was prepared but never started, and from then on no close in
- * the process completes). Measured here: a close under traffic hung within
- * a few dozen tries. Quiescing first makes it rare (none in 8,000 tries):
- * stop our receive, make the socket's receive queue unbuffered so that every
- * connection parks its next message instead of reading on, and give the
- * reads in flight a moment. As a last resort the close runs on a helper
- * thread; destroy waits for it a while and otherwise leaves it behind, so
- * shutdown never hangs. An abandoned bus stays on a list (still reachable,
- * not a leak) and is freed if its close ever finishes. */
-typedef struct closer {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	clu_bus *b;
-	bool done, abandoned;
-	struct closer *next;
-} closer;
-
-static pthread_mutex_t abandoned_mu = PTHREAD_MUTEX_INITIALIZER;
-static closer *abandoned;
-/* Once one close hangs, NNG's single reaper thread is stuck and every later
- * close hangs too: stop waiting long. */
-static atomic_bool reaper_stuck;
-
 static void
-closer_free(closer *cl)
+finish_cb(void *arg)
 {
-	pthread_cond_destroy(&cl->cv);
-	pthread_mutex_destroy(&cl->mu);
-	free(cl);
+	finish_destroy(arg);
 }
 
-static void *
-closer_main(void *arg)
-{
-	closer *cl = arg;
-	bool left_behind;
-
-	nng_close(cl->b->sock);
-	pthread_mutex_lock(&cl->mu);
-	cl->done = true;
-	left_behind = cl->abandoned;
-	pthread_cond_signal(&cl->cv);
-	pthread_mutex_unlock(&cl->mu);
-	if (left_behind) {
-		pthread_mutex_lock(&abandoned_mu);
-		for (closer **pp = &abandoned; *pp != NULL; pp = &(*pp)->next) {
-			if (*pp == cl) {
-				*pp = cl->next;
-				break;
-			}
-		}
-		pthread_mutex_unlock(&abandoned_mu);
-		finish_destroy(cl->b);
-		closer_free(cl);
-	}
-	return NULL;
-}
-
+/* Quiescing first makes NNG 1.5.2's close hang rare (none in 8,000 tries,
+ * against one in a few dozen under traffic): stop our receive, make the
+ * socket's receive queue unbuffered so that every connection parks its next
+ * message instead of reading on, and give the reads in flight a moment.
+ * The close itself is bounded (nngclose.h), so shutdown never hangs. */
 void
 clu_bus_destroy(clu_bus *b)
 {
-	struct timespec until;
-	pthread_attr_t attr;
-	pthread_t th;
-	closer *cl;
-	bool done;
-	int wait_ms;
+	struct timespec ts = { 0, QUIESCE_MS * 1000000L };
 
 	if (b == NULL) {
 		return;
 	}
 	nng_aio_stop(b->aio);
 	nng_socket_set_int(b->sock, NNG_OPT_RECVBUF, 0);
-	until.tv_sec = 0;
-	until.tv_nsec = QUIESCE_MS * 1000000L;
-	nanosleep(&until, NULL);
-	if ((cl = calloc(1, sizeof(*cl))) == NULL) {
-		nng_close(b->sock);
-		finish_destroy(b);
-		return;
-	}
-	cl->b = b;
-	pthread_mutex_init(&cl->mu, NULL);
-	pthread_cond_init(&cl->cv, NULL);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &attr, closer_main, cl) != 0) {
-		pthread_attr_destroy(&attr);
-		closer_free(cl);
-		nng_close(b->sock);
-		finish_destroy(b);
-		return;
-	}
-	pthread_attr_destroy(&attr);
-	clock_gettime(CLOCK_REALTIME, &until);
-	wait_ms = atomic_load(&reaper_stuck) ? 100 : CLOSE_WAIT_MS;
-	until.tv_sec += wait_ms / 1000;
-	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&cl->mu);
-	while (!cl->done &&
-	    pthread_cond_timedwait(&cl->cv, &cl->mu, &until) == 0) {
-	}
-	done = cl->done;
-	if (!done) {
-		cl->abandoned = true;
-		pthread_mutex_lock(&abandoned_mu);
-		cl->next = abandoned;
-		abandoned = cl;
-		pthread_mutex_unlock(&abandoned_mu);
-	}
-	pthread_mutex_unlock(&cl->mu);
-	if (!done) {
-		if (!atomic_exchange(&reaper_stuck, true)) {
-			LOG_WARN("CLU-CLOSEHANG",
-			    "NNG socket close did not finish "
-			    "in %d ms (NNG 1.5 issue #1543); leaving it behind",
-			    CLOSE_WAIT_MS);
-		}
-		return;
-	}
-	/* The thread touches cl no more once done is set under the lock. */
-	closer_free(cl);
-	finish_destroy(b);
+	nanosleep(&ts, NULL);
+	clu_nng_close(b->sock, finish_cb, b, CLOSE_WAIT_MS);
 }
 
 int

@@ -16,6 +16,7 @@
 typedef struct member {
 	char name[PRO_WIRE_NAME_MAX + 1];
 	char addr[PRO_WIRE_ADDR_MAX + 1];
+	char direct[PRO_WIRE_ADDR_MAX + 1];
 	clu_status status;
 	uint64_t inc;
 	uint64_t start;
@@ -110,12 +111,17 @@ copy_str(char *dst, size_t cap, pro_wire_str s)
 	dst[n] = '\0';
 }
 
-/* Sets a member's address, noting a change for the dialer upkeep. */
+/* Sets a member's addresses from its digest entry, noting a change of the
+ * bus address for the dialer upkeep. */
 static void
-set_addr(clu_membership *m, member *r, pro_wire_str a)
+set_addr(clu_membership *m, member *r, const pro_wire_member *e)
 {
+	pro_wire_str a = e->addr;
 	size_t n = a.len < sizeof(r->addr) - 1 ? a.len : sizeof(r->addr) - 1;
 
+	if (e->direct.len > 0) {
+		copy_str(r->direct, sizeof(r->direct), e->direct);
+	}
 	if (strlen(r->addr) == n &&
 	    (n == 0 || memcmp(r->addr, a.ptr, n) == 0)) {
 		return;
@@ -407,7 +413,7 @@ clu_membership_merge(clu_membership *m, pro_wire_str sender,
 			if (!live(st) || (r = insert(m, e->name)) == NULL) {
 				continue;
 			}
-			set_addr(m, r, e->addr);
+			set_addr(m, r, e);
 			r->start = e->start_id;
 			r->inc = e->incarnation;
 			r->last_seen = now;
@@ -434,7 +440,7 @@ clu_membership_merge(clu_membership *m, pro_wire_str sender,
 				set_status(m, r, st, now, false);
 			}
 			if ((own || r->addr[0] == '\0') && e->addr.len > 0) {
-				set_addr(m, r, e->addr);
+				set_addr(m, r, e);
 			}
 			continue;
 		}
@@ -443,7 +449,7 @@ clu_membership_merge(clu_membership *m, pro_wire_str sender,
 				conflict(m, r, e->start_id);
 				continue;
 			}
-			set_addr(m, r, e->addr);
+			set_addr(m, r, e);
 			r->start = e->start_id;
 			r->inc = e->incarnation;
 			r->last_seen = now;
@@ -649,6 +655,7 @@ clu_membership_digest(const clu_membership *m, pro_wire_member *out, size_t max)
 	out[k].status = (uint8_t)s->status;
 	out[k].incarnation = s->inc;
 	out[k].start_id = s->start;
+	out[k].direct = pro_wire_cstr(s->direct);
 	k++;
 	for (size_t i = 0; i < m->n && k < max; i++) {
 		const member *r = &m->v[i];
@@ -660,6 +667,7 @@ clu_membership_digest(const clu_membership *m, pro_wire_member *out, size_t max)
 		out[k].status = (uint8_t)r->status;
 		out[k].incarnation = r->inc;
 		out[k].start_id = r->start;
+		out[k].direct = pro_wire_cstr(r->direct);
 		k++;
 	}
 	return k;
@@ -712,6 +720,21 @@ clu_membership_status(const clu_membership *m, const char *name)
 }
 
 const char *
+clu_membership_direct(const clu_membership *m, const char *name)
+{
+	long i = name != NULL ? search(m, pro_wire_cstr(name)) : -1;
+
+	return i >= 0 ? m->v[i].direct : "";
+}
+
+void
+clu_membership_set_direct(clu_membership *m, const char *url)
+{
+	snprintf(self_rec(m)->direct, sizeof(self_rec(m)->direct), "%s",
+	    url ? url : "");
+}
+
+const char *
 clu_membership_address(const clu_membership *m, const char *name)
 {
 	long i = name != NULL ? search(m, pro_wire_cstr(name)) : -1;
@@ -728,6 +751,7 @@ clu_membership_foreach(const clu_membership *m,
 		clu_member_info info = {
 			.name = r->name,
 			.address = r->addr,
+			.direct = r->direct,
 			.status = r->status,
 			.incarnation = r->inc,
 			.start_id = r->start,

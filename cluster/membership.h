@@ -30,6 +30,7 @@ const char *clu_status_name(clu_status s);
 typedef struct clu_member_info {
 	const char *name;
 	const char *address; /* advertised bus URL; "" until known */
+	const char *direct;  /* its addressed-path URL; "" until known */
 	clu_status status;
 	uint64_t incarnation;
 	uint64_t start_id;     /* the instance's start time, unix ms */
@@ -154,6 +155,12 @@ clu_status clu_membership_status(const clu_membership *m, const char *name);
 /* The advertised URL recorded for name: "" when unknown or no record.
  * Borrowed until the view changes. */
 const char *clu_membership_address(const clu_membership *m, const char *name);
+/* The member's addressed-path URL (learnt with its address), "" if
+ * unknown. Borrowed until the next change. */
+const char *clu_membership_direct(const clu_membership *m, const char *name);
+/* Sets our own addressed-path URL, sent in every digest (at most
+ * PRO_WIRE_ADDR_MAX bytes; longer is cut). */
+void clu_membership_set_direct(clu_membership *m, const char *url);
 
 /* Calls fn for every record in name order; fn must not change the view. */
 void clu_membership_foreach(const clu_membership *m,

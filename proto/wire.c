@@ -145,6 +145,7 @@ pro_wire_encode_digest(pro_wire_buf *out, pro_wire_kind kind,
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!name_ok(members[i].name) || !addr_ok(members[i].addr) ||
+		    !addr_ok(members[i].direct) ||
 		    members[i].status > PRO_WIRE_LEFT) {
 			return PL_EINVAL;
 		}
@@ -152,12 +153,13 @@ pro_wire_encode_digest(pro_wire_buf *out, pro_wire_kind kind,
 	enc_begin(&e, out, kind, h, 1);
 	msgpack_pack_array(&e.pk, n);
 	for (size_t i = 0; i < n; i++) {
-		msgpack_pack_array(&e.pk, 5);
+		msgpack_pack_array(&e.pk, 6);
 		pro_mp_pack_str(&e.pk, members[i].name);
 		pro_mp_pack_str(&e.pk, members[i].addr);
 		msgpack_pack_uint8(&e.pk, members[i].status);
 		msgpack_pack_uint64(&e.pk, members[i].incarnation);
 		msgpack_pack_uint64(&e.pk, members[i].start_id);
+		pro_mp_pack_str(&e.pk, members[i].direct);
 	}
 	return enc_end(&e);
 }
@@ -289,6 +291,12 @@ decode_digest(const msgpack_object *body, uint32_t nbody, pro_wire_msg *m,
 		    !pro_mp_uint(&e[2], PRO_WIRE_LEFT, &st) ||
 		    !pro_mp_uint(&e[3], UINT64_MAX, &mem[i].incarnation) ||
 		    !pro_mp_uint(&e[4], UINT64_MAX, &mem[i].start_id)) {
+			return PL_EPROTO;
+		}
+		mem[i].direct = pro_wire_cstr("");
+		if (arr[i].via.array.size > 5 &&
+		    (!pro_mp_str(&e[5], &mem[i].direct) ||
+			!addr_ok(mem[i].direct))) {
 			return PL_EPROTO;
 		}
 		mem[i].status = (uint8_t)st;

@@ -72,6 +72,8 @@ typedef struct pro_wire_member {
 	uint8_t status;    /* pro_wire_status */
 	uint64_t incarnation;
 	uint64_t start_id;
+	pro_wire_str direct; /* its addressed-path URL, may be empty (a sixth
+	                      * element older nodes do not send) */
 } pro_wire_member;
 
 /* A decoded message. Strings borrow from the decoded input buffer and arrays

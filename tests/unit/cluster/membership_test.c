@@ -24,7 +24,7 @@ entry(const char *name, const char *addr, int status, uint64_t inc,
     uint64_t start)
 {
 	pro_wire_member e = { pro_wire_cstr(name), pro_wire_cstr(addr),
-		(uint8_t)status, inc, start };
+		(uint8_t)status, inc, start, pro_wire_cstr("") };
 	return e;
 }
 

@@ -36,11 +36,11 @@ roundtrip_digest(void)
 {
 	pro_wire_member in[3] = {
 		{ pro_wire_cstr("n1"), pro_wire_cstr("tcp://10.0.0.1:4002"),
-		    PRO_WIRE_ALIVE, 5, 100 },
+		    PRO_WIRE_ALIVE, 5, 100, pro_wire_cstr("tcp://10.0.0.1:4003") },
 		{ pro_wire_cstr("n2"), pro_wire_cstr(""), PRO_WIRE_SUSPECT, 6,
-		    200 },
+		    200, pro_wire_cstr("") },
 		{ pro_wire_cstr("n3"), pro_wire_cstr("tcp://[::1]:4002"),
-		    PRO_WIRE_LEFT, UINT64_MAX, 300 },
+		    PRO_WIRE_LEFT, UINT64_MAX, 300, pro_wire_cstr("") },
 	};
 	pro_wire_str skip[2] = { pro_wire_cstr("n7"), pro_wire_cstr("n8") };
 	pro_wire_hdr h = hdr("n1");
@@ -67,6 +67,9 @@ roundtrip_digest(void)
 	ASSERT_EQ(m.u.digest.n, 3);
 	ASSERT_TRUE(str_is(m.u.digest.members[0].addr, "tcp://10.0.0.1:4002"));
 	ASSERT_TRUE(str_is(m.u.digest.members[1].addr, ""));
+	ASSERT_TRUE(
+	    str_is(m.u.digest.members[0].direct, "tcp://10.0.0.1:4003"));
+	ASSERT_TRUE(str_is(m.u.digest.members[1].direct, ""));
 	ASSERT_EQ(m.u.digest.members[1].status, PRO_WIRE_SUSPECT);
 	ASSERT_EQ(m.u.digest.members[2].incarnation, UINT64_MAX);
 	ASSERT_EQ(m.u.digest.members[2].start_id, 300);
@@ -178,7 +181,7 @@ encode_limits(void)
 	char topic[PRO_WIRE_TOPIC_MAX + 2];
 	pro_wire_hdr h = hdr("n1");
 	pro_wire_member bad = { pro_wire_cstr("x"), pro_wire_cstr(""), 4, 1,
-		1 };
+		1, pro_wire_cstr("") };
 	pro_wire_buf b;
 
 	memset(longname, 'a', sizeof(longname) - 1);
@@ -209,8 +212,10 @@ static void
 truncated(void)
 {
 	pro_wire_member mem[2] = {
-		{ pro_wire_cstr("n1"), pro_wire_cstr("tcp://a:1"), 0, 1, 1 },
-		{ pro_wire_cstr("n2"), pro_wire_cstr("tcp://b:1"), 2, 9, 9 },
+		{ pro_wire_cstr("n1"), pro_wire_cstr("tcp://a:1"), 0, 1, 1,
+		    pro_wire_cstr("tcp://a:2") },
+		{ pro_wire_cstr("n2"), pro_wire_cstr("tcp://b:1"), 2, 9, 9,
+		    pro_wire_cstr("") },
 	};
 	pro_wire_hdr h = hdr("n1");
 	pro_wire_buf b;
@@ -258,8 +263,10 @@ static void
 random_input(void)
 {
 	pro_wire_member mem[2] = {
-		{ pro_wire_cstr("n1"), pro_wire_cstr("tcp://a:1"), 0, 1, 1 },
-		{ pro_wire_cstr("n2"), pro_wire_cstr("tcp://b:1"), 2, 9, 9 },
+		{ pro_wire_cstr("n1"), pro_wire_cstr("tcp://a:1"), 0, 1, 1,
+		    pro_wire_cstr("tcp://a:2") },
+		{ pro_wire_cstr("n2"), pro_wire_cstr("tcp://b:1"), 2, 9, 9,
+		    pro_wire_cstr("") },
 	};
 	pro_wire_hdr h = hdr("n1");
 	unsigned char buf[512];
