@@ -35,6 +35,15 @@ static const flag flags[] = {
 	    "NNG bus address this node listens on" },
 	{ "advertise", S(advertise), NULL, 0, 0,
 	    "bus address other nodes dial" },
+	{ "cluster-direct-listen", S(cluster_direct_listen), NULL, 0, 0,
+	    "address of the addressed path (catch-up requests to one node)" },
+	{ "cluster-direct-advertise", S(cluster_direct_advertise), NULL, 0, 0,
+	    "addressed-path address other nodes dial" },
+	{ "ack-replicas", L(ack_replicas), "1", 1, 16,
+	    "nodes that must hold a comment durably before its ok reply" },
+	{ "catchup-timeout", L(catchup_timeout), "120", 0, 86400,
+	    "seconds a new node waits to catch up with its peers' comments "
+	    "before /readyz turns 200 (0: do not wait)" },
 	{ "join", S(join), NULL, 0, 0,
 	    "comma-separated seed bus URLs, or dns:NAME:PORT" },
 	{ "node-name", S(node_name), NULL, 0, 0, "unique name in the cluster" },
@@ -235,6 +244,9 @@ shown_default(const char *name)
 {
 	static const char *const shown[][2] = {
 		{ "advertise", "from the hostname" },
+		{ "cluster-direct-listen", "--cluster-listen's port + 1" },
+		{ "cluster-direct-advertise",
+		    "the advertised host, the direct port" },
 		{ "node-name", "the hostname" },
 		{ "jwt-secret", "generated once into the data dir" },
 		{ "allowed-origins", "any" },

@@ -8,14 +8,18 @@
 #include <stdint.h>
 
 typedef struct brk_config {
-	char *listen;          /* host:port for WebSocket and public HTTP */
-	char *admin;           /* host:port for the admin API */
-	char *cluster_listen;  /* NNG bus URL */
-	char *advertise;       /* bus URL peers dial; NULL = derived */
-	char *join;            /* comma-separated seeds */
-	char *node_name;       /* NULL = hostname */
-	char *data;            /* LMDB directory */
-	char *jwt_secret;      /* NULL = generated into data dir */
+	char *listen;         /* host:port for WebSocket and public HTTP */
+	char *admin;          /* host:port for the admin API */
+	char *cluster_listen; /* NNG bus URL */
+	char *advertise;      /* bus URL peers dial; NULL = derived */
+	char *cluster_direct_listen;    /* addressed path; NULL = derived */
+	char *cluster_direct_advertise; /* NULL = derived */
+	long ack_replicas;              /* nodes durable before an ok */
+	long catchup_timeout;           /* seconds before ready anyway */
+	char *join;                     /* comma-separated seeds */
+	char *node_name;                /* NULL = hostname */
+	char *data;                     /* LMDB directory */
+	char *jwt_secret;               /* NULL = generated into data dir */
 	char *jwt_secret_file; /* one secret a line, signing one first */
 	char *allowed_origins; /* NULL = any */
 	char *rate_limit;      /* "30/60" */

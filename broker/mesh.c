@@ -238,6 +238,8 @@ brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
 	o.node_name = brk_node_name(n);
 	o.listen_url = cfg->cluster_listen;
 	o.advertise_url = cfg->advertise;
+	o.direct_listen_url = cfg->cluster_direct_listen;
+	o.direct_advertise_url = cfg->cluster_direct_advertise;
 	o.join = cfg->join;
 	o.cb.on_member_change = on_member_change;
 	o.cb.on_broadcast = on_broadcast;

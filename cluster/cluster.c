@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cluster/bus.h"
+#include "cluster/direct.h"
 #include "cluster/filter.h"
 #include "cluster/seeds.h"
 #include "common/clock.h"
@@ -23,12 +24,15 @@
 #define QUEUE_MAX 16384        /* received frames waiting for the loop */
 #define FRAME_MAX (256u << 10) /* batch envelopes up to this many bytes */
 #define LEAVE_LINGER_MS 50
+#define CLU_REQUESTS_MAX 64 /* our addressed requests in flight */
 
 struct clu_cluster {
 	clu_cluster_opts o;
 	char name[PRO_WIRE_NAME_MAX + 1];
 	char *advertise;
 	clu_bus *bus;
+	clu_direct *direct; /* the addressed path */
+	char *direct_advertise;
 	clu_membership *mem;
 
 	clu_seeds *seeds; /* --join, DNS answers, our own URLs */
@@ -67,6 +71,16 @@ struct clu_cluster {
 		void *arg;
 	} svc[CLU_SERVICES_MAX];
 	size_t nsvc;
+
+	/* Our requests on the addressed path, by tag. */
+	struct pending_req {
+		uint64_t tag; /* 0: free slot */
+		clu_reply_fn cb;
+		void *arg;
+	} reqs[CLU_REQUESTS_MAX];
+	uint64_t next_tag;
+	pro_wire_buf scratch; /* request and reply envelopes */
+	pro_wire_buf answer;  /* a service's answer */
 
 	clu_cluster_stats st;
 };
@@ -128,6 +142,7 @@ flush(clu_cluster *c)
 	}
 	if (clu_bus_send(c->bus, c->out.data, c->out.len) == PL_OK) {
 		c->st.sent += c->out_count;
+		c->st.bus_bytes_out += c->out.len;
 	} else {
 		c->st.dropped += c->out_count;
 	}
@@ -278,6 +293,168 @@ clu_cluster_add_service(clu_cluster *c, const clu_service_ops *ops, void *arg)
 	c->svc[c->nsvc].arg = arg;
 	c->nsvc++;
 	return PL_OK;
+}
+
+/* ---- the addressed path ---- */
+
+static const clu_service_ops *
+service_of(clu_cluster *c, uint32_t kind, void **arg)
+{
+	for (size_t i = 0; i < c->nsvc; i++) {
+		const clu_service_ops *ops = c->svc[i].ops;
+
+		if (kind >= ops->kind_first &&
+		    kind - ops->kind_first < ops->kind_count) {
+			*arg = c->svc[i].arg;
+			return ops;
+		}
+	}
+	return NULL;
+}
+
+int
+clu_cluster_request(clu_cluster *c, const char *to, uint32_t kind,
+    const void *bytes, size_t len, uint32_t timeout_ms, clu_reply_fn cb,
+    void *arg)
+{
+	struct pending_req *slot = NULL;
+	const char *url;
+	int rc;
+
+	if (to == NULL || cb == NULL || !name_valid(to) ||
+	    strcmp(to, c->name) == 0) {
+		return PL_EINVAL;
+	}
+	if (clu_membership_self_left(c->mem)) {
+		return PL_ECLOSED;
+	}
+	if (clu_filter_blocked(c->filter, to)) {
+		return PL_EAGAIN;
+	}
+	url = clu_membership_direct(c->mem, to);
+	if (url[0] == '\0') {
+		return PL_ENOTFOUND;
+	}
+	for (size_t i = 0; i < CLU_REQUESTS_MAX && slot == NULL; i++) {
+		if (c->reqs[i].tag == 0) {
+			slot = &c->reqs[i];
+		}
+	}
+	if (slot == NULL) {
+		return PL_EFULL;
+	}
+	c->scratch.len = 0;
+	if ((rc = pro_wire_encode_request(&c->scratch, pro_wire_cstr(c->name),
+		 kind, bytes, len)) != PL_OK ||
+	    (rc = clu_direct_request(c->direct, url, c->scratch.data,
+		 c->scratch.len, timeout_ms, ++c->next_tag)) != PL_OK) {
+		return rc;
+	}
+	slot->tag = c->next_tag;
+	slot->cb = cb;
+	slot->arg = arg;
+	return PL_OK;
+}
+
+/* Answers a request from another node with its service's reply. */
+static void
+serve_request(clu_cluster *c, const clu_direct_ev *ev)
+{
+	char from[PRO_WIRE_NAME_MAX + 1];
+	const clu_service_ops *ops;
+	pro_wire_str sender, bytes;
+	uint32_t kind;
+	void *sarg = NULL;
+	int rc;
+
+	c->answer.len = 0;
+	if (pro_wire_decode_request(
+		ev->data, ev->len, &sender, &kind, &bytes) != PL_OK) {
+		c->st.malformed++;
+		rc = PL_EPROTO;
+	} else {
+		copy_str(from, sender);
+		if (clu_filter_blocked(c->filter, from)) {
+			c->st.blocked++;
+			rc = PL_EAGAIN;
+		} else if ((ops = service_of(c, kind, &sarg)) == NULL ||
+		    ops->on_request == NULL) {
+			c->st.unknown++;
+			rc = PL_ENOTFOUND;
+		} else {
+			rc = ops->on_request(
+			    sarg, from, kind, bytes.ptr, bytes.len, &c->answer);
+		}
+	}
+	c->scratch.len = 0;
+	if (rc != PL_OK) {
+		c->answer.len = 0;
+	}
+	if (pro_wire_encode_reply(&c->scratch, (uint32_t)rc, c->answer.data,
+		c->answer.len) == PL_OK) {
+		clu_direct_reply(
+		    c->direct, ev->id, c->scratch.data, c->scratch.len);
+	}
+}
+
+static void
+complete_request(clu_cluster *c, const clu_direct_ev *ev)
+{
+	struct pending_req *slot = NULL, r;
+	pro_wire_str bytes = { "", 0 };
+	uint32_t status;
+	int rc = ev->status;
+
+	for (size_t i = 0; i < CLU_REQUESTS_MAX && slot == NULL; i++) {
+		if (c->reqs[i].tag == ev->id) {
+			slot = &c->reqs[i];
+		}
+	}
+	if (slot == NULL) {
+		return;
+	}
+	r = *slot;
+	slot->tag = 0;
+	if (rc == PL_OK) {
+		if (pro_wire_decode_reply(ev->data, ev->len, &status, &bytes) !=
+		    PL_OK) {
+			c->st.malformed++;
+			rc = PL_EPROTO;
+		} else {
+			rc = (int)status;
+		}
+	}
+	if (rc != PL_OK) {
+		bytes.ptr = "";
+		bytes.len = 0;
+	}
+	r.cb(r.arg, rc, bytes.ptr, bytes.len);
+}
+
+/* Handles what the addressed path completed since the last call, at most
+ * budget events (0: all). Returns true when it stopped at the budget. */
+static bool
+drain_direct(clu_cluster *c, size_t budget)
+{
+	clu_direct_ev ev;
+	size_t n = 0;
+
+	for (; (budget == 0 || n < budget) && clu_direct_next(c->direct, &ev);
+	     n++) {
+		if (ev.type == CLU_DIRECT_REQUEST) {
+			serve_request(c, &ev);
+		} else {
+			complete_request(c, &ev);
+		}
+		clu_direct_ev_release(&ev);
+	}
+	return budget != 0 && n == budget;
+}
+
+const char *
+clu_cluster_direct_address(const clu_cluster *c)
+{
+	return c->direct_advertise;
 }
 
 /* ---- dialing ---- */
@@ -528,6 +705,8 @@ handle_frame(clu_cluster *c, clu_bus_msg *bm, uint64_t now)
 {
 	const char *p = clu_bus_msg_data(bm);
 	size_t left = clu_bus_msg_len(bm), used;
+
+	c->st.bus_bytes_in += left;
 	uint32_t pipe = clu_bus_msg_pipe(bm);
 
 	do {
@@ -560,6 +739,7 @@ drain(clu_cluster *c, uint64_t now, size_t budget)
 {
 	clu_bus_msg *bm;
 	size_t done = 0;
+	bool more;
 
 	clu_bus_clear_fd(c->bus);
 	if (clu_seeds_take_resolved(c->seeds)) {
@@ -571,11 +751,12 @@ drain(clu_cluster *c, uint64_t now, size_t budget)
 		handle_frame(c, bm, now);
 		clu_bus_msg_free(bm);
 	}
+	more = drain_direct(c, budget);
 	if (clu_membership_take_urgent(c->mem) || c->gossip_now) {
 		c->gossip_now = false;
 		send_digest(c, PRO_WIRE_PING, NULL);
 	}
-	return budget != 0 && done == budget;
+	return more || (budget != 0 && done == budget);
 }
 
 static void
@@ -651,6 +832,47 @@ clu_cluster_tick(clu_cluster *c, uint64_t now)
 
 /* ---- lifecycle ---- */
 
+static void
+wake_bus(void *arg)
+{
+	clu_bus_wake(arg);
+}
+
+/* The addressed path listens beside the bus and shares its wake-up fd. */
+static int
+open_direct(clu_cluster *c, const clu_cluster_opts *o, const char *bus_listen)
+{
+	clu_direct_opts d;
+	char *listen = o->direct_listen_url
+	    ? strdup(o->direct_listen_url)
+	    : clu_seeds_direct_listen(bus_listen);
+	int rc;
+
+	if (listen == NULL) {
+		LOG_ERR("CLU-DIRECTURL",
+		    "no addressed-path URL: give one beside %s", bus_listen);
+		return PL_EINVAL;
+	}
+	d.listen_url = listen;
+	d.recv_max = o->recv_max_bytes;
+	d.reconnect_min_ms = o->reconnect_min_ms;
+	d.reconnect_max_ms = o->reconnect_max_ms;
+	d.wake = wake_bus;
+	d.wake_arg = c->bus;
+	rc = clu_direct_create(&c->direct, &d);
+	if (rc == PL_OK) {
+		c->direct_advertise = o->direct_advertise_url
+		    ? strdup(o->direct_advertise_url)
+		    : clu_seeds_derive_advertise(
+			  c->advertise, clu_direct_port(c->direct));
+		rc = c->direct_advertise ? PL_OK : PL_ENOMEM;
+		LOG_INFO("CLU-DIRECT", "addressed path on %s, advertised as %s",
+		    listen, c->direct_advertise ? c->direct_advertise : "?");
+	}
+	free(listen);
+	return rc;
+}
+
 int
 clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o)
 {
@@ -724,6 +946,9 @@ clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o)
 		 clu_bus_fd(c->bus))) != PL_OK) {
 		goto fail;
 	}
+	if ((rc = open_direct(c, o, bo.listen_url)) != PL_OK) {
+		goto fail;
+	}
 	rc = PL_ENOMEM;
 	mo.suspect_after_ms = o->suspect_after_ms;
 	mo.dead_after_ms = o->dead_after_ms;
@@ -736,6 +961,7 @@ clu_cluster_create(clu_cluster **out, const clu_cluster_opts *o)
 		 o->start_id ? o->start_id : pl_wall_ms(), &mo)) != PL_OK) {
 		goto fail;
 	}
+	clu_membership_set_direct(c->mem, c->direct_advertise);
 	LOG_INFO("CLU-START", "cluster node %s listening on %s, advertising %s",
 	    c->name, bo.listen_url, c->advertise);
 	reconcile_dialers(c);
@@ -763,10 +989,15 @@ clu_cluster_destroy(clu_cluster *c, bool crash)
 		nanosleep(&ts, NULL);
 	}
 	clu_seeds_destroy(c->seeds);
+	/* Before the bus: its NNG threads wake the bus's fd. */
+	clu_direct_destroy(c->direct);
 	clu_bus_destroy(c->bus);
 	clu_membership_destroy(c->mem);
 	clu_filter_destroy(c->filter);
 	pro_wire_buf_free(&c->out);
+	pro_wire_buf_free(&c->scratch);
+	pro_wire_buf_free(&c->answer);
+	free(c->direct_advertise);
 	free(c->digest);
 	free(c->advertise);
 	free(c);
@@ -856,6 +1087,8 @@ count_member(void *arg, const clu_member_info *m)
 void
 clu_cluster_stats_get(const clu_cluster *c, clu_cluster_stats *out)
 {
+	clu_direct_stats ds;
+
 	*out = c->st;
 	out->dropped += clu_bus_queue_dropped(c->bus);
 	out->name_conflicts = clu_membership_conflicts(c->mem);
@@ -863,4 +1096,10 @@ clu_cluster_stats_get(const clu_cluster *c, clu_cluster_stats *out)
 	out->members_dead = out->members_left = 0;
 	clu_membership_foreach(c->mem, count_member, out);
 	out->dialers = (uint32_t)clu_bus_dialer_count(c->bus);
+	clu_direct_stats_get(c->direct, &ds);
+	out->requests_sent = ds.requests_sent;
+	out->requests_served = ds.requests_served;
+	out->requests_failed = ds.failures;
+	out->direct_bytes_in = ds.bytes_in;
+	out->direct_bytes_out = ds.bytes_out;
 }

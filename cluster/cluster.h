@@ -48,18 +48,22 @@ typedef struct clu_cluster_opts {
 	const char *listen_url;    /* NULL: tcp://0.0.0.0:4002; port 0 picks */
 	const char *advertise_url; /* NULL: tcp://<listen host, or hostname
 	                             * when listening on any>:<bound port> */
-	const char *join;          /* comma-separated bus URLs and
+	const char *direct_listen_url;    /* NULL: the listen URL with its port
+	                                * + 1 (0 stays 0: any) */
+	const char *direct_advertise_url; /* NULL: the advertised host with
+	                                   * the direct port bound */
+	const char *join;                 /* comma-separated bus URLs and
 	                             * dns:NAME:PORT entries; NULL: none */
-	uint64_t start_id;         /* 0: now in unix ms (the normal case) */
-	uint32_t heartbeat_ms;     /* 500 */
-	uint32_t suspect_after_ms; /* 1500 of silence: alive -> suspect */
-	uint32_t dead_after_ms;    /* 3000 more: suspect -> dead */
-	uint32_t forget_after_ms;  /* 600000: dead/left records dropped */
-	uint32_t dns_interval_ms;  /* 3000: re-resolve while alone */
-	uint32_t reconnect_min_ms; /* 100 */
-	uint32_t reconnect_max_ms; /* 2000 */
-	size_t recv_max_bytes;     /* 4 MiB */
-	uint32_t malformed_limit;  /* 10 malformed messages from one
+	uint64_t start_id;            /* 0: now in unix ms (the normal case) */
+	uint32_t heartbeat_ms;        /* 500 */
+	uint32_t suspect_after_ms;    /* 1500 of silence: alive -> suspect */
+	uint32_t dead_after_ms;       /* 3000 more: suspect -> dead */
+	uint32_t forget_after_ms;     /* 600000: dead/left records dropped */
+	uint32_t dns_interval_ms;     /* 3000: re-resolve while alone */
+	uint32_t reconnect_min_ms;    /* 100 */
+	uint32_t reconnect_max_ms;    /* 2000 */
+	size_t recv_max_bytes;        /* 4 MiB */
+	uint32_t malformed_limit;     /* 10 malformed messages from one
 	                             * connection within ... */
 	uint32_t malformed_window_ms; /* ... 10000 ms cut it off */
 	clu_cluster_callbacks cb;
@@ -118,6 +122,27 @@ int clu_cluster_broadcast(clu_cluster *c, const char *topic, const char *event,
 #define CLU_SERVICES_MAX 8
 int
 clu_cluster_add_service(clu_cluster *c, const clu_service_ops *ops, void *arg);
+
+/* Outcome of clu_cluster_request: status PL_OK with the service's answer
+ * (bytes borrowed for the call), or PL_EAGAIN (no answer in time, no
+ * connection), PL_ENOTFOUND (`to` has no such service or is unknown),
+ * PL_EPROTO (a malformed answer), or the error the service returned. */
+typedef void (*clu_reply_fn)(
+    void *arg, int status, const void *bytes, size_t len);
+
+/* Sends bytes (copied) to the service owning app_kind on node `to` over the
+ * addressed path, which reaches that node only; cb(arg, ...) runs exactly
+ * once from a later poll/tick, unless the cluster is destroyed first (then
+ * never). Returns PL_OK, or without calling cb: PL_EINVAL, PL_ENOTFOUND (no
+ * addressed-path URL known for `to`), PL_EAGAIN (`to` is blocked by the
+ * fault hook), PL_EFULL (too many requests in flight), PL_ECLOSED (after
+ * leave), PL_ENOMEM, PL_EIO. */
+int clu_cluster_request(clu_cluster *c, const char *to, uint32_t app_kind,
+    const void *bytes, size_t len, uint32_t timeout_ms, clu_reply_fn cb,
+    void *arg);
+
+/* This node's addressed-path URL as advertised; borrowed until destroy. */
+const char *clu_cluster_direct_address(const clu_cluster *c);
 
 /* Queues an opaque message for node `to`, or for every other node when to
  * is NULL (to must not be this node). Same batching and errors as
@@ -179,7 +204,15 @@ typedef struct clu_cluster_stats {
 	uint64_t broadcasts_delivered;
 	uint64_t apps_sent;
 	uint64_t apps_delivered;
-	uint32_t members_alive; /* self included */
+	uint64_t bus_bytes_in;  /* frames received on the bus */
+	uint64_t bus_bytes_out; /* frames handed to the bus (each goes
+	                            * to every connected peer) */
+	uint64_t requests_sent; /* on the addressed path */
+	uint64_t requests_served;
+	uint64_t requests_failed;  /* ours that got no answer */
+	uint64_t direct_bytes_in;  /* addressed-path bytes received */
+	uint64_t direct_bytes_out; /* addressed-path bytes sent */
+	uint32_t members_alive;    /* self included */
 	uint32_t members_suspect;
 	uint32_t members_dead;
 	uint32_t members_left;

@@ -141,6 +141,17 @@ clu_filter_drops(const clu_filter *f, const pro_wire_hdr *h, const char *self)
 	return false;
 }
 
+bool
+clu_filter_blocked(const clu_filter *f, const char *name)
+{
+	for (size_t i = 0; i < f->n_blocked; i++) {
+		if (strcmp(name, f->blocked[i]) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
 size_t
 clu_filter_skip(const clu_filter *f, pro_wire_str *skip)
 {

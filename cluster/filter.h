@@ -41,6 +41,10 @@ int clu_filter_block(clu_filter *f, const char *name, bool blocked);
 bool
 clu_filter_drops(const clu_filter *f, const pro_wire_hdr *h, const char *self);
 
+/* True when traffic with name is blocked here (the addressed path checks
+ * both its requests and the ones it serves against this). */
+bool clu_filter_blocked(const clu_filter *f, const char *name);
+
 /* Fills skip (room for PRO_WIRE_SKIP_MAX) with the blocked names, for the
  * header of every message we send, so that one call blocks both
  * directions. Strings borrow from f until it changes. Returns the count. */

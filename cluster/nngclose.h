@@ -20,7 +20,7 @@
  * hung, waits at most 100 ms. Returns true when the close (and done) has
  * run by the time it returns. The first close that times out is logged
  * (CLU-CLOSEHANG). */
-bool clu_nng_close(nng_socket sock, void (*done)(void *arg), void *arg,
-    int wait_ms);
+bool
+clu_nng_close(nng_socket sock, void (*done)(void *arg), void *arg, int wait_ms);
 
 #endif

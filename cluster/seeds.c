@@ -474,3 +474,24 @@ clu_seeds_derive_advertise(const char *listen, int bound_port)
 	}
 	return strdup(out);
 }
+
+char *
+clu_seeds_direct_listen(const char *bus)
+{
+	const char *colon = bus ? strrchr(bus, ':') : NULL;
+	char out[400];
+	char *end;
+	long port;
+
+	if (bus == NULL || strncmp(bus, "tcp://", 6) != 0 || colon == NULL ||
+	    colon < bus + 6 || strlen(bus) >= sizeof(out) - 8) {
+		return NULL;
+	}
+	port = strtol(colon + 1, &end, 10);
+	if (end == colon + 1 || *end != '\0' || port < 0 || port > 65535) {
+		return NULL;
+	}
+	snprintf(out, sizeof(out), "%.*s:%ld", (int)(colon - bus), bus,
+	    port == 0 ? 0 : (port + 1) % 65536);
+	return strdup(out);
+}

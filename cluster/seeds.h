@@ -67,6 +67,12 @@ int clu_seeds_parse_join(
  * are returned as they are. Caller frees; NULL when out of memory. */
 char *clu_seeds_derive_advertise(const char *listen_url, int bound_port);
 
+/* The addressed path's default listen URL beside the bus listen URL
+ * tcp://HOST:PORT: tcp://HOST:PORT+1, or port 0 (any) when PORT is 0.
+ * Caller frees; NULL when the bus URL is not tcp://HOST:PORT or out of
+ * memory. */
+char *clu_seeds_direct_listen(const char *bus_listen_url);
+
 /* Frees n strings and the array; NULL is fine. */
 void clu_seeds_strv_free(char **v, size_t n);
 

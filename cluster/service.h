@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "cluster/membership.h"
+#include "proto/wire.h"
 
 /* App-kind ranges, [first, first + count). */
 enum {
@@ -49,6 +50,12 @@ typedef struct clu_service_ops {
 	/* About every CLU_CLUSTER_TICK_MS, after membership has been updated;
 	 * now_ms is the caller's monotonic clock. */
 	void (*on_tick)(void *arg, uint64_t now_ms);
+	/* A request on the addressed path (clu_cluster_request) from node
+	 * `from`: append the answer to *reply and return PL_OK; any other
+	 * return is sent to the asker as its status with no bytes. Runs on
+	 * the loop: keep it short (bounded work per request). */
+	int (*on_request)(void *arg, const char *from, uint32_t kind,
+	    const void *bytes, size_t len, pro_wire_buf *reply);
 } clu_service_ops;
 
 #endif

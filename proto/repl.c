@@ -185,8 +185,8 @@ pro_repl_encode_pull(
 }
 
 int
-pro_repl_encode_chunk(pro_wire_buf *out, pro_wire_str origin,
-    uint64_t through, bool more, const pro_repl_comment *c, size_t n)
+pro_repl_encode_chunk(pro_wire_buf *out, pro_wire_str origin, uint64_t through,
+    bool more, const pro_repl_comment *c, size_t n)
 {
 	pro_mp_enc e;
 
@@ -335,8 +335,7 @@ decode_seqs(const msgpack_object *o, msgpack_zone *z, pro_repl_msg *m)
 
 /* f[0..n) are the fields after version and type. */
 static int
-decode_body(const msgpack_object *f, size_t n, msgpack_zone *z,
-    pro_repl_msg *m)
+decode_body(const msgpack_object *f, size_t n, msgpack_zone *z, pro_repl_msg *m)
 {
 	switch (m->type) {
 	case PRO_REPL_VEC: return n < 1 ? PL_EPROTO : decode_vec(&f[0], z, m);
@@ -405,8 +404,8 @@ pro_repl_decode(const void *buf, size_t len, pro_repl_msg *out)
 		goto fail;
 	}
 	out->type = (pro_repl_type)type;
-	rc = decode_body(root.via.array.ptr + 2, root.via.array.size - 2, z,
-	    out);
+	rc = decode_body(
+	    root.via.array.ptr + 2, root.via.array.size - 2, z, out);
 	if (rc != PL_OK) {
 		goto fail;
 	}

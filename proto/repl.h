@@ -27,13 +27,13 @@
 #include "proto/wire.h"
 
 #define PRO_REPL_VERSION 1
-#define PRO_REPL_ORIGIN_MAX 128   /* bytes, printable ASCII */
-#define PRO_REPL_ID_LEN 24        /* comment ids: lowercase hex */
-#define PRO_REPL_VIDEO_MAX 256    /* bytes, no NUL */
-#define PRO_REPL_USER_MAX 256     /* bytes, no NUL */
+#define PRO_REPL_ORIGIN_MAX 128    /* bytes, printable ASCII */
+#define PRO_REPL_ID_LEN 24         /* comment ids: lowercase hex */
+#define PRO_REPL_VIDEO_MAX 256     /* bytes, no NUL */
+#define PRO_REPL_USER_MAX 256      /* bytes, no NUL */
 #define PRO_REPL_CONTENT_MAX 65536 /* bytes, no NUL */
-#define PRO_REPL_BATCH_MAX 4096   /* comments or seqs in one message */
-#define PRO_REPL_VEC_MAX 8192     /* origins in one vector */
+#define PRO_REPL_BATCH_MAX 4096    /* comments or seqs in one message */
+#define PRO_REPL_VEC_MAX 8192      /* origins in one vector */
 
 typedef enum pro_repl_type {
 	PRO_REPL_VEC = 1,
@@ -80,10 +80,10 @@ typedef struct pro_repl_msg {
 /* Encoders append one message to out. Returns PL_OK, PL_EINVAL (a field
  * over its limit, a malformed origin or id, too many items), PL_ENOMEM; on
  * error out is left as it was. */
-int pro_repl_encode_vec(
-    pro_wire_buf *out, const pro_repl_mark *marks, size_t n);
-int pro_repl_encode_comments(pro_wire_buf *out, pro_wire_str origin,
-    bool ack, const pro_repl_comment *c, size_t n);
+int
+pro_repl_encode_vec(pro_wire_buf *out, const pro_repl_mark *marks, size_t n);
+int pro_repl_encode_comments(pro_wire_buf *out, pro_wire_str origin, bool ack,
+    const pro_repl_comment *c, size_t n);
 int pro_repl_encode_ack(
     pro_wire_buf *out, pro_wire_str origin, const uint64_t *seqs, size_t n);
 int pro_repl_encode_pull(

@@ -403,6 +403,110 @@ pro_wire_msg_release(pro_wire_msg *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/* ---- addressed path ---- */
+
+int
+pro_wire_encode_request(pro_wire_buf *out, pro_wire_str sender,
+    uint32_t app_kind, const void *bytes, size_t len)
+{
+	pro_mp_enc e;
+
+	if (!name_ok(sender) || (len > 0 && bytes == NULL)) {
+		return PL_EINVAL;
+	}
+	pro_mp_enc_begin(&e, out);
+	msgpack_pack_array(&e.pk, 4);
+	msgpack_pack_uint64(&e.pk, PRO_WIRE_VERSION);
+	pro_mp_pack_str(&e.pk, sender);
+	msgpack_pack_uint32(&e.pk, app_kind);
+	pro_mp_pack_bin(&e.pk, bytes, len);
+	return pro_mp_enc_end(&e);
+}
+
+int
+pro_wire_encode_reply(
+    pro_wire_buf *out, uint32_t status, const void *bytes, size_t len)
+{
+	pro_mp_enc e;
+
+	if (len > 0 && bytes == NULL) {
+		return PL_EINVAL;
+	}
+	pro_mp_enc_begin(&e, out);
+	msgpack_pack_array(&e.pk, 3);
+	msgpack_pack_uint64(&e.pk, PRO_WIRE_VERSION);
+	msgpack_pack_uint32(&e.pk, status);
+	pro_mp_pack_bin(&e.pk, bytes, len);
+	return pro_mp_enc_end(&e);
+}
+
+/* Unpacks one small array of at least n fields whose first is a version
+ * this build reads; the elements stay in z. */
+static int
+unpack_envelope(const void *buf, size_t len, msgpack_zone *z, uint32_t n,
+    const msgpack_object **f)
+{
+	msgpack_object root;
+	uint64_t version;
+	size_t off = 0, end;
+
+	if (buf == NULL || len == 0 || !pro_mp_scan(buf, len, 16, 3, &end) ||
+	    end != len ||
+	    msgpack_unpack(buf, len, &off, z, &root) !=
+		MSGPACK_UNPACK_SUCCESS ||
+	    off != len || root.type != MSGPACK_OBJECT_ARRAY ||
+	    root.via.array.size < n ||
+	    !pro_mp_uint(&root.via.array.ptr[0], UINT64_MAX, &version) ||
+	    version == 0 || version > PRO_WIRE_VERSION) {
+		return PL_EPROTO;
+	}
+	*f = root.via.array.ptr;
+	return PL_OK;
+}
+
+int
+pro_wire_decode_request(const void *buf, size_t len, pro_wire_str *sender,
+    uint32_t *app_kind, pro_wire_str *bytes)
+{
+	msgpack_zone z;
+	const msgpack_object *f;
+	uint64_t k;
+	int rc = PL_EPROTO;
+
+	if (!msgpack_zone_init(&z, 256)) {
+		return PL_ENOMEM;
+	}
+	if (unpack_envelope(buf, len, &z, 4, &f) == PL_OK &&
+	    get_name(&f[1], sender) && pro_mp_uint(&f[2], UINT32_MAX, &k) &&
+	    pro_mp_bytes(&f[3], bytes)) {
+		*app_kind = (uint32_t)k;
+		rc = PL_OK;
+	}
+	msgpack_zone_destroy(&z);
+	return rc;
+}
+
+int
+pro_wire_decode_reply(
+    const void *buf, size_t len, uint32_t *status, pro_wire_str *bytes)
+{
+	msgpack_zone z;
+	const msgpack_object *f;
+	uint64_t st;
+	int rc = PL_EPROTO;
+
+	if (!msgpack_zone_init(&z, 256)) {
+		return PL_ENOMEM;
+	}
+	if (unpack_envelope(buf, len, &z, 3, &f) == PL_OK &&
+	    pro_mp_uint(&f[1], UINT32_MAX, &st) && pro_mp_bytes(&f[2], bytes)) {
+		*status = (uint32_t)st;
+		rc = PL_OK;
+	}
+	msgpack_zone_destroy(&z);
+	return rc;
+}
+
 const char *
 pro_wire_kind_name(uint64_t kind)
 {

@@ -145,6 +145,22 @@ pro_wire_decode(const void *buf, size_t len, size_t *used, pro_wire_msg *out);
 /* Frees what pro_wire_decode() allocated; safe on a zeroed struct. */
 void pro_wire_msg_release(pro_wire_msg *m);
 
+/* The addressed path (a request to one node, its reply) has its own two
+ * envelopes: request [version, sender, app_kind, bytes] and reply
+ * [version, status, bytes], where status is a pl_err (0: bytes is the
+ * service's answer). Encoders append to out and return PL_OK, PL_EINVAL (bad
+ * sender), PL_ENOMEM. Decoders take exactly one envelope and return PL_OK,
+ * PL_EPROTO (malformed, trailing bytes, newer version); the strings borrow
+ * from buf. */
+int pro_wire_encode_request(pro_wire_buf *out, pro_wire_str sender,
+    uint32_t app_kind, const void *bytes, size_t len);
+int pro_wire_decode_request(const void *buf, size_t len, pro_wire_str *sender,
+    uint32_t *app_kind, pro_wire_str *bytes);
+int pro_wire_encode_reply(
+    pro_wire_buf *out, uint32_t status, const void *bytes, size_t len);
+int pro_wire_decode_reply(
+    const void *buf, size_t len, uint32_t *status, pro_wire_str *bytes);
+
 /* Static text for a kind ("ping", ...), "unknown" otherwise. */
 const char *pro_wire_kind_name(uint64_t kind);
 

@@ -174,7 +174,7 @@ describe('leader failure and restart', () => {
 
       // Same name, host, ports and data directory: the same command line.
       const again = await start({
-        host: n1.host, name: 'n1', port: n1.port, adminPort: n1.adminPort, busPort: n1.busPort, data: n1.data,
+        host: n1.host, name: 'n1', port: n1.port, adminPort: n1.adminPort, busPort: n1.busPort, directPort: n1.directPort, data: n1.data,
       });
       const t1 = Date.now();
       const trio = [again, n2, n3];

@@ -37,7 +37,7 @@ describe('sticky leader', () => {
         old.proc.kill('SIGTERM');
         await assertExit0(old, assert);
         nodes[name] = await startNode({
-          host: old.host, name, port: old.port, adminPort: old.adminPort, busPort: old.busPort,
+          host: old.host, name, port: old.port, adminPort: old.adminPort, busPort: old.busPort, directPort: old.directPort,
           data: old.data, join: seeds,
         });
         // Expected: the role moves only if the restarted node held it, to

@@ -67,12 +67,14 @@ export async function startNode(opts = {}) {
   const port = opts.port || await freePort(host);
   const adminPort = opts.adminPort || await freePort(host);
   const busPort = opts.busPort || await freePort(host);
+  const directPort = opts.directPort || await freePort(host);
   const data = opts.data || mkdtempSync(path.join(os.tmpdir(), 'parley-e2e-'));
   const name = opts.name || `n${port}`;
   const args = ['serve',
     '--listen', `${host}:${port}`, '--admin', `${host}:${adminPort}`,
     '--cluster-listen', `tcp://${host}:${busPort}`,
     '--advertise', `tcp://${host}:${busPort}`,
+    '--cluster-direct-listen', `tcp://${host}:${directPort}`,
     '--node-name', name, '--data', data,
     ...(opts.noSecretFlag ? [] : ['--jwt-secret', SECRET]),
     ...(opts.join ? ['--join', opts.join.join(',')] : []),
@@ -81,7 +83,7 @@ export async function startNode(opts = {}) {
     env: { ...process.env, ...(opts.env || {}) }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   const node = {
-    host, port, adminPort, busPort, data, name, proc, logs: '',
+    host, port, adminPort, busPort, directPort, data, name, proc, logs: '',
     url: `ws://${host}:${port}/socket`,
     http: `http://${host}:${port}`,
     admin: `http://${host}:${adminPort}`,

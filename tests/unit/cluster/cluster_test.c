@@ -53,6 +53,7 @@ typedef struct node {
 	uint32_t app_kind;
 	char app_body[64];
 	int svc_ticks;       /* on_tick calls of the test service */
+	int requests_in;     /* addressed requests served */
 	int svc_self_events; /* member events about ourselves (must stay 0) */
 } node;
 
@@ -169,6 +170,33 @@ on_app(
 	    (const char *)bytes);
 }
 
+/* Answers kind 5 with "re:<name>:<bytes>"; kind 6 is refused with
+ * PL_ELIMIT; the rest of the range has no answer (PL_ENOTFOUND). */
+static int
+svc_request(void *arg, const char *from, uint32_t kind, const void *bytes,
+    size_t len, pro_wire_buf *reply)
+{
+	node *nd = arg;
+	char buf[128];
+	int n;
+
+	(void)from;
+	nd->requests_in++;
+	if (kind == 6) {
+		return PL_ELIMIT;
+	}
+	if (kind != 5) {
+		return PL_ENOTFOUND;
+	}
+	n = snprintf(buf, sizeof(buf), "re:%s:%.*s", nd->name, (int)len,
+	    (const char *)bytes);
+	n = n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1;
+	reply->data = realloc(reply->data, (size_t)n);
+	memcpy(reply->data, buf, (size_t)n);
+	reply->len = reply->cap = (size_t)n;
+	return PL_OK;
+}
+
 /* The test's own service: owns app kinds 1..16 (the chatter's kind 99 is
  * nobody's and is counted as unknown). */
 static const clu_service_ops test_service = {
@@ -178,6 +206,7 @@ static const clu_service_ops test_service = {
 	.on_message = on_app,
 	.on_member_change = svc_member,
 	.on_tick = svc_tick,
+	.on_request = svc_request,
 };
 
 /* ---- harness ---- */
@@ -1015,7 +1044,108 @@ bad_options(void)
 	clu_cluster_destroy(NULL, false);
 }
 
+/* ---- the addressed path ---- */
+
+typedef struct reply_rec {
+	int calls;
+	int status;
+	char body[128];
+} reply_rec;
+
+static reply_rec replies[4];
+
+static void
+on_reply(void *arg, int status, const void *bytes, size_t len)
+{
+	reply_rec *r = arg;
+
+	r->calls++;
+	r->status = status;
+	snprintf(
+	    r->body, sizeof(r->body), "%.*s", (int)len, (const char *)bytes);
+}
+
+static bool
+replies_in(void)
+{
+	return replies[0].calls && replies[1].calls && replies[2].calls;
+}
+
+static bool
+reply3_in(void)
+{
+	return replies[3].calls > 0;
+}
+
+/* A request reaches the one node asked and its answer comes back; the third
+ * node receives none of it. Refusals and unknown kinds come back as
+ * statuses, a blocked peer is refused at once, a dead one times out. */
+static void
+addressed_path(void)
+{
+	clu_cluster_stats a, b;
+	char big[4096];
+
+	memset(replies, 0, sizeof(replies));
+	start_three(FAST);
+	ASSERT_TRUE(run_until(converged_n1, 10000) >= 0);
+	run_for(300); /* every digest has carried every direct URL */
+	clu_cluster_stats_get(nodes[1].c, &a);
+	memset(big, 'x', sizeof(big));
+	ASSERT_OK(clu_cluster_request(nodes[2].c, "n1", 5, big, sizeof(big),
+	    2000, on_reply, &replies[0]));
+	ASSERT_OK(clu_cluster_request(
+	    nodes[2].c, "n1", 6, "x", 1, 2000, on_reply, &replies[1]));
+	ASSERT_OK(clu_cluster_request(
+	    nodes[2].c, "n1", 9, "x", 1, 2000, on_reply, &replies[2]));
+	ASSERT_EQ(clu_cluster_request(
+		      nodes[2].c, "n3", 5, "x", 1, 2000, on_reply, &replies[3]),
+	    PL_EINVAL);
+	ASSERT_EQ(clu_cluster_request(nodes[2].c, "nobody", 5, "x", 1, 2000,
+		      on_reply, &replies[3]),
+	    PL_ENOTFOUND);
+	ASSERT_TRUE(run_until(replies_in, 5000) >= 0);
+	ASSERT_EQ(replies[0].status, PL_OK);
+	ASSERT_TRUE(strncmp(replies[0].body, "re:n1:xxxx", 10) == 0);
+	ASSERT_EQ(replies[1].status, PL_ELIMIT);
+	ASSERT_EQ(replies[2].status, PL_ENOTFOUND);
+	ASSERT_EQ(nodes[0].requests_in, 3);
+	ASSERT_EQ(nodes[1].requests_in, 0);
+	/* n2 saw none of the 4 KiB request or its answer. */
+	clu_cluster_stats_get(nodes[1].c, &b);
+	ASSERT_EQ(b.direct_bytes_in, a.direct_bytes_in);
+	ASSERT_TRUE(b.bus_bytes_in - a.bus_bytes_in < sizeof(big));
+	clu_cluster_stats_get(nodes[0].c, &a);
+	ASSERT_TRUE(a.direct_bytes_in > sizeof(big));
+	ASSERT_EQ(a.requests_served, 3);
+	for (int i = 0; i < 4; i++) {
+		ASSERT_TRUE(replies[i].calls <= 1);
+	}
+
+	/* The fault hook cuts the addressed path too, in both directions. */
+	ASSERT_OK(clu_cluster_set_blocked(nodes[0].c, "n3", true));
+	ASSERT_EQ(clu_cluster_request(
+		      nodes[0].c, "n3", 5, "x", 1, 2000, on_reply, &replies[3]),
+	    PL_EAGAIN);
+	ASSERT_OK(clu_cluster_request(
+	    nodes[2].c, "n1", 5, "x", 1, 2000, on_reply, &replies[3]));
+	ASSERT_TRUE(run_until(reply3_in, 5000) >= 0);
+	ASSERT_EQ(replies[3].status, PL_EAGAIN);
+	ASSERT_EQ(nodes[0].requests_in, 3);
+	ASSERT_OK(clu_cluster_set_blocked(nodes[0].c, "n3", false));
+
+	/* A crashed node's requests time out. */
+	memset(&replies[3], 0, sizeof(replies[3]));
+	stop_node(0, true);
+	ASSERT_OK(clu_cluster_request(
+	    nodes[2].c, "n1", 5, "x", 1, 300, on_reply, &replies[3]));
+	ASSERT_TRUE(run_until(reply3_in, 5000) >= 0);
+	ASSERT_EQ(replies[3].status, PL_EAGAIN);
+	stop_all();
+}
+
 TEST_LIST{
+	TEST_ENTRY(addressed_path),
 	TEST_ENTRY(join_and_agree),
 	TEST_ENTRY(crash_and_rejoin),
 	TEST_ENTRY(graceful_leave),

@@ -36,7 +36,8 @@ roundtrip_digest(void)
 {
 	pro_wire_member in[3] = {
 		{ pro_wire_cstr("n1"), pro_wire_cstr("tcp://10.0.0.1:4002"),
-		    PRO_WIRE_ALIVE, 5, 100, pro_wire_cstr("tcp://10.0.0.1:4003") },
+		    PRO_WIRE_ALIVE, 5, 100,
+		    pro_wire_cstr("tcp://10.0.0.1:4003") },
 		{ pro_wire_cstr("n2"), pro_wire_cstr(""), PRO_WIRE_SUSPECT, 6,
 		    200, pro_wire_cstr("") },
 		{ pro_wire_cstr("n3"), pro_wire_cstr("tcp://[::1]:4002"),
@@ -180,8 +181,8 @@ encode_limits(void)
 	char longname[PRO_WIRE_NAME_MAX + 2];
 	char topic[PRO_WIRE_TOPIC_MAX + 2];
 	pro_wire_hdr h = hdr("n1");
-	pro_wire_member bad = { pro_wire_cstr("x"), pro_wire_cstr(""), 4, 1,
-		1, pro_wire_cstr("") };
+	pro_wire_member bad = { pro_wire_cstr("x"), pro_wire_cstr(""), 4, 1, 1,
+		pro_wire_cstr("") };
 	pro_wire_buf b;
 
 	memset(longname, 'a', sizeof(longname) - 1);

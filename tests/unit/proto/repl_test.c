@@ -36,8 +36,8 @@ test_comments_round_trip(void)
 	pro_repl_msg m;
 
 	pro_wire_buf_init(&b);
-	ASSERT_OK(pro_repl_encode_comments(
-	    &b, pro_wire_cstr("n1~abc"), true, in, 2));
+	ASSERT_OK(
+	    pro_repl_encode_comments(&b, pro_wire_cstr("n1~abc"), true, in, 2));
 	ASSERT_OK(pro_repl_decode(b.data, b.len, &m));
 	ASSERT_EQ(m.type, PRO_REPL_COMMENTS);
 	ASSERT_TRUE(str_is(m.origin, "n1~abc"));
@@ -89,8 +89,8 @@ test_other_round_trips(void)
 	pro_repl_msg_release(&m);
 
 	b.len = 0;
-	ASSERT_OK(pro_repl_encode_chunk(&b, pro_wire_cstr("n1~a"), 3, true,
-	    &c, 1));
+	ASSERT_OK(
+	    pro_repl_encode_chunk(&b, pro_wire_cstr("n1~a"), 3, true, &c, 1));
 	ASSERT_OK(pro_repl_decode(b.data, b.len, &m));
 	ASSERT_EQ(m.type, PRO_REPL_CHUNK);
 	ASSERT_EQ(m.through, 3);
@@ -100,8 +100,8 @@ test_other_round_trips(void)
 
 	/* An empty chunk: nothing held beyond `after`. */
 	b.len = 0;
-	ASSERT_OK(pro_repl_encode_chunk(&b, pro_wire_cstr("n1~a"), 9, false,
-	    NULL, 0));
+	ASSERT_OK(pro_repl_encode_chunk(
+	    &b, pro_wire_cstr("n1~a"), 9, false, NULL, 0));
 	ASSERT_OK(pro_repl_decode(b.data, b.len, &m));
 	ASSERT_EQ(m.ncomments, 0);
 	ASSERT_TRUE(!m.flag);
@@ -117,26 +117,26 @@ test_encoder_refuses(void)
 	pro_wire_buf b;
 
 	pro_wire_buf_init(&b);
-	ASSERT_EQ(pro_repl_encode_comments(&b, pro_wire_cstr("has space"),
-		      false, &c, 1),
+	ASSERT_EQ(pro_repl_encode_comments(
+		      &b, pro_wire_cstr("has space"), false, &c, 1),
 	    PL_EINVAL);
 	c.id = pro_wire_cstr("0193A1B2C3D4E5F600112233"); /* upper case */
-	ASSERT_EQ(pro_repl_encode_comments(&b, pro_wire_cstr("n1"), false, &c,
-		      1),
+	ASSERT_EQ(
+	    pro_repl_encode_comments(&b, pro_wire_cstr("n1"), false, &c, 1),
 	    PL_EINVAL);
 	c = comment(0, "0193a1b2c3d4e5f600112233", "x"); /* seq 0 */
-	ASSERT_EQ(pro_repl_encode_chunk(&b, pro_wire_cstr("n1"), 1, false, &c,
-		      1),
+	ASSERT_EQ(
+	    pro_repl_encode_chunk(&b, pro_wire_cstr("n1"), 1, false, &c, 1),
 	    PL_EINVAL);
 	c = comment(1, "0193a1b2c3d4e5f600112233", "");
-	ASSERT_EQ(pro_repl_encode_comments(&b, pro_wire_cstr("n1"), false, &c,
-		      1),
+	ASSERT_EQ(
+	    pro_repl_encode_comments(&b, pro_wire_cstr("n1"), false, &c, 1),
 	    PL_EINVAL);
 	ASSERT_EQ(pro_repl_encode_vec(&b, &bad, 1), PL_EINVAL); /* cw > hw */
-	ASSERT_EQ(pro_repl_encode_pull(&b, pro_wire_cstr("n1"), 0, 0),
-	    PL_EINVAL);
-	ASSERT_EQ(pro_repl_encode_pull(&b, pro_wire_cstr("n1"), 0,
-		      PRO_REPL_BATCH_MAX + 1),
+	ASSERT_EQ(
+	    pro_repl_encode_pull(&b, pro_wire_cstr("n1"), 0, 0), PL_EINVAL);
+	ASSERT_EQ(pro_repl_encode_pull(
+		      &b, pro_wire_cstr("n1"), 0, PRO_REPL_BATCH_MAX + 1),
 	    PL_EINVAL);
 	ASSERT_EQ(b.len, 0);
 	pro_wire_buf_free(&b);
@@ -156,8 +156,8 @@ test_truncated_and_trailing(void)
 	pro_repl_msg m;
 
 	pro_wire_buf_init(&b);
-	ASSERT_OK(pro_repl_encode_chunk(&b, pro_wire_cstr("n1"), 3, false, c,
-	    3));
+	ASSERT_OK(
+	    pro_repl_encode_chunk(&b, pro_wire_cstr("n1"), 3, false, c, 3));
 	for (size_t n = 0; n < b.len; n++) {
 		ASSERT_EQ(pro_repl_decode(b.data, n, &m), PL_EPROTO);
 	}
@@ -283,8 +283,8 @@ static void
 test_full_batch(void)
 {
 	pro_repl_comment *c = calloc(PRO_REPL_BATCH_MAX, sizeof(*c));
-	char (*ids)[PRO_REPL_ID_LEN + 1] = calloc(PRO_REPL_BATCH_MAX,
-	    sizeof(*ids));
+	char(*ids)[PRO_REPL_ID_LEN + 1] =
+	    calloc(PRO_REPL_BATCH_MAX, sizeof(*ids));
 	pro_wire_buf b;
 	pro_repl_msg m;
 
