@@ -402,8 +402,32 @@ grow_map(sto_comments *s)
 	return (PL_OK);
 }
 
+/* A comment already stored under key k: a duplicate when its bytes are the
+ * same (PL_EEXIST), a conflict otherwise (PL_EPROTO: another comment claims
+ * the id; the stored one is kept). */
+static int
+compare_stored(const MDB_val *cur, const sto_comment *c)
+{
+	size_t n = sto_comments_value_size(c);
+	uint8_t *buf;
+	int same;
+
+	if (cur->mv_size != n) {
+		return (PL_EPROTO);
+	}
+	if ((buf = malloc(n)) == NULL) {
+		return (PL_ENOMEM);
+	}
+	sto_comments_value_encode(buf, c);
+	same = memcmp(buf, cur->mv_data, n) == 0;
+	free(buf);
+	return (same ? PL_EEXIST : PL_EPROTO);
+}
+
 /* Writes one comment (local or replica). Sets op->status for outcomes that
- * concern this op alone; returns an MDB code that aborts the whole txn. */
+ * concern this op alone (PL_OK, PL_EEXIST for an identical copy, PL_EPROTO
+ * when another comment holds its id or its origin+seq: never overwritten);
+ * returns an MDB code that aborts the whole txn. */
 static int
 apply_comment(sto_comments *s, MDB_txn *txn, sto_op *op)
 {
@@ -418,19 +442,18 @@ apply_comment(sto_comments *s, MDB_txn *txn, sto_op *op)
 	    kb, op->c.video_id, strlen(op->c.video_id), op->c.id);
 	ok.mv_data = ob;
 	ok.mv_size = sto_comments_okey(ob, op->c.origin, olen, op->c.seq);
+	rc = mdb_get(txn, s->db_comments, &k, &v);
+	if (rc == 0) {
+		op->status = compare_stored(&v, &op->c);
+		return (0);
+	}
+	if (rc != MDB_NOTFOUND) {
+		return (rc);
+	}
 	rc = mdb_get(txn, s->db_origin, &ok, &ov);
 	if (rc == 0) {
-		if (ov.mv_size == k.mv_size &&
-		    memcmp(ov.mv_data, kb, k.mv_size) == 0) {
-			op->status = PL_EEXIST;
-		} else {
-			LOG_WARN("STO-SEQCONFLICT",
-			    "origin %s seq %llu is "
-			    "taken by another comment; dropping %s",
-			    op->c.origin, (unsigned long long)op->c.seq,
-			    op->c.id);
-			op->status = PL_EPROTO;
-		}
+		/* Our key is new, so the seq is another comment's. */
+		op->status = PL_EPROTO;
 		return (0);
 	}
 	if (rc != MDB_NOTFOUND) {
@@ -440,10 +463,6 @@ apply_comment(sto_comments *s, MDB_txn *txn, sto_op *op)
 	v.mv_data = NULL;
 	rc =
 	    mdb_put(txn, s->db_comments, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
-	if (rc == MDB_KEYEXIST) {
-		op->status = PL_EEXIST;
-		return (0);
-	}
 	if (rc != 0) {
 		return (rc);
 	}

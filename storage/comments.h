@@ -168,8 +168,10 @@ int sto_comments_append(sto_comments *s, const sto_comment_in *c,
     sto_append_cb cb, void *arg, sto_assigned *assigned);
 
 /* Queues a comment received from another node, keeping its id, origin,
- * seq and inserted_at. Idempotent: a comment already stored completes with
- * PL_EEXIST and changes nothing. If origin is this node (its own comments
+ * seq and inserted_at. Idempotent: a comment already stored with the same
+ * bytes completes with PL_EEXIST and changes nothing; one whose id or
+ * origin+seq is held by different bytes completes with PL_EPROTO (the stored
+ * comment is kept: a conflict, for the caller to log and count). If origin is this node (its own comments
  * coming back after data loss), the local seq skips past c->seq. Returns as
  * sto_comments_append. */
 int sto_comments_put_replica(

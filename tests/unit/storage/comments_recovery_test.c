@@ -255,13 +255,19 @@ test_replica_idempotent(void)
 	put_replica(s, id1, "n2", 1, "one"); /* later batch, duplicate */
 	put_replica(s, id2, "n2", 1, "two"); /* seq taken by id1 */
 	put_replica(s, id2, "n2", 2, "two");
-	wait_done(s, 5);
+	/* Same id, other bytes: refused, never overwritten. */
+	put_replica(s, id1, "n2", 1, "ONE, rewritten");
+	put_replica(s, id1, "n2", 3, "one");
+	wait_done(s, 7);
 	ASSERT_EQ(R.status[2], PL_EEXIST);
 	ASSERT_EQ(R.status[3], PL_EPROTO);
 	ASSERT_EQ(R.status[4], PL_OK);
+	ASSERT_EQ(R.status[5], PL_EPROTO);
+	ASSERT_EQ(R.status[6], PL_EPROTO);
 	ASSERT_OK(sto_comments_latest(s, "v", 10, &l));
 	ASSERT_EQ(l->count, 2);
 	ASSERT_STREQ(l->items[0].id, id1);
+	ASSERT_STREQ(l->items[0].content, "one");
 	ASSERT_STREQ(l->items[0].origin, "n2");
 	ASSERT_EQ(l->items[0].inserted_at, 777);
 	ASSERT_STREQ(l->items[1].content, "two");
@@ -274,9 +280,9 @@ test_replica_idempotent(void)
 	put_replica(s, "00000000300011112222000c", "n1", 41, "mine");
 	append(s, "v", "u", "new", &a);
 	ASSERT_EQ(a.seq, 42);
-	wait_done(s, 7);
-	ASSERT_EQ(R.status[5], PL_OK);
-	ASSERT_EQ(R.status[6], PL_OK);
+	wait_done(s, 9);
+	ASSERT_EQ(R.status[7], PL_OK);
+	ASSERT_EQ(R.status[8], PL_OK);
 	sto_comments_close(s);
 	teardown();
 }
