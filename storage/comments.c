@@ -157,6 +157,44 @@ fail:
 	return (sto_comments_err(rc));
 }
 
+/* LMDB reads pages through a map of data.mdb, so a file cut short (a full
+ * disk during a copy, a bad restore) turns the first read past its end into
+ * SIGBUS. The meta page, which LMDB reads with pread, says how many pages
+ * the file must hold: check that before any page is touched. */
+static int
+check_file_size(MDB_env *env, char *msg, size_t len)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_filehandle_t fd;
+	struct stat sb;
+	uint64_t need;
+	int rc;
+
+	if ((rc = mdb_env_get_fd(env, &fd)) != 0 ||
+	    (rc = mdb_env_info(env, &info)) != 0 ||
+	    (rc = mdb_env_stat(env, &st)) != 0) {
+		snprintf(msg, len, "inspect data.mdb: %s", mdb_strerror(rc));
+		return (sto_comments_err(rc));
+	}
+	if (fstat(fd, &sb) != 0) {
+		snprintf(msg, len, "stat data.mdb: %s", strerror(errno));
+		return (PL_EIO);
+	}
+	need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	if ((uint64_t)sb.st_size < need) {
+		snprintf(msg, len,
+		    "data.mdb is truncated: %lld bytes, but its meta page "
+		    "says it holds %llu pages of %u bytes (%llu bytes); "
+		    "restore it from a backup",
+		    (long long)sb.st_size,
+		    (unsigned long long)info.me_last_pgno + 1, st.ms_psize,
+		    (unsigned long long)need);
+		return (PL_ECORRUPT);
+	}
+	return (PL_OK);
+}
+
 static void *writer_main(void *arg);
 
 int
@@ -225,6 +263,9 @@ sto_comments_open(sto_comments **out, const char *dir,
 		    err == PL_ECORRUPT ? " (data.mdb is not a readable LMDB "
 					 "file of a supported version)"
 				       : "");
+		goto fail;
+	}
+	if ((err = check_file_size(s->env, msg, sizeof(msg))) != PL_OK) {
 		goto fail;
 	}
 	if (mdb_reader_check(s->env, &dead) == 0 && dead > 0) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -135,6 +136,82 @@ test_corrupt_open_fails(void)
 	ASSERT_EQ(sto_comments_open(&s, sub, &o, err, sizeof(err)), PL_EIO);
 	ASSERT_TRUE(err[0] != '\0');
 	free(junk);
+	teardown();
+}
+
+/* Opens the store in a child so that a crash (SIGBUS from reading past the
+ * end of a mapped file) fails the case instead of the runner. Returns the
+ * child's open status; its message goes to err. */
+static int
+open_in_child(char *err, size_t errlen)
+{
+	int pfd[2], status, rc = -1;
+	ssize_t n;
+	pid_t pid;
+
+	ASSERT_OK(pipe(pfd));
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		sto_comments_opts o = { .node = "n1" };
+		sto_comments *s = NULL;
+		char msg[256] = "";
+		int r = sto_comments_open(&s, dir, &o, msg, sizeof(msg));
+
+		if (s != NULL) {
+			sto_comments_close(s);
+		}
+		if (write(pfd[1], &r, sizeof(r)) != sizeof(r) ||
+		    write(pfd[1], msg, strlen(msg) + 1) < 0) {
+			_exit(2);
+		}
+		_exit(0);
+	}
+	close(pfd[1]);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	if (WIFSIGNALED(status)) {
+		close(pfd[0]);
+		TEST_FAIL_("open crashed with signal %d", WTERMSIG(status));
+	}
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ASSERT_EQ(read(pfd[0], &rc, sizeof(rc)), (ssize_t)sizeof(rc));
+	n = read(pfd[0], err, errlen - 1);
+	err[n > 0 ? n : 0] = '\0';
+	close(pfd[0]);
+	return rc;
+}
+
+/* A data.mdb cut short (a full disk during a copy, a bad restore) must be
+ * refused with a message, never crash the node: the sizes are those that
+ * crashed with SIGBUS (issue 12). */
+static void
+test_truncated_open_fails(void)
+{
+	static const off_t sizes[] = { 5000, 8192, 12288, 65536 };
+	char path[128], err[256];
+	struct stat sb;
+	sto_comments *s;
+
+	setup();
+	s = open_store("n1", NULL);
+	for (int i = 0; i < 8; i++) {
+		char video[16];
+
+		snprintf(video, sizeof(video), "v%d", i);
+		fill(s, video, 300, NULL);
+	}
+	sto_comments_close(s);
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	ASSERT_OK(stat(path, &sb));
+	ASSERT_TRUE(sb.st_size > 65536);
+	for (size_t i = sizeof(sizes) / sizeof(sizes[0]); i-- > 0;) {
+		ASSERT_OK(truncate(path, sizes[i]));
+		ASSERT_EQ(open_in_child(err, sizeof(err)), PL_ECORRUPT);
+		fprintf(stderr, "  (expected, %lld bytes) %s\n",
+		    (long long)sizes[i], err);
+		ASSERT_TRUE(strstr(err, "truncated") != NULL);
+		ASSERT_TRUE(strstr(err, dir) != NULL);
+	}
 	teardown();
 }
 
@@ -383,6 +460,7 @@ TEST_LIST{
 	TEST_ENTRY(test_map_growth),
 	TEST_ENTRY(test_map_max_fails_cleanly),
 	TEST_ENTRY(test_corrupt_open_fails),
+	TEST_ENTRY(test_truncated_open_fails),
 	TEST_ENTRY(test_unknown_format_version),
 	TEST_ENTRY(test_stale_lock_after_kill),
 	TEST_ENTRY(test_replica_idempotent),
