@@ -39,12 +39,12 @@ pl_sbuf_str(pl_sbuf *b, const char *s)
 /* UTF-8 passes through unchanged (the input was valid when it entered the
  * node); quotes, backslashes and control characters are escaped. */
 void
-pl_sbuf_json_str(pl_sbuf *b, const char *s)
+pl_sbuf_json_strn(pl_sbuf *b, const char *s, size_t n)
 {
-	const char *run = s;
+	const char *run = s, *end = s + n;
 
 	pl_sbuf_add(b, "\"", 1);
-	for (; *s; s++) {
+	for (; s < end; s++) {
 		unsigned char c = (unsigned char)*s;
 		char esc[8];
 		if (c >= 0x20 && c != '"' && c != '\\') {
@@ -63,6 +63,12 @@ pl_sbuf_json_str(pl_sbuf *b, const char *s)
 	}
 	pl_sbuf_add(b, run, (size_t)(s - run));
 	pl_sbuf_add(b, "\"", 1);
+}
+
+void
+pl_sbuf_json_str(pl_sbuf *b, const char *s)
+{
+	pl_sbuf_json_strn(b, s, strlen(s));
 }
 
 char *

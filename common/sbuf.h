@@ -22,6 +22,8 @@ void pl_sbuf_add(pl_sbuf *b, const void *s, size_t n);
 void pl_sbuf_str(pl_sbuf *b, const char *s);
 /* Appends s as a JSON string literal (quotes and escapes included). */
 void pl_sbuf_json_str(pl_sbuf *b, const char *s);
+/* The same for n bytes that may hold NUL (escaped as \u0000). */
+void pl_sbuf_json_strn(pl_sbuf *b, const char *s, size_t n);
 /* Hands the text to the caller (free() it) with its length; NULL after an
  * allocation failure (the buffer is then freed). Resets b. */
 char *pl_sbuf_take(pl_sbuf *b, size_t *len);

@@ -6,6 +6,7 @@
 
 #include "common/err.h"
 #include "common/sbuf.h"
+#include "proto/json_repair.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +23,50 @@ take_str(json_t *v, char **out)
 	}
 	*out = strndup(json_string_value(v), json_string_length(v));
 	return *out ? PL_OK : PL_ENOMEM;
+}
+
+/* A ref held as JSON text (load_repaired) is a string with the raw mark.
+ * A client may send such a string itself: unless its text is one that
+ * jansson refuses (then it reads the same either way), it is wrapped as the
+ * JSON text of the string, so that it is echoed as the string it was. */
+static json_t *
+own_ref(json_t *ref)
+{
+	const char *s = json_string_value(ref), *raw;
+	size_t n = json_string_length(ref), rl;
+	json_error_t jerr;
+	json_t *probe;
+	pl_sbuf b = PL_SBUF_INIT;
+	char *text, *wrapped;
+	size_t tl, wl;
+
+	if (s == NULL || n == 0 || s[0] != '\0') {
+		return ref;
+	}
+	raw = pro_json_raw(s, n, &rl);
+	probe = raw
+	    ? json_loadb(raw, rl, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr)
+	    : NULL;
+	if (raw != NULL && probe == NULL) {
+		return ref;
+	}
+	json_decref(probe);
+	text = json_dumps(ref, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (text == NULL) {
+		return ref;
+	}
+	tl = strlen(text);
+	pl_sbuf_add(&b, PRO_JSON_RAW_MARK, PRO_JSON_RAW_MARK_LEN);
+	pl_sbuf_add(&b, text, tl);
+	free(text);
+	wrapped = pl_sbuf_take(&b, &wl);
+	probe = wrapped ? json_stringn(wrapped, wl) : NULL;
+	free(wrapped);
+	if (probe != NULL) {
+		json_decref(ref);
+		ref = probe;
+	}
+	return ref;
 }
 
 static int
@@ -43,9 +88,10 @@ decode_binary(
 		return PL_EINVAL;
 	}
 	m->join_ref =
-	    jl ? json_stringn((const char *)p + off, jl) : json_null();
+	    jl ? own_ref(json_stringn((const char *)p + off, jl)) : json_null();
 	off += jl;
-	m->ref = rl ? json_stringn((const char *)p + off, rl) : json_null();
+	m->ref =
+	    rl ? own_ref(json_stringn((const char *)p + off, rl)) : json_null();
 	off += rl;
 	m->topic = strndup((const char *)p + off, tl);
 	off += tl;
@@ -58,6 +104,48 @@ decode_binary(
 	m->bin = p + off;
 	m->bin_len = len - off;
 	return PL_OK;
+}
+
+/* Refs are echoed as sent, so a ref jansson cannot hold is kept as its
+ * JSON text; a topic or event stays a string (lossy) so that the message
+ * can still be answered; anything else jansson cannot hold is refused by
+ * the field that reads it. */
+static pro_json_policy
+member_policy(size_t index, const char *key, size_t keylen, void *arg)
+{
+	int vsn = *(int *)arg;
+
+	if (vsn == PRO_PHX_V2) {
+		return index <= 1 ? PRO_JSON_RAW
+		    : index <= 3  ? PRO_JSON_LOSSY
+				  : PRO_JSON_EMPTY;
+	}
+	if ((keylen == 3 && memcmp(key, "ref", 3) == 0) ||
+	    (keylen == 8 && memcmp(key, "join_ref", 8) == 0)) {
+		return PRO_JSON_RAW;
+	}
+	if ((keylen == 5 && memcmp(key, "topic", 5) == 0) ||
+	    (keylen == 5 && memcmp(key, "event", 5) == 0)) {
+		return PRO_JSON_LOSSY;
+	}
+	return PRO_JSON_EMPTY;
+}
+
+/* Valid JSON that jansson refused (see json_repair.h), rewritten. */
+static json_t *
+load_repaired(int vsn, const char *data, size_t len)
+{
+	json_error_t jerr;
+	json_t *root = NULL;
+	size_t fl;
+	char *fixed;
+
+	if (pro_json_repair(data, len, member_policy, &vsn, &fixed, &fl) ==
+	    PL_OK) {
+		root = json_loadb(fixed, fl, JSON_ALLOW_NUL, &jerr);
+		free(fixed);
+	}
+	return root;
 }
 
 int
@@ -77,6 +165,9 @@ pro_phx_decode(int vsn, int binary, const char *data, size_t len,
 		return decode_binary((const unsigned char *)data, len, m, why);
 	}
 	root = json_loadb(data, len, JSON_ALLOW_NUL, &jerr);
+	if (root == NULL) {
+		root = load_repaired(vsn, data, len);
+	}
 	if (root == NULL) {
 		*why = "malformed JSON";
 		return PL_EINVAL;
@@ -114,8 +205,8 @@ pro_phx_decode(int vsn, int binary, const char *data, size_t len,
 		}
 	}
 	/* Refs of any JSON type are echoed back unchanged, as Phoenix does. */
-	m->ref = json_incref(ref);
-	m->join_ref = json_incref(jr);
+	m->ref = own_ref(json_incref(ref));
+	m->join_ref = own_ref(json_incref(jr));
 	if (take_str(topic, &m->topic) != PL_OK ||
 	    take_str(event, &m->event) != PL_OK) {
 		*why = "topic and event must be strings";
@@ -146,12 +237,22 @@ dump_cb(const char *buf, size_t size, void *data)
 	return 0;
 }
 
-/* Refs are echoed as they came, whatever their JSON type. */
+/* Refs are echoed as they came, whatever their JSON type; one jansson
+ * could not hold was kept as its text (load_repaired). */
 static void
 add_json(pl_sbuf *b, const json_t *v)
 {
+	const char *raw;
+	size_t rl;
+
 	if (v == NULL) {
 		pl_sbuf_str(b, "null");
+		return;
+	}
+	if (json_is_string(v) &&
+	    (raw = pro_json_raw(
+		 json_string_value(v), json_string_length(v), &rl)) != NULL) {
+		pl_sbuf_add(b, raw, rl);
 		return;
 	}
 	json_dump_callback(v, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);

@@ -177,6 +177,64 @@ describe('bad input on one node', () => {
     await by.check('after a NUL escape');
   });
 
+  it('valid JSON jansson cannot hold gets error replies; refs of any size are echoed as sent; other channels unharmed', async () => {
+    // Lone and reversed surrogate escapes (JSON.stringify of text cut in
+    // the middle of an emoji), integers beyond int64, 1e999: each used to
+    // close the whole socket with 1007.
+    const c = await wsHandshake(node, { user: 'surrogate' });
+    const topic = `comments:${uniq('sur')}`;
+    const other = `comments:${uniq('other')}`;
+    const reply = async (ref) => {
+      const f = await c.next((x) => x.opcode === 1 && JSON.parse(x.payload)[1] === ref);
+      return JSON.parse(f.payload);
+    };
+    try {
+      c.text(['j1', 'j1', topic, 'phx_join', {}]);
+      assert.equal((await reply('j1'))[4].status, 'ok');
+      c.text(['j2', 'j2', other, 'phx_join', {}]);
+      assert.equal((await reply('j2'))[4].status, 'ok');
+      const pushes = [
+        ['s1', 'new_comment', '{"content":"a\\ud800b"}', 'invalid_content'],
+        ['s2', 'new_comment', '{"content":"cut \\ud83d"}', 'invalid_content'],
+        ['s3', 'new_comment', '{"content":"\\udc00\\ud800 reversed"}', 'invalid_content'],
+        ['s4', 'list_comments', '{"limit":99999999999999999999}', 'invalid_params'],
+        ['s5', 'list_comments', '{"limit":1e999}', 'invalid_params'],
+        ['s6', 'list_comments', '{"before":"\\ud800"}', 'invalid_params'],
+      ];
+      for (const [ref, ev, payload, reason] of pushes) {
+        c.send(wsFrame(1, `["j1","${ref}","${topic}","${ev}",${payload}]`));
+        assert.deepEqual(await reply(ref), ['j1', ref, topic, 'phx_reply', { status: 'error', response: { reason } }], `${ev} ${payload}`);
+      }
+      // Joins with such params: invalid_params, the socket stays.
+      for (const [ref, params] of [['b1', '{"limit":99999999999999999999}'], ['b2', '{"limit":1e999}'], ['b3', '{"since":"\\udfff"}']]) {
+        c.send(wsFrame(1, `["${ref}","${ref}","comments:${uniq('bj')}","phx_join",${params}]`));
+        assert.deepEqual((await reply(ref))[4], { status: 'error', response: { reason: 'invalid_params' } }, params);
+      }
+      // Refs beyond int64 and beyond double are echoed byte for byte.
+      for (const ref of ['99999999999999999999', '-123456789012345678901234567890', '1e999', '"\\ud800"']) {
+        c.send(wsFrame(1, `[null,${ref},"phoenix","heartbeat",{}]`));
+        const f = await c.next((x) => x.opcode === 1 && x.payload.toString().startsWith(`[null,${ref},`));
+        assert.equal(f.payload.toString(), `[null,${ref},"phoenix","phx_reply",{"status":"ok","response":{}}]`);
+      }
+      // A join_ref beyond int64 is stamped, as sent, on the channel's replies.
+      const big = '12345678901234567890123';
+      const bigTopic = `comments:${uniq('bigref')}`;
+      c.send(wsFrame(1, `[${big},${big},"${bigTopic}","phx_join",{}]`));
+      const jf = await c.next((x) => x.opcode === 1 && x.payload.toString().startsWith(`[${big},${big},"${bigTopic}","phx_reply"`));
+      assert.equal(JSON.parse(jf.payload)[4].status, 'ok');
+      c.send(wsFrame(1, `[${big},"p1","${bigTopic}","new_comment",{"content":"big join ref"}]`));
+      const pf = await c.next((x) => x.opcode === 1 && x.payload.toString().startsWith(`[${big},"p1",`));
+      assert.equal(JSON.parse(pf.payload)[4].status, 'ok');
+      // The socket and its other channel still work.
+      assert.equal(c.ended, false, 'socket closed');
+      assert.equal(c.frames.find((f) => f.opcode === 8), undefined, 'close frame sent');
+      c.text(['j2', 'o1', other, 'new_comment', { content: 'still here' }]);
+      assert.equal((await reply('o1'))[4].status, 'ok');
+      await c.next((x) => x.opcode === 1 && JSON.parse(x.payload)[3] === 'new_comment' && JSON.parse(x.payload)[4].content === 'still here');
+    } finally { c.sock.destroy(); }
+    await by.check('after JSON jansson cannot hold');
+  });
+
   it('invalid UTF-8 in a text frame closes with 1007', async () => {
     const cases = {
       'lone 0xff': Buffer.from([0x5b, 0xff, 0x5d]),

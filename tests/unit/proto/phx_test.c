@@ -177,6 +177,84 @@ malformed(void)
 	refuse(2, "[null,null,\"t\\u0000x\",\"e\",{}]");
 }
 
+/* The reply to m (status, empty response) must be exactly want. */
+static void
+reply_is(int vsn, const pro_phx_msg *m, const char *status, const char *want)
+{
+	size_t len;
+	char *s = pro_phx_encode_reply(
+	    vsn, m->join_ref, m->ref, m->topic, status, NULL, &len);
+
+	ASSERT_STREQ(s, want);
+	ASSERT_EQ(len, strlen(s));
+	free(s);
+}
+
+/* Valid JSON jansson cannot hold decodes: refs echo as sent, topic and
+ * event stay strings, bad payload values become [] for their field to
+ * refuse (issue 12: these closed the socket with 1007). */
+static void
+valid_json_jansson_refuses(void)
+{
+	pro_phx_msg m, m2;
+
+	decode_ok(2,
+	    "[99999999999999999999,1e999,\"comments:v\",\"new_comment\","
+	    "{\"content\":\"a\\ud800b\",\"limit\":99999999999999999999}]",
+	    &m);
+	ASSERT_STREQ(m.topic, "comments:v");
+	ASSERT_TRUE(json_is_array(json_object_get(m.payload, "content")));
+	ASSERT_TRUE(json_is_array(json_object_get(m.payload, "limit")));
+	reply_is(2, &m, "error",
+	    "[99999999999999999999,1e999,\"comments:v\",\"phx_reply\","
+	    "{\"status\":\"error\",\"response\":{}}]");
+	/* The same raw join_ref compares equal (stale join_ref checks). */
+	decode_ok(
+	    2, "[99999999999999999999,\"2\",\"t\",\"e\",{\"x\":1e999}]", &m2);
+	ASSERT_TRUE(json_equal(m.join_ref, m2.join_ref));
+	pro_phx_msg_clear(&m2);
+	pro_phx_msg_clear(&m);
+	/* A lone surrogate in topic or event: still strings, lossy. */
+	decode_ok(2, "[null,\"1\",\"comments:\\udc00\",\"e\\ud800\",{}]", &m);
+	ASSERT_STREQ(m.topic, "comments:\xef\xbf\xbd");
+	ASSERT_STREQ(m.event, "e\xef\xbf\xbd");
+	pro_phx_msg_clear(&m);
+	/* V1: by key. */
+	decode_ok(1,
+	    "{\"topic\":\"phoenix\",\"event\":\"heartbeat\",\"payload\":"
+	    "{\"n\":-1e400},\"ref\":123456789012345678901234567890}",
+	    &m);
+	reply_is(1, &m, "ok",
+	    "{\"topic\":\"phoenix\",\"event\":\"phx_reply\",\"payload\":"
+	    "{\"status\":\"ok\",\"response\":{}},\"ref\":"
+	    "123456789012345678901234567890}");
+	pro_phx_msg_clear(&m);
+	/* Still refused: not JSON at all, or a topic that is no string. */
+	refuse(2, "[null,1e999,\"t\",\"e\",{}");
+	refuse(2, "[null,\"1\",1e999,\"e\",{}]");
+}
+
+/* A client cannot make us emit its text verbatim: a ref that looks like a
+ * kept raw ref is echoed as the string it was. */
+static void
+raw_mark_in_client_ref(void)
+{
+	const char *cases[] = { "[\"\\u0000json:5\",\"\\u0000json:]]\",\"t\","
+				"\"e\",{}]",
+		"[\"\\u0000json:5\",\"\\u0000json:]]\",\"t\",\"e\",{\"x\":"
+		"1e999}]" };
+
+	for (size_t i = 0; i < 2; i++) {
+		pro_phx_msg m;
+
+		decode_ok(2, cases[i], &m);
+		reply_is(2, &m, "ok",
+		    "[\"\\u0000json:5\",\"\\u0000json:]]\",\"t\",\"phx_reply\","
+		    "{\"status\":\"ok\",\"response\":{}}]");
+		pro_phx_msg_clear(&m);
+	}
+}
+
 static void
 vsn_parse(void)
 {
@@ -224,6 +302,8 @@ TEST_LIST{
 	TEST_ENTRY(round_trip_v2),
 	TEST_ENTRY(binary_push),
 	TEST_ENTRY(malformed),
+	TEST_ENTRY(valid_json_jansson_refuses),
+	TEST_ENTRY(raw_mark_in_client_ref),
 	TEST_ENTRY(vsn_parse),
 	TEST_ENTRY(envelope_around_payload),
 };
