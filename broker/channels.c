@@ -13,6 +13,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "proto/utf8.h"
 #include "storage/comments.h"
 
 #include <stdio.h>
@@ -70,6 +71,18 @@ video_of(brk_channel *ch)
 	return brk_channel_topic(ch) + strlen(COMMENTS_PREFIX);
 }
 
+/* A video id goes into storage keys, Firebase paths (whose keys refuse
+ * . $ # [ ] / and control characters) and log lines, so it is kept to
+ * 1..STO_VIDEO_ID_MAX bytes of ASCII letters, digits, '-', '_' and ':'. */
+static bool
+video_id_ok(const char *v)
+{
+	size_t n = strspn(
+	    v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_:");
+
+	return n > 0 && v[n] == '\0' && n <= STO_VIDEO_ID_MAX;
+}
+
 /* Reads `limit`: absent → default; an integer is clamped to [1, MAX]. */
 static int
 read_limit(json_t *params, size_t *limit)
@@ -120,7 +133,7 @@ comments_join(
 	size_t limit;
 	int rc;
 
-	if (strlen(video) > STO_VIDEO_ID_MAX) {
+	if (!video_id_ok(video)) {
 		*reason = "invalid_topic";
 		return -1;
 	}
@@ -198,8 +211,9 @@ out:
 	free(pc);
 }
 
-/* A comment must be a non-empty string (after trimming white space) with no
- * NUL; jansson has already refused invalid UTF-8 in the frame's JSON. */
+/* A comment must be a string with something besides Unicode White_Space
+ * (U+00A0, U+3000, ...) and no NUL; the frame was valid UTF-8, and a lone
+ * surrogate escape never reaches here as a string (proto/json_repair.h). */
 static const char *
 check_content(json_t *payload, long max_bytes, const char **text)
 {
@@ -207,7 +221,7 @@ check_content(json_t *payload, long max_bytes, const char **text)
 	    ? json_object_get(payload, "content")
 	    : NULL;
 	const char *s;
-	size_t len, i;
+	size_t len;
 
 	if (!json_is_string(v)) {
 		return "invalid_content";
@@ -217,9 +231,7 @@ check_content(json_t *payload, long max_bytes, const char **text)
 	if (strlen(s) != len) {
 		return "invalid_content";
 	}
-	for (i = 0; i < len && strchr(" \t\r\n", s[i]); i++) {
-	}
-	if (i == len) {
+	if (pro_utf8_blank(s, len)) {
 		return "invalid_content";
 	}
 	if (len > (size_t)max_bytes) {

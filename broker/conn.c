@@ -488,6 +488,32 @@ subprotocol_token(const char *list)
 	return (char *)out;
 }
 
+/* The token comes as the `token` query parameter or as phoenix.js's
+ * authToken subprotocol; both may be sent, but must then agree. A client
+ * that offers the "phoenix" subprotocol must get it back, or it aborts the
+ * connection (RFC 6455 4.1). Returns a malloc'ed token, or NULL with *why. */
+static char *
+upgrade_token(pro_http_req *req, const char **proto, const char **why)
+{
+	char *query = pro_http_query_get(req->query, "token");
+	char *sub = subprotocol_token(req->ws_protocol);
+
+	*proto =
+	    pro_http_list_has(req->ws_protocol, "phoenix") ? "phoenix" : NULL;
+	if (query != NULL && sub != NULL && strcmp(query, sub) != 0) {
+		free(query);
+		free(sub);
+		*why = "two different tokens (query and subprotocol)";
+		return NULL;
+	}
+	if (query != NULL) {
+		free(sub);
+		return query;
+	}
+	*why = "missing token";
+	return sub;
+}
+
 static void
 upgrade(brk_conn *c, pro_http_req *req)
 {
@@ -522,12 +548,8 @@ upgrade(brk_conn *c, pro_http_req *req)
 		refuse(c, 403, BRK_REFUSE_VSN, "unsupported vsn");
 		return;
 	}
-	token = pro_http_query_get(req->query, "token");
-	if (token == NULL && (token = subprotocol_token(req->ws_protocol))) {
-		proto = "phoenix";
-	}
-	if (token == NULL) {
-		refuse(c, 403, BRK_REFUSE_AUTH, "missing token");
+	if ((token = upgrade_token(req, &proto, &why)) == NULL) {
+		refuse(c, 403, BRK_REFUSE_AUTH, why);
 		return;
 	}
 	if (brk_auth_verify_keys(keys, nkeys, token, (int64_t)time(NULL),
@@ -561,7 +583,10 @@ handle_http(brk_conn *c)
 		return;
 	}
 	if (rc < 0) {
-		http_answer(c, status ? status : 400, "bad request\n");
+		http_answer(c, status ? status : 400,
+		    status == 431       ? "request head over 8192 bytes\n"
+			: status == 505 ? "HTTP/1.x only\n"
+					: "malformed HTTP request\n");
 		pro_http_req_free(&req);
 		return;
 	}

@@ -236,6 +236,34 @@ parse_head(const char *p, size_t n, pro_http_req *req)
 	return first ? 400 : 0;
 }
 
+/* A line ended by a bare LF can never complete a head (lines must end in
+ * CRLF): finding one in the first `limit` bytes lets the request be
+ * refused at once rather than at the handshake deadline. */
+static bool
+has_bare_lf(struct evbuffer *in, size_t limit)
+{
+	struct evbuffer_ptr p = evbuffer_search(in, "\n", 1, NULL);
+
+	while (p.pos >= 0 && (size_t)p.pos < limit) {
+		struct evbuffer_ptr q;
+		char prev;
+
+		if (p.pos == 0) {
+			return true;
+		}
+		evbuffer_ptr_set(in, &q, (size_t)p.pos - 1, EVBUFFER_PTR_SET);
+		if (evbuffer_copyout_from(in, &q, &prev, 1) != 1 ||
+		    prev != '\r') {
+			return true;
+		}
+		if (evbuffer_ptr_set(in, &p, 1, EVBUFFER_PTR_ADD) != 0) {
+			break;
+		}
+		p = evbuffer_search(in, "\n", 1, &p);
+	}
+	return false;
+}
+
 int
 pro_http_parse(struct evbuffer *in, pro_http_req *req, int *status)
 {
@@ -263,6 +291,10 @@ pro_http_parse(struct evbuffer *in, pro_http_req *req, int *status)
 	found = evbuffer_search_range(
 	    in, "\r\n\r\n", 4, NULL, len > PRO_HTTP_MAX_HEADER ? &lim : NULL);
 	if (found.pos < 0) {
+		if (has_bare_lf(in, PRO_HTTP_MAX_HEADER)) {
+			*status = 400;
+			return -1;
+		}
 		if (len >= PRO_HTTP_MAX_HEADER) {
 			*status = 431;
 			return -1;

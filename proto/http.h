@@ -49,7 +49,8 @@ typedef struct pro_http_req {
  * is unacceptable, with *status the HTTP status to answer before closing:
  * 400 malformed (also for an allocation failure), 431 head longer than
  * PRO_HTTP_MAX_HEADER, 505 HTTP major version other than 1. On 0 and -1
- * `req` holds nothing to free. Lines must end in CRLF. */
+ * `req` holds nothing to free. Lines must end in CRLF: a bare LF is
+ * refused (400) as soon as it arrives. */
 int pro_http_parse(struct evbuffer *in, pro_http_req *req, int *status);
 
 /* Frees the strings of `req` and zeroes it; safe on a zeroed struct. */

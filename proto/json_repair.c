@@ -317,7 +317,8 @@ scan_json(scan *s, pro_json_policy_fn policy, void *arg)
 			stack[depth++] = c;
 			s->i++;
 			skip_ws(s);
-			if (s->i < s->n && s->p[s->i] == (c == '[' ? ']' : '}')) {
+			if (s->i < s->n &&
+			    s->p[s->i] == (c == '[' ? ']' : '}')) {
 				s->i++;
 				depth--;
 			} else {
@@ -355,8 +356,8 @@ scan_json(scan *s, pro_json_policy_fn policy, void *arg)
 				/* A member ended. */
 				if (pol == PRO_JSON_RAW && s->ned > medits) {
 					s->ned = medits;
-					push_edit(s, mstart, s->i - mstart,
-					    E_RAW);
+					push_edit(
+					    s, mstart, s->i - mstart, E_RAW);
 				}
 				member++;
 			}

@@ -83,3 +83,41 @@ pro_utf8_valid(const void *p, size_t n)
 
 	return pro_utf8_feed(&st, p, n) == 0 && pro_utf8_complete(st);
 }
+
+/* Bytes of the Unicode White_Space character (PropList.txt) at p[0..n), or
+ * 0: U+0009..000D, 0020, 0085, 00A0, 1680, 2000..200A, 2028, 2029, 202F,
+ * 205F, 3000. */
+static size_t
+white_space_at(const unsigned char *p, size_t n)
+{
+	if (p[0] == ' ' || (p[0] >= 0x09 && p[0] <= 0x0d)) {
+		return 1;
+	}
+	if (n >= 2 && p[0] == 0xc2 && (p[1] == 0x85 || p[1] == 0xa0)) {
+		return 2;
+	}
+	if (n < 3) {
+		return 0;
+	}
+	if ((p[0] == 0xe1 && p[1] == 0x9a && p[2] == 0x80) ||
+	    (p[0] == 0xe2 && p[1] == 0x80 &&
+		(p[2] <= 0x8a || p[2] == 0xa8 || p[2] == 0xa9 ||
+		    p[2] == 0xaf)) ||
+	    (p[0] == 0xe2 && p[1] == 0x81 && p[2] == 0x9f) ||
+	    (p[0] == 0xe3 && p[1] == 0x80 && p[2] == 0x80)) {
+		return 3;
+	}
+	return 0;
+}
+
+bool
+pro_utf8_blank(const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	size_t i = 0, w;
+
+	while (i < n && (w = white_space_at(s + i, n - i)) > 0) {
+		i += w;
+	}
+	return i == n;
+}

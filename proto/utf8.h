@@ -31,4 +31,8 @@ pro_utf8_complete(uint8_t state)
 /* True when p[0..n) is complete, valid UTF-8. */
 bool pro_utf8_valid(const void *p, size_t n);
 
+/* True when valid UTF-8 p[0..n) holds nothing but Unicode White_Space
+ * characters (U+0020, U+00A0, U+3000, ...), or nothing at all. */
+bool pro_utf8_blank(const void *p, size_t n);
+
 #endif

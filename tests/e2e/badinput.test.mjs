@@ -130,6 +130,8 @@ describe('bad input on one node', () => {
         ['new_comment', { content: 5 }, 'invalid_content'],
         ['new_comment', { content: '' }, 'invalid_content'],
         ['new_comment', { content: '   \n\t ' }, 'invalid_content'],
+        ['new_comment', { content: '\u00a0' }, 'invalid_content'],
+        ['new_comment', { content: ' \u3000\u00a0\u2028\u202f ' }, 'invalid_content'],
         ['new_comment', { content: 'x'.repeat(2001) }, 'content_too_long'],
         ['list_comments', { limit: 'ten' }, 'invalid_params'],
         ['list_comments', { before: 7 }, 'invalid_params'],
@@ -154,10 +156,19 @@ describe('bad input on one node', () => {
         [`comments:${uniq('j')}`, { since: 42 }, 'invalid_params'],
         [`comments:${uniq('j')}`, { since: 'not-a-comment-id' }, 'invalid_params'],
         [`comments:${'v'.repeat(300)}`, {}, 'invalid_topic'],
+        ...['a/b', '..', 'a/../b', 'a.b', 'a$b', 'a#b', 'a[b]', 'a b', 'a\u0001b', 'a\u007fb', 'vidéo', 'a\nb']
+          .map((v) => [`comments:${v}`, {}, 'invalid_topic']),
       ];
       for (const [t, params, reason] of joins) {
         const r = await rawJoin(ws, t, params);
         assert.deepEqual(r[4], { status: 'error', response: { reason } }, `join ${t.slice(0, 40)} ${JSON.stringify(params)}`);
+      }
+      // The allowed set: ASCII letters, digits, '-', '_' and ':'.
+      assert.equal((await rawJoin(ws, `comments:yt:${uniq('Ab-_')}`))[4].status, 'ok');
+      // A payload that is not an object (null included) is invalid_params.
+      for (const [i, p] of [null, [], 'x', 5].entries()) {
+        ws.sendJson([`n${i}`, `n${i}`, `comments:${uniq('np')}`, 'phx_join', p]);
+        assert.deepEqual((await ws.next((m) => m[1] === `n${i}`))[4], { status: 'error', response: { reason: 'invalid_params' } }, JSON.stringify(p));
       }
       await rawHeartbeat(ws);
     } finally { ws.close(); }

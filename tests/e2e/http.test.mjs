@@ -67,6 +67,20 @@ describe('public HTTP', () => {
     }
   });
 
+  it('431 says what it is; LF-only lines get 400 at once, not at the handshake deadline', async () => {
+    const h = `${node.host}:${node.port}`;
+    const big = await httpRaw(node, `GET /healthz HTTP/1.1\r\nHost: ${h}\r\nX-Big: ${'a'.repeat(9000)}\r\n\r\n`);
+    assert.equal(big.status, 431, big.statusLine);
+    assert.match(big.body, /8192 bytes/);
+    for (const req of ['GET /healthz HTTP/1.1\nHost: x\n\n', `GET /healthz HTTP/1.1\r\nHost: ${h}\n\n`]) {
+      const t0 = Date.now();
+      const r = await httpRaw(node, req, { timeout: 5000 });
+      assert.equal(r.status, 400, `${JSON.stringify(req)}: ${r.statusLine}`);
+      assert.ok(Date.now() - t0 < 2000, `${JSON.stringify(req)}: answered after ${Date.now() - t0} ms`);
+      assert.equal(r.closed, true);
+    }
+  });
+
   it('a wrong Sec-WebSocket-Version gets 426 with Sec-WebSocket-Version: 13', async () => {
     const r = await httpRaw(node, `GET /socket/websocket?vsn=2.0.0&token=${token('u')} HTTP/1.1\r\n` +
       `${upgradeHeaders(`${node.host}:${node.port}`, 'Sec-WebSocket-Version: 8\r\n')}\r\n`);
@@ -110,6 +124,9 @@ describe('public HTTP', () => {
       'alg HS512': `vsn=2.0.0&token=${hs512}`,
       'no sub': `vsn=2.0.0&token=${token(undefined)}`,
       'sub not a string': `vsn=2.0.0&token=${token(12345)}`,
+      'sub over 256 bytes': `vsn=2.0.0&token=${token('u'.repeat(257))}`,
+      'sub with a control character': `vsn=2.0.0&token=${token('a\u0007b')}`,
+      'sub with a newline': `vsn=2.0.0&token=${token('a\nb')}`,
     };
     for (const [name, q] of Object.entries(cases)) {
       await refused(node, q).catch((e) => { throw new Error(`${name}: ${e.message}`); });

@@ -124,6 +124,35 @@ describe('authToken (subprotocol) authentication', () => {
       await join(ch);
     } finally { sock.disconnect(); }
   });
+  it('a token in both the query and authToken: the 101 echoes the subprotocol; two different tokens are refused', async () => {
+    const { Socket, WebSocket, token: mint } = await import('./lib.mjs');
+    const tok = mint('dora');
+    // The phoenix client with both: ws aborts a 101 that drops the subprotocol.
+    const sock = new Socket(node.url, { transport: WebSocket, authToken: tok, params: { token: tok } });
+    sock.connect();
+    try {
+      await connected(sock);
+      await join(sock.channel('presence:dora', { device_id: 'd1' }));
+    } finally { sock.disconnect(); }
+    const bearer = (t) => `base64url.bearer.phx.${Buffer.from(t).toString('base64url')}`;
+    const same = new WebSocket(`${node.url}/websocket?vsn=2.0.0&token=${tok}`, ['phoenix', bearer(tok)]);
+    await new Promise((resolve, reject) => { same.on('open', resolve); same.on('error', reject); });
+    assert.equal(same.protocol, 'phoenix');
+    same.close();
+    // Only "phoenix" offered, token in the query: still echoed.
+    const plain = new WebSocket(`${node.url}/websocket?vsn=2.0.0&token=${tok}`, ['phoenix']);
+    await new Promise((resolve, reject) => { plain.on('open', resolve); plain.on('error', reject); });
+    assert.equal(plain.protocol, 'phoenix');
+    plain.close();
+    const two = new WebSocket(`${node.url}/websocket?vsn=2.0.0&token=${mint('eve')}`, ['phoenix', bearer(tok)]);
+    const status = await new Promise((resolve) => {
+      two.on('unexpected-response', (req, res) => resolve(res.statusCode));
+      two.on('open', () => resolve('open'));
+      two.on('error', () => {});
+    });
+    two.terminate();
+    assert.equal(status, 403);
+  });
   it('a bad authToken is refused like a bad token param', async () => {
     const { Socket, WebSocket } = await import('./lib.mjs');
     const sock = new Socket(node.url, { transport: WebSocket, authToken: 'not.a.jwt', reconnectAfterMs: () => 60000 });

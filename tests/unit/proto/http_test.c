@@ -123,6 +123,26 @@ test_incomplete_request(void)
 	evbuffer_free(in);
 }
 
+/* A bare LF can never end a line: refused as soon as it arrives, not when
+ * the handshake deadline passes (issue 12). */
+static void
+test_bare_lf_refused_at_once(void)
+{
+	static const char *bad[] = { "GET /healthz HTTP/1.1\n",
+		"GET /healthz HTTP/1.1\r\nHost: x\n", "\n",
+		"GET /healthz HTTP/1.1\r\nHost: x\r\n\n" };
+	pro_http_req req;
+	int st;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ASSERT_EQ(parse_str(bad[i], &req, &st), -1);
+		ASSERT_EQ(st, 400);
+	}
+	/* CRLF lines still wait for the rest. */
+	ASSERT_EQ(
+	    parse_str("GET /healthz HTTP/1.1\r\nHost: x\r\n", &req, &st), 0);
+}
+
 static void
 test_malformed_requests(void)
 {
@@ -452,6 +472,7 @@ TEST_LIST{
 	TEST_ENTRY(test_complete_request),
 	TEST_ENTRY(test_incomplete_request),
 	TEST_ENTRY(test_malformed_requests),
+	TEST_ENTRY(test_bare_lf_refused_at_once),
 	TEST_ENTRY(test_bad_version_505),
 	TEST_ENTRY(test_header_too_large_431),
 	TEST_ENTRY(test_case_insensitive_headers),

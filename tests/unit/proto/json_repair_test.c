@@ -47,7 +47,8 @@ status_of(const char *in, int want)
 	char *out = (char *)1;
 	size_t len;
 
-	ASSERT_EQ(pro_json_repair(in, strlen(in), NULL, NULL, &out, &len), want);
+	ASSERT_EQ(
+	    pro_json_repair(in, strlen(in), NULL, NULL, &out, &len), want);
 	ASSERT_TRUE(out == NULL);
 }
 
@@ -56,8 +57,8 @@ nothing_to_repair(void)
 {
 	status_of("[1,\"a\",{\"b\":null},true,false,-0.5e-3]", PL_ENOTFOUND);
 	status_of("{\"k\":[\"\\ud83d\\ude00\",\"\\u0000\"]}", PL_ENOTFOUND);
-	status_of("[9223372036854775807,-9223372036854775808,1e-999]",
-	    PL_ENOTFOUND);
+	status_of(
+	    "[9223372036854775807,-9223372036854775808,1e-999]", PL_ENOTFOUND);
 	status_of(" [ ] ", PL_ENOTFOUND);
 	status_of("\"scalar\"", PL_ENOTFOUND);
 }
@@ -97,8 +98,8 @@ values_become_empty(void)
 	repaired("[0,0,{\"c\":\"\\udc00\\ud800\",\"d\":1}]",
 	    "[0,0,{\"c\":[],\"d\":1}]");
 	repaired("[0,0,99999999999999999999]", "[0,0,[]]");
-	repaired("[0,0,9223372036854775808,-9223372036854775809]",
-	    "[0,0,[],[]]");
+	repaired(
+	    "[0,0,9223372036854775808,-9223372036854775809]", "[0,0,[],[]]");
 	repaired("[0,0,{\"limit\":1e999,\"x\":-1E+400}]",
 	    "[0,0,{\"limit\":[],\"x\":[]}]");
 	repaired("[0,0,[\"\\ud800\\u0041\"]]", "[0,0,[[]]]");
@@ -108,8 +109,8 @@ static void
 keys_become_lossy(void)
 {
 	repaired("[0,0,{\"a\\u0000\":1}]", "[0,0,{\"a\\ufffd\":1}]");
-	repaired("[0,0,{\"\\ud800x\\udfff\":1}]",
-	    "[0,0,{\"\\ufffdx\\ufffd\":1}]");
+	repaired(
+	    "[0,0,{\"\\ud800x\\udfff\":1}]", "[0,0,{\"\\ufffdx\\ufffd\":1}]");
 	repaired("{\"\\u0000\":1}", "{\"\\ufffd\":1}");
 }
 
@@ -125,13 +126,14 @@ raw_and_lossy_members(void)
 
 	repaired("[99999999999999999999,0]",
 	    "[\"\\u0000json:99999999999999999999\",0]");
-	repaired("[ \"a\\ud800\" ,0]", "[ \"\\u0000json:\\\"a\\\\ud800\\\"\" ,0]");
+	repaired(
+	    "[ \"a\\ud800\" ,0]", "[ \"\\u0000json:\\\"a\\\\ud800\\\"\" ,0]");
 	repaired("[[1, 1e999],0]", "[\"\\u0000json:[1, 1e999]\",0]");
 	repaired("[0,\"top\\ud800ic\"]", "[0,\"top\\ufffdic\"]");
 	repaired("[0,[\"\\ud800\"]]", "[0,[[]]]");
 	/* The raw text comes back out of the parsed string. */
-	ASSERT_OK(pro_json_repair("[-1e999]", 8, first_raw_second_lossy,
-	    NULL, &out, &len));
+	ASSERT_OK(pro_json_repair(
+	    "[-1e999]", 8, first_raw_second_lossy, NULL, &out, &len));
 	j = json_loadb(out, len, JSON_ALLOW_NUL, &jerr);
 	ASSERT_TRUE(j != NULL);
 	raw = pro_json_raw(json_string_value(json_array_get(j, 0)),
