@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,21 @@ static const flag flags[] = {
 	    "require the admin token for /metrics too" },
 	{ "cluster-test-hooks", B(cluster_test_hooks), "0", 0, 1,
 	    "enable the admin fault-injection endpoint (tests only)" },
+	{ "handshake-timeout", L(handshake_timeout), "10", 1, 600,
+	    "seconds from accept to a finished upgrade; bytes received do not "
+	    "extend it" },
+	{ "max-handshakes", L(max_handshakes), "0", 0, 10000000,
+	    "sockets not yet upgraded; the oldest makes room for a newcomer "
+	    "(0: an eighth of --max-connections)" },
+	{ "max-handshakes-per-ip", L(max_handshakes_per_ip), "128", 0, 10000000,
+	    "sockets not yet upgraded per source address, IPv6 per /64 (0: no "
+	    "cap)" },
+	{ "max-sockets-per-user", L(max_sockets_per_user), "64", 0, 10000000,
+	    "upgraded sockets one user may hold on this node; more get 429 "
+	    "(0: no cap)" },
+	{ "max-queued-bytes", L(max_queued_bytes), "0", 0, LONG_MAX,
+	    "unsent output the whole node may hold; the readers furthest "
+	    "behind are closed beyond it (0: a quarter of memory)" },
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
 _Static_assert(NFLAGS <= 64, "argv_set has 64 bits");

@@ -43,6 +43,12 @@ typedef struct brk_config {
 	int cluster_test_hooks; /* enables the admin fault-injection endpoint */
 	int metrics_auth;       /* /metrics needs the admin token too */
 	uint64_t argv_set;      /* bit i: flag i came from argv (not env) */
+	/* Hostile clients (issue 12). */
+	long handshake_timeout;     /* seconds from accept to the upgrade */
+	long max_handshakes;        /* sockets not yet upgraded; 0 = auto */
+	long max_handshakes_per_ip; /* the same per source address; 0 = off */
+	long max_sockets_per_user;  /* upgraded sockets per user; 0 = off */
+	long max_queued_bytes;      /* node-wide queued output; 0 = auto */
 } brk_config;
 
 /* Fills *c from defaults, then the environment, then argv (flags of the form

@@ -1,18 +1,24 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Client sockets. Each socket is a raw fd with two embedded events and two
- * evbuffers allocated only while they hold bytes, so an idle connection costs
- * a few hundred bytes. Output is queued and written once per batch of events
- * (one writev for everything a socket got in that batch); a socket whose
- * queue passes --max-out-bytes is closed as a slow consumer. */
+/* Client sockets. Each socket is a raw fd with two embedded events, an input
+ * evbuffer and an output queue of shared frames, both allocated only while
+ * they hold bytes, so an idle connection costs a few hundred bytes. Output
+ * is written once per batch of events (one writev for everything a socket
+ * got in that batch). A socket whose queue passes --max-out-bytes is closed
+ * as a slow consumer, and when the node's queued output passes
+ * --max-queued-bytes the readers furthest behind are closed first.
+ * Admission: a handshake has an absolute deadline from accept, handshakes
+ * are capped per node and per source address (the oldest makes room for a
+ * newcomer), and upgraded sockets are capped per user. The HTTP side is in
+ * conn_http.c. */
 #include "broker/conn.h"
 
-#include "broker/auth.h"
+#include "broker/config.h"
+#include "broker/conn_int.h"
 #include "broker/node.h"
 #include "broker/router.h"
-#include "common/base64.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "proto/http.h"
+#include "common/sbuf.h"
 #include "proto/phx.h"
 #include "proto/ws.h"
 
@@ -20,110 +26,54 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/event_struct.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-enum { S_HTTP, S_WS, S_CLOSING, S_DEAD };
-
-/* Frames at most this long are copied into the socket's queue; longer ones
- * are queued by reference to the shared frame. */
-#define COPY_MAX 1024
-/* At most this much is read per readable event (as evbuffer_read did): the
- * replies one read can cause then stay far below the smallest
- * --max-out-bytes, and the loop flushes between reads, so a client that
- * pipelines but reads is never taken for a slow consumer. */
+/* At most this much is read per readable event: the replies one read can
+ * cause then stay far below the smallest --max-out-bytes, and the loop
+ * flushes between reads, so a client that pipelines but reads is never
+ * taken for a slow consumer. */
 #define READ_CHUNK 4096
-#define HANDSHAKE_MS 10000
+/* Slices of a shared block at most this long are copied into the message's
+ * own block; longer ones are queued by reference. */
+#define COPY_MAX 1024
 #define LINGER_MS 2000
 
-struct brk_conn {
-	brk_node *node;
-	int fd;
-	unsigned refs;
-	uint8_t state;
-	uint8_t vsn;
-	uint8_t flush_queued;
-	uint8_t write_armed;
-	uint8_t shut_wr;
-	uint8_t slow;
-	uint64_t id;
-	uint64_t last_rx_ms;
-	struct evbuffer *in, *out;
-	char *user;
-	brk_channel *channels;
-	brk_conn *prev, *next, *flush_next;
-	pro_ws_reader rd;
-	struct event rev, wev;
-};
-
 static uint64_t next_conn_id = 1;
-
-/* ---- frames ---- */
-
-brk_frame *
-brk_frame_text(const char *payload, size_t len)
-{
-	uint8_t hdr[10];
-	size_t hl = pro_ws_frame_header(hdr, PRO_WS_TEXT, len);
-	brk_frame *f = pl_rcbuf_new(hl + len);
-
-	if (f == NULL) {
-		return NULL;
-	}
-	memcpy(f->data, hdr, hl);
-	memcpy(f->data + hl, payload, len);
-	return f;
-}
-
-void
-brk_frame_unref(brk_frame *f)
-{
-	pl_rcbuf_unref(f);
-}
-
-static void
-frame_cleanup(const void *data, size_t len, void *arg)
-{
-	(void)data;
-	(void)len;
-	pl_rcbuf_unref(arg);
-}
 
 /* ---- lists ---- */
 
 static void
-lru_unlink(brk_conn_list *l, brk_conn *c)
+unlink_from(brk_conn **head, brk_conn **tail, brk_conn *c)
 {
 	if (c->prev) {
 		c->prev->next = c->next;
-	} else if (l->head == c) {
-		l->head = c->next;
+	} else if (*head == c) {
+		*head = c->next;
 	}
 	if (c->next) {
 		c->next->prev = c->prev;
-	} else if (l->tail == c) {
-		l->tail = c->prev;
+	} else if (*tail == c) {
+		*tail = c->prev;
 	}
 	c->prev = c->next = NULL;
 }
 
 static void
-lru_append(brk_conn_list *l, brk_conn *c)
+append_to(brk_conn **head, brk_conn **tail, brk_conn *c)
 {
-	c->prev = l->tail;
+	c->prev = *tail;
 	c->next = NULL;
-	if (l->tail) {
-		l->tail->next = c;
+	if (*tail) {
+		(*tail)->next = c;
 	} else {
-		l->head = c;
+		*head = c;
 	}
-	l->tail = c;
+	*tail = c;
 }
 
 static void
@@ -133,8 +83,28 @@ touch(brk_conn *c)
 
 	c->last_rx_ms = brk_node_now_ms(c->node);
 	if (l->tail != c) {
-		lru_unlink(l, c);
-		lru_append(l, c);
+		unlink_from(&l->head, &l->tail, c);
+		append_to(&l->head, &l->tail, c);
+	}
+}
+
+void
+brk_conn_handshake_done(brk_conn *c)
+{
+	brk_conn_list *l = brk_node_conns(c->node);
+
+	if (!c->in_handshake) {
+		return;
+	}
+	unlink_from(&l->hs_head, &l->hs_tail, c);
+	c->in_handshake = 0;
+	l->handshakes--;
+	brk_tally_release(l->addrs, c->slot);
+	c->slot = NULL;
+	if (c->state != S_DEAD) {
+		/* From now on the idle and linger timers apply. */
+		c->last_rx_ms = brk_node_now_ms(c->node);
+		append_to(&l->head, &l->tail, c);
 	}
 }
 
@@ -155,18 +125,26 @@ brk_conn_unref(brk_conn *c)
 	if (c->in) {
 		evbuffer_free(c->in);
 	}
-	if (c->out) {
-		evbuffer_free(c->out);
-	}
 	pro_ws_reader_fini(&c->rd);
 	free(c->user);
 	free(c);
 }
 
+/* Stops counting an upgraded socket against its user. */
+static void
+leave_ws(brk_conn *c)
+{
+	brk_conn_list *l = brk_node_conns(c->node);
+
+	brk_node_stats_of(c->node)->ws_conns--;
+	brk_tally_release(l->users, c->slot);
+	c->slot = NULL;
+}
+
 /* Releases the socket at once. The memory goes when the last holder lets go,
  * so a callback that is still running on this conn stays safe. */
-static void
-conn_kill(brk_conn *c)
+void
+brk_conn_kill(brk_conn *c)
 {
 	brk_conn_list *l;
 	brk_node_stats *st;
@@ -177,22 +155,25 @@ conn_kill(brk_conn *c)
 	l = brk_node_conns(c->node);
 	st = brk_node_stats_of(c->node);
 	if (c->state == S_WS) {
-		st->ws_conns--;
+		leave_ws(c);
 	}
 	c->state = S_DEAD;
+	brk_conn_handshake_done(c);
 	brk_router_conn_closed(brk_node_router(c->node), c);
 	event_del(&c->rev);
 	event_del(&c->wev);
 	close(c->fd);
 	c->fd = -1;
-	lru_unlink(l, c);
+	brk_outq_clear(&c->out, &l->out);
+	unlink_from(&l->head, &l->tail, c);
 	l->count--;
+	l->probes -= c->probe;
 	st->open_conns--;
 	brk_conn_unref(c);
 }
 
-static void
-queue_flush(brk_conn *c)
+void
+brk_conn_queue_flush(brk_conn *c)
 {
 	brk_conn_list *l;
 
@@ -207,43 +188,83 @@ queue_flush(brk_conn *c)
 	brk_node_want_flush(c->node);
 }
 
-static struct evbuffer *
-outbuf(brk_conn *c)
-{
-	if (c->out == NULL) {
-		c->out = evbuffer_new();
-	}
-	return c->out;
-}
-
 static void
 check_cap(brk_conn *c)
 {
 	const brk_config *cfg = brk_node_config(c->node);
 
-	if (c->out == NULL ||
-	    evbuffer_get_length(c->out) <= (size_t)cfg->max_out_bytes) {
+	if (brk_outq_bytes(c->out) > (size_t)cfg->max_out_bytes) {
+		c->slow = 1;
+	}
+}
+
+/* Queues bytes [off, off + len) of b; a socket that cannot queue (out of
+ * memory) is closed, since a message lost in the middle of a stream would
+ * go unnoticed. */
+static void
+enqueue_piece(brk_conn *c, pl_rcbuf *b, size_t off, size_t len)
+{
+	if (brk_outq_push(&c->out, &brk_node_conns(c->node)->out, b, off,
+		len) != PL_OK) {
+		c->slow = 1;
+	}
+}
+
+static void
+enqueue(brk_conn *c, brk_frame *f)
+{
+	enqueue_piece(c, f, 0, f->len);
+	check_cap(c);
+	brk_conn_queue_flush(c);
+}
+
+void
+brk_conn_push(brk_conn *c, struct evbuffer *b)
+{
+	brk_frame *f;
+
+	if (c->state == S_DEAD || evbuffer_get_length(b) == 0) {
 		return;
 	}
-	c->slow = 1;
+	if ((f = brk_frame_take(b)) == NULL) {
+		c->slow = 1;
+		brk_conn_queue_flush(c);
+		return;
+	}
+	enqueue(c, f);
+	brk_frame_unref(f);
+}
+
+/* Builds a control or close frame with a proto writer and queues it. */
+static void
+push_written(brk_conn *c,
+    int (*write)(struct evbuffer *, uint16_t, const char *), uint16_t code,
+    const char *reason)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (b != NULL) {
+		if (write(b, code, reason) == 0) {
+			brk_conn_push(c, b);
+		}
+		evbuffer_free(b);
+	}
 }
 
 void
 brk_conn_close(brk_conn *c, uint16_t code, const char *reason)
 {
 	if (c->state == S_WS) {
-		brk_node_stats *st = brk_node_stats_of(c->node);
-		st->ws_conns--;
-		st->closes_sent[brk_close_code_slot(code)]++;
-		if (outbuf(c)) {
-			pro_ws_write_close(c->out, code, reason);
-		}
+		leave_ws(c);
+		brk_node_stats_of(c->node)->closes_sent[brk_close_code_slot(code)]++;
+		push_written(c, pro_ws_write_close, code, reason);
 		c->state = S_CLOSING;
 		brk_router_conn_closed(brk_node_router(c->node), c);
 	} else if (c->state == S_HTTP) {
 		c->state = S_CLOSING;
+		brk_conn_handshake_done(c);
 	}
-	queue_flush(c);
+	brk_conn_queue_flush(c);
 }
 
 /* ---- output ---- */
@@ -251,67 +272,88 @@ brk_conn_close(brk_conn *c, uint16_t code, const char *reason)
 void
 brk_conn_send_text(brk_conn *c, const char *data, size_t len)
 {
-	if (c->state != S_WS || outbuf(c) == NULL) {
-		return;
-	}
-	pro_ws_write_frame(c->out, PRO_WS_TEXT, data, len);
-	brk_node_stats_of(c->node)->frames_out++;
-	check_cap(c);
-	queue_flush(c);
-}
+	brk_frame *f;
 
-/* Short runs are copied; long ones in a shared block go by reference. */
-static void
-queue_bytes(brk_conn *c, const char *p, size_t len, pl_rcbuf *hold)
-{
-	if (hold == NULL || len <= COPY_MAX) {
-		evbuffer_add(c->out, p, len);
+	if (c->state != S_WS) {
 		return;
 	}
-	pl_rcbuf_ref(hold);
-	if (evbuffer_add_reference(c->out, p, len, frame_cleanup, hold) != 0) {
-		pl_rcbuf_unref(hold);
+	if ((f = brk_frame_text(data, len)) == NULL) {
+		c->slow = 1;
+		brk_conn_queue_flush(c);
+		return;
 	}
+	brk_node_stats_of(c->node)->frames_out++;
+	enqueue(c, f);
+	brk_frame_unref(f);
 }
 
 void
 brk_conn_send_frame(brk_conn *c, brk_frame *f)
 {
-	if (c->state != S_WS || outbuf(c) == NULL) {
+	if (c->state != S_WS) {
 		return;
 	}
-	queue_bytes(c, f->data, f->len, f);
 	brk_node_stats_of(c->node)->frames_out++;
-	check_cap(c);
-	queue_flush(c);
+	enqueue(c, f);
+}
+
+/* Queues what was gathered in b as one block of its own. */
+static void
+enqueue_copy(brk_conn *c, pl_sbuf *b)
+{
+	size_t len;
+	char *p = pl_sbuf_take(b, &len);
+	pl_rcbuf *blk;
+
+	if (p == NULL) {
+		return;
+	}
+	if ((blk = pl_rcbuf_adopt(p, len)) == NULL) {
+		c->slow = 1;
+		return;
+	}
+	enqueue_piece(c, blk, 0, len);
+	pl_rcbuf_unref(blk);
 }
 
 void
 brk_conn_send_slices(brk_conn *c, const pl_slice *s, size_t n)
 {
+	pl_sbuf copy = PL_SBUF_INIT;
 	uint8_t hdr[10];
 	size_t len = 0, i;
 
-	if (c->state != S_WS || outbuf(c) == NULL) {
+	if (c->state != S_WS) {
 		return;
 	}
 	for (i = 0; i < n; i++) {
 		len += s[i].len;
 	}
-	evbuffer_add(c->out, hdr, pro_ws_frame_header(hdr, PRO_WS_TEXT, len));
+	pl_sbuf_add(&copy, hdr, pro_ws_frame_header(hdr, PRO_WS_TEXT, len));
 	for (i = 0; i < n; i++) {
-		queue_bytes(c, s[i].p, s[i].len, s[i].hold);
+		if (s[i].hold != NULL && s[i].len > COPY_MAX) {
+			enqueue_copy(c, &copy);
+			enqueue_piece(c, s[i].hold,
+			    (size_t)(s[i].p - s[i].hold->data), s[i].len);
+		} else {
+			pl_sbuf_add(&copy, s[i].p, s[i].len);
+		}
+	}
+	if (copy.oom) {
+		c->slow = 1;
+		pl_sbuf_free(&copy);
+	} else {
+		enqueue_copy(c, &copy);
 	}
 	brk_node_stats_of(c->node)->frames_out++;
 	check_cap(c);
-	queue_flush(c);
+	brk_conn_queue_flush(c);
 }
 
 static void
 shut_if_done(brk_conn *c)
 {
-	if (c->state == S_CLOSING && !c->shut_wr &&
-	    (c->out == NULL || evbuffer_get_length(c->out) == 0)) {
+	if (c->state == S_CLOSING && !c->shut_wr && c->out == NULL) {
 		/* Half-close and keep reading until the peer closes, so that
 		 * unread input does not turn our close frame into a reset. */
 		shutdown(c->fd, SHUT_WR);
@@ -322,9 +364,13 @@ shut_if_done(brk_conn *c)
 void
 brk_conn_flush(brk_conn *c)
 {
+	brk_conn_list *l;
+	ssize_t n;
+
 	if (c->state == S_DEAD) {
 		return;
 	}
+	l = brk_node_conns(c->node);
 	if (c->slow) {
 		LOG_SUMMARY(PL_LOG_WARN, "BRK-SLOW",
 		    "closing slow consumer %s (user %s): more "
@@ -332,27 +378,18 @@ brk_conn_flush(brk_conn *c)
 		    brk_conn_peer(c), c->user ? c->user : "-",
 		    brk_node_config(c->node)->max_out_bytes);
 		brk_node_stats_of(c->node)->slow_closed++;
-		conn_kill(c);
+		brk_conn_kill(c);
 		return;
 	}
-	while (c->out && evbuffer_get_length(c->out) > 0) {
-		int n = evbuffer_write(c->out, c->fd);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				break;
-			}
-			if (errno == EINTR) {
-				continue;
-			}
-			conn_kill(c);
-			return;
-		}
-		if (n == 0) {
-			break;
-		}
+	n = brk_outq_write(&c->out, &l->out, c->fd);
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		brk_conn_kill(c);
+		return;
+	}
+	if (n > 0) {
 		brk_node_stats_of(c->node)->bytes_out += (uint64_t)n;
 	}
-	if (c->out && evbuffer_get_length(c->out) > 0) {
+	if (c->out != NULL) {
 		if (!c->write_armed) {
 			event_add(&c->wev, NULL);
 			c->write_armed = 1;
@@ -363,11 +400,62 @@ brk_conn_flush(brk_conn *c)
 		event_del(&c->wev);
 		c->write_armed = 0;
 	}
-	if (c->out) {
-		evbuffer_free(c->out);
-		c->out = NULL;
-	}
 	shut_if_done(c);
+}
+
+static int
+by_oldest_unsent(const void *a, const void *b)
+{
+	const brk_conn *x = *(brk_conn *const *)a, *y = *(brk_conn *const *)b;
+	uint64_t ox = brk_outq_oldest(x->out), oy = brk_outq_oldest(y->out);
+
+	if (ox != oy) {
+		return ox < oy ? -1 : 1;
+	}
+	return brk_outq_bytes(x->out) > brk_outq_bytes(y->out) ? -1
+	    : brk_outq_bytes(x->out) < brk_outq_bytes(y->out)  ? 1
+							       : 0;
+}
+
+/* The node's queued output is over --max-queued-bytes: closes the sockets
+ * whose oldest unsent frame is oldest (the readers furthest behind, who
+ * hold the frames nobody else still needs) until it is back under 90%. */
+static void
+shed(brk_conn_list *l)
+{
+	size_t target = l->out_budget - l->out_budget / 10, n = 0, i;
+	size_t before = l->out.bytes;
+	brk_conn **v, *c;
+
+	v = malloc(l->count * sizeof(*v));
+	if (v == NULL) {
+		return;
+	}
+	for (c = l->head; c != NULL; c = c->next) {
+		if (c->out != NULL && n < l->count) {
+			brk_conn_ref(c);
+			v[n++] = c;
+		}
+	}
+	qsort(v, n, sizeof(*v), by_oldest_unsent);
+	for (i = 0; i < n && l->out.bytes > target; i++) {
+		c = v[i];
+		LOG_INFO("BRK-SHED",
+		    "closing %s (user %s): %zu bytes unsent while the node "
+		    "holds %zu",
+		    brk_conn_peer(c), c->user ? c->user : "-",
+		    brk_outq_bytes(c->out), l->out.bytes);
+		brk_node_stats_of(c->node)->budget_closed++;
+		brk_conn_kill(c);
+	}
+	LOG_WARN("BRK-BUDGET",
+	    "queued output %zu bytes over --max-queued-bytes %zu: closed the "
+	    "%zu readers furthest behind, %zu bytes left",
+	    before, l->out_budget, i, l->out.bytes);
+	while (n > 0) {
+		brk_conn_unref(v[--n]);
+	}
+	free(v);
 }
 
 void
@@ -380,6 +468,9 @@ brk_conn_flush_all(brk_conn_list *l)
 		c->flush_queued = 0;
 		brk_conn_flush(c);
 		brk_conn_unref(c);
+	}
+	if (l->out_budget != 0 && l->out.bytes > l->out_budget) {
+		shed(l);
 	}
 }
 
@@ -396,214 +487,6 @@ on_writable(evutil_socket_t fd, short what, void *arg)
 	brk_conn_unref(c);
 }
 
-/* ---- HTTP ---- */
-
-static void
-http_answer(brk_conn *c, int status, const char *body)
-{
-	if (outbuf(c)) {
-		pro_http_write_response(
-		    c->out, status, NULL, "text/plain; charset=utf-8", body);
-	}
-	c->state = S_CLOSING;
-	queue_flush(c);
-}
-
-static int
-origin_allowed(const char *list, const char *origin)
-{
-	const char *p = list;
-	size_t ol;
-
-	if (list == NULL || *list == '\0') {
-		return 1;
-	}
-	if (origin == NULL) {
-		/* Non-browser clients send no Origin; the allow-list exists to
-		 * stop other web sites, which always send one. */
-		return 1;
-	}
-	ol = strlen(origin);
-	while (*p) {
-		const char *e = strchr(p, ',');
-		size_t n = e ? (size_t)(e - p) : strlen(p);
-		while (n > 0 && (*p == ' ' || *p == '\t')) {
-			p++;
-			n--;
-		}
-		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t')) {
-			n--;
-		}
-		if (n == ol && strncasecmp(p, origin, n) == 0) {
-			return 1;
-		}
-		if (e == NULL) {
-			break;
-		}
-		p = e + 1;
-	}
-	return 0;
-}
-
-static void
-refuse(brk_conn *c, int status, brk_refusal kind, const char *why)
-{
-	brk_node_stats_of(c->node)->upgrade_refused++;
-	brk_node_stats_of(c->node)->refused_by[kind]++;
-	LOG_SUMMARY(PL_LOG_INFO, "BRK-REFUSED",
-	    "upgrade from %s refused (%d): %s", brk_conn_peer(c), status, why);
-	if (outbuf(c)) {
-		pro_ws_write_refusal(c->out, status);
-	}
-	c->state = S_CLOSING;
-	queue_flush(c);
-}
-
-#define BEARER_PREFIX "base64url.bearer.phx."
-
-/* phoenix.js's authToken option sends the token as a subprotocol,
- * "phoenix, base64url.bearer.phx.<base64 without padding>"; the server must
- * then answer with the subprotocol "phoenix". Returns a malloc'ed token or
- * NULL. */
-static char *
-subprotocol_token(const char *list)
-{
-	const char *p = list ? strstr(list, BEARER_PREFIX) : NULL;
-	uint8_t *out;
-	size_t n, len;
-
-	if (p == NULL || !pro_http_list_has(list, "phoenix")) {
-		return NULL;
-	}
-	p += strlen(BEARER_PREFIX);
-	n = strcspn(p, ", \t");
-	if (n == 0 || n > 8192 || (out = malloc(n * 3 / 4 + 3)) == NULL) {
-		return NULL;
-	}
-	if (!pl_b64_decode(p, n, out, &len)) {
-		free(out);
-		return NULL;
-	}
-	out[len] = '\0';
-	return (char *)out;
-}
-
-/* The token comes as the `token` query parameter or as phoenix.js's
- * authToken subprotocol; both may be sent, but must then agree. A client
- * that offers the "phoenix" subprotocol must get it back, or it aborts the
- * connection (RFC 6455 4.1). Returns a malloc'ed token, or NULL with *why. */
-static char *
-upgrade_token(pro_http_req *req, const char **proto, const char **why)
-{
-	char *query = pro_http_query_get(req->query, "token");
-	char *sub = subprotocol_token(req->ws_protocol);
-
-	*proto =
-	    pro_http_list_has(req->ws_protocol, "phoenix") ? "phoenix" : NULL;
-	if (query != NULL && sub != NULL && strcmp(query, sub) != 0) {
-		free(query);
-		free(sub);
-		*why = "two different tokens (query and subprotocol)";
-		return NULL;
-	}
-	if (query != NULL) {
-		free(sub);
-		return query;
-	}
-	*why = "missing token";
-	return sub;
-}
-
-static void
-upgrade(brk_conn *c, pro_http_req *req)
-{
-	const brk_config *cfg = brk_node_config(c->node);
-	char *token, *vsn_s;
-	const char *proto = NULL;
-	const char *why = NULL;
-	size_t nkeys;
-	const brk_key *keys = brk_node_keys(c->node, &nkeys);
-	int st, vsn;
-
-	st = pro_ws_check_upgrade(req);
-	if (st != 0) {
-		refuse(c, st, BRK_REFUSE_BAD_REQUEST,
-		    "not a valid WebSocket upgrade");
-		return;
-	}
-	if (!origin_allowed(cfg->allowed_origins, req->origin)) {
-		refuse(c, 403, BRK_REFUSE_ORIGIN, "origin not allowed");
-		return;
-	}
-	if (!brk_node_accepting(c->node)) {
-		refuse(c, 503, BRK_REFUSE_DRAINING,
-		    brk_node_draining(c->node) ? "node draining"
-					       : "node left the cluster");
-		return;
-	}
-	vsn_s = pro_http_query_get(req->query, "vsn");
-	vsn = pro_phx_parse_vsn(vsn_s);
-	free(vsn_s);
-	if (vsn == 0) {
-		refuse(c, 403, BRK_REFUSE_VSN, "unsupported vsn");
-		return;
-	}
-	if ((token = upgrade_token(req, &proto, &why)) == NULL) {
-		refuse(c, 403, BRK_REFUSE_AUTH, why);
-		return;
-	}
-	if (brk_auth_verify_keys(keys, nkeys, token, (int64_t)time(NULL),
-		&c->user, &why) != PL_OK) {
-		free(token);
-		refuse(c, 403, BRK_REFUSE_AUTH, why ? why : "bad token");
-		return;
-	}
-	free(token);
-	if (outbuf(c) == NULL || pro_ws_write_accept(c->out, req, proto) != 0) {
-		conn_kill(c);
-		return;
-	}
-	c->vsn = (uint8_t)vsn;
-	c->state = S_WS;
-	pro_ws_reader_init(&c->rd, (size_t)cfg->max_message_bytes);
-	brk_node_stats_of(c->node)->upgrades++;
-	brk_node_stats_of(c->node)->ws_conns++;
-	queue_flush(c);
-}
-
-static void
-handle_http(brk_conn *c)
-{
-	pro_http_req req;
-	int status = 0, rc;
-
-	memset(&req, 0, sizeof(req));
-	rc = pro_http_parse(c->in, &req, &status);
-	if (rc == 0) {
-		return;
-	}
-	if (rc < 0) {
-		http_answer(c, status ? status : 400,
-		    status == 431       ? "request head over 8192 bytes\n"
-			: status == 505 ? "HTTP/1.x only\n"
-					: "malformed HTTP request\n");
-		pro_http_req_free(&req);
-		return;
-	}
-	if (strcmp(req.path, "/healthz") == 0) {
-		http_answer(c, 200, "ok\n");
-	} else if (strcmp(req.path, "/readyz") == 0) {
-		int st;
-		const char *body = brk_node_readyz(c->node, &st);
-		http_answer(c, st, body);
-	} else if (strcmp(req.path, "/socket/websocket") == 0) {
-		upgrade(c, &req);
-	} else {
-		http_answer(c, 404, "not found\n");
-	}
-	pro_http_req_free(&req);
-}
-
 /* ---- WebSocket input ---- */
 
 static void
@@ -611,14 +494,14 @@ handle_message(brk_conn *c, pro_ws_msg *msg)
 {
 	pro_phx_msg m;
 	const char *why = "invalid message";
+	brk_frame *f;
 
 	brk_node_stats_of(c->node)->frames_in++;
 	switch (msg->opcode) {
 	case PRO_WS_PING:
-		if (outbuf(c)) {
-			pro_ws_write_frame(
-			    c->out, PRO_WS_PONG, msg->data, msg->len);
-			queue_flush(c);
+		if ((f = brk_frame_ws(PRO_WS_PONG, msg->data, msg->len))) {
+			enqueue(c, f);
+			brk_frame_unref(f);
 		}
 		return;
 	case PRO_WS_PONG: return;
@@ -697,14 +580,18 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 	}
 	brk_conn_ref(c);
 	if (n <= 0) {
-		conn_kill(c);
+		brk_conn_kill(c);
 		goto out;
 	}
 	brk_node_stats_of(c->node)->bytes_in += (uint64_t)n;
-	touch(c);
+	/* A handshake's deadline runs from accept: what it sends does not
+	 * extend it (a slowloris trickles bytes to hold its slot). */
+	if (!c->in_handshake) {
+		touch(c);
+	}
 	switch (c->state) {
 	case S_HTTP:
-		handle_http(c);
+		brk_conn_handle_http(c);
 		if (c->state != S_WS) {
 			break;
 		}
@@ -728,18 +615,19 @@ brk_conn_accept(brk_node *n, int fd, const struct sockaddr *sa, socklen_t salen)
 {
 	brk_conn_list *l = brk_node_conns(n);
 	brk_node_stats *st = brk_node_stats_of(n);
+	brk_tally_entry *slot;
+	uint8_t probe;
 	brk_conn *c;
 	int one = 1;
 
-	(void)sa;
-	(void)salen;
-	if ((long)l->count >= brk_node_config(n)->max_connections) {
+	if (brk_conn_admit(l, sa, salen, &slot, &probe, st) != 0) {
 		st->refused++;
 		close(fd);
 		return PL_ELIMIT;
 	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
+		brk_tally_release(l->addrs, slot);
 		close(fd);
 		return PL_ENOMEM;
 	}
@@ -750,17 +638,23 @@ brk_conn_accept(brk_node *n, int fd, const struct sockaddr *sa, socklen_t salen)
 	c->refs = 1;
 	c->id = next_conn_id++;
 	c->state = S_HTTP;
+	c->slot = slot;
+	c->probe = probe;
 	event_assign(&c->rev, brk_node_base(n), fd, EV_READ | EV_PERSIST,
 	    on_readable, c);
 	event_assign(&c->wev, brk_node_base(n), fd, EV_WRITE, on_writable, c);
 	if (event_add(&c->rev, NULL) != 0) {
+		brk_tally_release(l->addrs, slot);
 		close(fd);
 		free(c);
 		return PL_EIO;
 	}
 	c->last_rx_ms = brk_node_now_ms(c->node);
-	lru_append(l, c);
+	c->in_handshake = 1;
+	append_to(&l->hs_head, &l->hs_tail, c);
+	l->handshakes++;
 	l->count++;
+	l->probes += probe;
 	st->accepted++;
 	st->open_conns++;
 	return PL_OK;
@@ -769,18 +663,22 @@ brk_conn_accept(brk_node *n, int fd, const struct sockaddr *sa, socklen_t salen)
 void
 brk_conn_sweep(brk_conn_list *l, uint64_t now)
 {
-	brk_conn *c = l->head, *next;
+	brk_conn *c, *next;
 
-	for (; c != NULL; c = next) {
+	/* The handshake list is in accept order: an absolute deadline. */
+	while ((c = l->hs_head) != NULL &&
+	    now - c->last_rx_ms >= l->handshake_ms) {
+		brk_node_stats_of(c->node)->handshake_timeouts++;
+		brk_conn_kill(c);
+	}
+	for (c = l->head; c != NULL; c = next) {
 		uint64_t age = now - c->last_rx_ms;
 		next = c->next;
 		if (age < LINGER_MS) {
 			break;
 		}
 		if (c->state == S_CLOSING) {
-			conn_kill(c);
-		} else if (c->state == S_HTTP && age >= HANDSHAKE_MS) {
-			conn_kill(c);
+			brk_conn_kill(c);
 		} else if (c->state == S_WS &&
 		    age >= (uint64_t)brk_node_config(c->node)->idle_timeout *
 			    1000) {
@@ -791,8 +689,8 @@ brk_conn_sweep(brk_conn_list *l, uint64_t now)
 			    (unsigned long long)(age / 1000));
 			/* Re-stamp so the linger timer starts now. */
 			c->last_rx_ms = now;
-			lru_unlink(l, c);
-			lru_append(l, c);
+			unlink_from(&l->head, &l->tail, c);
+			append_to(&l->head, &l->tail, c);
 			brk_conn_close(
 			    c, PRO_WS_CLOSE_PROTOCOL, "idle timeout");
 		}
@@ -814,10 +712,14 @@ brk_conn_count_ws(const brk_conn_list *l)
 void
 brk_conn_close_all(brk_conn_list *l, uint16_t code, const char *reason)
 {
-	brk_conn *c;
+	brk_conn *c, *next;
 
+	for (c = l->hs_head; c != NULL; c = next) {
+		next = c->next;
+		brk_conn_close(c, code, reason);
+	}
 	for (c = l->head; c != NULL; c = c->next) {
-		if (c->state == S_WS || c->state == S_HTTP) {
+		if (c->state == S_WS) {
 			brk_conn_close(c, code, reason);
 		}
 	}
@@ -827,8 +729,11 @@ void
 brk_conn_free_all(brk_conn_list *l)
 {
 	brk_conn_flush_all(l);
+	while (l->hs_head) {
+		brk_conn_kill(l->hs_head);
+	}
 	while (l->head) {
-		conn_kill(l->head);
+		brk_conn_kill(l->head);
 	}
 }
 

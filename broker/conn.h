@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* One client socket: the HTTP upgrade (or a plain /healthz request), RFC 6455
- * framing, Phoenix message decoding, and output with a per-socket cap. A conn
- * is refcounted so that work finishing later (a durable comment's reply) can
+/* One client socket: admission (handshake caps per node and per source
+ * address, sockets per user), the HTTP upgrade (or a plain /healthz
+ * request), RFC 6455 framing, Phoenix message decoding, and output with a
+ * per-socket cap and a node-wide budget. A conn is refcounted so that work finishing later (a durable comment's reply) can
  * hold it; once closed, sends to it are dropped. */
 #ifndef PARLEY_BROKER_CONN_H
 #define PARLEY_BROKER_CONN_H
 
-#include "common/rcbuf.h"
+#include "broker/outq.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -15,21 +16,39 @@
 typedef struct brk_node brk_node;
 typedef struct brk_conn brk_conn;
 typedef struct brk_channel brk_channel;
+typedef struct brk_config brk_config;
+typedef struct brk_tally brk_tally;
 
-/* A prebuilt WebSocket frame shared by every subscriber of a broadcast. */
-typedef pl_rcbuf brk_frame;
+/* Health checks admitted while every --max-connections slot holds an
+ * upgraded socket, so that probes still get their answer. */
+#define BRK_CONN_PROBE_SLOTS 16
 
-/* Builds a text frame around payload; refs = 1. NULL on allocation failure. */
-brk_frame *brk_frame_text(const char *payload, size_t len);
-void brk_frame_unref(brk_frame *f);
-
-/* The node's socket lists: every socket, oldest activity first (the sweep
- * walks it), and the sockets waiting for a flush. Links live in the conns. */
+/* The node's sockets. Upgraded (and answered) sockets sit in the main list,
+ * oldest activity first, which the idle sweep walks. Sockets still in their
+ * handshake sit in the handshake list in accept order: their deadline runs
+ * from accept, and the oldest is the first closed to make room. Links live
+ * in the conns. Zeroed, then brk_conn_list_init. */
 typedef struct brk_conn_list {
 	brk_conn *head, *tail;
 	brk_conn *flush_head;
-	size_t count;
+	size_t count;                /* every open socket */
+	brk_conn *hs_head, *hs_tail; /* the handshake list */
+	size_t handshakes;    /* in the handshake list, probes included */
+	size_t probes;        /* admitted over --max-connections */
+	brk_outq_account out; /* every socket's queued output */
+	/* Limits, resolved from the flags by brk_conn_list_init. */
+	size_t max_conns, max_handshakes, out_budget;
+	unsigned max_per_addr, max_per_user;
+	uint64_t handshake_ms;
+	brk_tally *addrs; /* handshakes per source address (IPv6: per /64) */
+	brk_tally *users; /* upgraded sockets per user */
 } brk_conn_list;
+
+/* Resolves the limits from cfg (defaults that depend on other flags or on
+ * memory) and creates the tables. PL_OK or PL_ENOMEM. */
+int brk_conn_list_init(brk_conn_list *l, const brk_config *cfg);
+/* Frees the tables; after brk_conn_free_all. */
+void brk_conn_list_fini(brk_conn_list *l);
 
 /* Flushes every socket queued since the last pass. */
 void brk_conn_flush_all(brk_conn_list *l);
@@ -48,7 +67,7 @@ int brk_conn_accept(
 
 /* Queues a text message. The bytes are copied. */
 void brk_conn_send_text(brk_conn *c, const char *data, size_t len);
-/* Queues a shared frame (takes a reference of its own). */
+/* Queues a shared frame (takes a reference of its own; never copied). */
 void brk_conn_send_frame(brk_conn *c, brk_frame *f);
 /* Queues one text message made of the n slices in order. Long slices that
  * lie in a shared block are queued by reference (taking one of their own),
@@ -60,7 +79,8 @@ void brk_conn_flush(brk_conn *c);
 /* Starts the close handshake with code and reason (clients reconnect unless
  * code is 1000). Channels are terminated at once. Idempotent. */
 void brk_conn_close(brk_conn *c, uint16_t code, const char *reason);
-/* Closes idle, stuck-handshake and lingering sockets; called once a second. */
+/* Closes idle sockets, handshakes past their deadline and lingering
+ * sockets; called once a second. */
 void brk_conn_sweep(brk_conn_list *l, uint64_t now_ms);
 
 void brk_conn_ref(brk_conn *c);

@@ -832,6 +832,10 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
 		    "--jwt-secret-file / --firebase-auth-file (or the "
 		    "PARLEY_* environment) instead");
 	}
+	if (brk_conn_list_init(&n->conns, cfg) != PL_OK) {
+		snprintf(err, errlen, "out of memory");
+		return PL_ENOMEM;
+	}
 	n->base = new_base();
 	if (n->base == NULL || make_timers(n) != PL_OK) {
 		snprintf(err, errlen, "cannot create the event loop");
@@ -892,6 +896,7 @@ brk_node_destroy(brk_node *n)
 		evconnlistener_free(n->listener);
 	}
 	brk_conn_free_all(&n->conns);
+	brk_conn_list_fini(&n->conns);
 	brk_admin_destroy(n->admin);
 	brk_mesh_destroy(n->mesh);
 	brk_presence_destroy(n->presence);

@@ -71,6 +71,12 @@ typedef struct brk_node_stats {
 	struct pl_metric *ack_seconds;      /* new_comment push -> ok reply */
 	struct pl_metric *delivery_seconds; /* comment accepted on another
 	                                      * node -> delivered here */
+		/* Admission and output limits (issue 12). */
+	uint64_t handshake_timeouts; /* closed at the handshake deadline */
+	uint64_t handshakes_evicted; /* oldest handshakes closed for room */
+	uint64_t addr_refused;       /* refused: handshakes per address full */
+	uint64_t user_refused;  /* upgrades refused: sockets per user full */
+	uint64_t budget_closed; /* closed to bring queued output under budget */
 } brk_node_stats;
 
 /* Index of a close code in closes_sent. */

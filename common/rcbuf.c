@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 
+static uint64_t next_seq;
+
 pl_rcbuf *
 pl_rcbuf_new(size_t len)
 {
@@ -12,6 +14,8 @@ pl_rcbuf_new(size_t len)
 		return NULL;
 	}
 	b->refs = 1;
+	b->queued = 0;
+	b->seq = ++next_seq;
 	b->len = len;
 	b->data = b->inline_data;
 	b->adopted = 0;
@@ -28,6 +32,8 @@ pl_rcbuf_adopt(char *p, size_t len)
 		return NULL;
 	}
 	b->refs = 1;
+	b->queued = 0;
+	b->seq = ++next_seq;
 	b->len = len;
 	b->data = p;
 	b->adopted = 1;

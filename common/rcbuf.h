@@ -7,9 +7,14 @@
 #define PARLEY_COMMON_RCBUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct pl_rcbuf {
 	unsigned refs;
+	/* Socket output queues holding it: broker/outq counts a block's
+	 * bytes once in the node's account, however many queues hold it. */
+	unsigned queued;
+	uint64_t seq; /* creation order (how old the oldest unsent byte is) */
 	size_t len;
 	char *data;  /* len bytes (plus a NUL when adopted from pl_sbuf) */
 	int adopted; /* data is a separate allocation */

@@ -23,10 +23,9 @@ str_eq(pro_wire_str a, pro_wire_str b)
 static void
 check_hdr(const pro_wire_hdr *a, const pro_wire_hdr *b)
 {
-	if (!str_eq(a->sender, b->sender) ||
-	    a->incarnation != b->incarnation || a->start_id != b->start_id ||
-	    a->seq != b->seq || !str_eq(a->dest, b->dest) ||
-	    a->n_skip != b->n_skip) {
+	if (!str_eq(a->sender, b->sender) || a->incarnation != b->incarnation ||
+	    a->start_id != b->start_id || a->seq != b->seq ||
+	    !str_eq(a->dest, b->dest) || a->n_skip != b->n_skip) {
 		abort();
 	}
 	for (size_t i = 0; i < a->n_skip; i++) {
@@ -64,8 +63,8 @@ check_body(const pro_wire_msg *a, const pro_wire_msg *b)
 		if (!str_eq(a->u.broadcast.topic, b->u.broadcast.topic) ||
 		    !str_eq(a->u.broadcast.event, b->u.broadcast.event) ||
 		    !str_eq(a->u.broadcast.payload, b->u.broadcast.payload) ||
-		    !str_eq(a->u.broadcast.publisher,
-			b->u.broadcast.publisher) ||
+		    !str_eq(
+			a->u.broadcast.publisher, b->u.broadcast.publisher) ||
 		    a->u.broadcast.seq != b->u.broadcast.seq) {
 			abort();
 		}

@@ -26,16 +26,33 @@ static char dir[64];
 void
 nh_start(const char *max_channels)
 {
-	char err[256];
-	char *argv[] = { "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--cluster-listen", "tcp://127.0.0.1:0", "--data", dir,
-		"--jwt-secret", "router-secret", "--log-level", "error",
-		"--max-channels", (char *)max_channels, "--node-name", "rt" };
+	const char *extra[] = { "--max-channels", max_channels };
 
+	nh_start_flags(extra, 2);
+}
+
+void
+nh_start_flags(const char *const *extra, int nextra)
+{
+	char err[256];
+	const char *base[] = { "--listen", "127.0.0.1:0", "--admin",
+		"127.0.0.1:0", "--cluster-listen", "tcp://127.0.0.1:0",
+		"--data", dir, "--jwt-secret", "router-secret", "--log-level",
+		"error", "--node-name", "rt" };
+	int nb = (int)(sizeof(base) / sizeof(base[0]));
+	char *argv[64];
+
+	ASSERT_TRUE(nb + nextra <= 64);
+	for (int i = 0; i < nb; i++) {
+		argv[i] = (char *)base[i];
+	}
+	for (int i = 0; i < nextra; i++) {
+		argv[nb + i] = (char *)extra[i];
+	}
 	pl_log_level = PL_LOG_WARN;
 	strcpy(dir, "/tmp/parley-router-XXXXXX");
 	ASSERT_TRUE(mkdtemp(dir) != NULL);
-	ASSERT_OK(brk_config_load(&cfg, 16, argv, err, sizeof(err)));
+	ASSERT_OK(brk_config_load(&cfg, nb + nextra, argv, err, sizeof(err)));
 	ASSERT_OK(brk_node_create(&nh_node, &cfg, err, sizeof(err)));
 }
 

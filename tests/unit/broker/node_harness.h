@@ -12,6 +12,8 @@ extern brk_node *nh_node;
 
 /* Starts a node with --max-channels max_channels on a temp data dir. */
 void nh_start(const char *max_channels);
+/* Starts a node with extra flags (argv style) on a temp data dir. */
+void nh_start_flags(const char *const *extra, int nextra);
 /* Destroys the node and removes its data dir. */
 void nh_stop(void);
 /* Runs a few non-blocking loop passes. */
