@@ -9,6 +9,7 @@
 #include "broker/admin.h"
 
 #include "broker/config.h"
+#include "broker/conn.h"
 #include "broker/httpd.h"
 #include "broker/mesh.h"
 #include "broker/node.h"
@@ -106,6 +107,25 @@ refuse(brk_admin *a, brk_httpd_req *r, int reason, int status, const char *code,
 
 /* ---- /v1/stats ---- */
 
+/* Admission and output limits: what hostile or slow clients cost now. */
+static json_t *
+limits_json(brk_node *n)
+{
+	brk_node_stats *s = brk_node_stats_of(n);
+	brk_conn_list *l = brk_node_conns(n);
+
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "handshakes", (json_int_t)l->handshakes, "probes",
+	    (json_int_t)l->probes, "handshake_timeouts",
+	    (json_int_t)s->handshake_timeouts, "handshakes_evicted",
+	    (json_int_t)s->handshakes_evicted, "addr_refused",
+	    (json_int_t)s->addr_refused, "user_refused",
+	    (json_int_t)s->user_refused, "queued_bytes",
+	    (json_int_t)l->out.bytes, "queued_budget",
+	    (json_int_t)l->out_budget, "budget_closed",
+	    (json_int_t)s->budget_closed);
+}
+
 static json_t *
 stats_json(brk_node *n)
 {
@@ -116,7 +136,8 @@ stats_json(brk_node *n)
 	sto_comments_stats_get(brk_node_comments(n), &ss);
 	return json_pack("{s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
 			 "s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}, "
-			 "s:{s:I, s:I}, s:{s:I, s:I, s:I, s:f, s:I}, s:I, s:o}",
+			 "s:{s:I, s:I}, s:{s:I, s:I, s:I, s:f, s:I}, s:I, s:o, "
+			 "s:o}",
 	    "node", brk_node_name(n), "sockets", "open",
 	    (json_int_t)s->open_conns, "websocket", (json_int_t)s->ws_conns,
 	    "accepted", (json_int_t)s->accepted, "refused",
@@ -137,7 +158,8 @@ stats_json(brk_node *n)
 	    "committed", (json_int_t)ss.committed_ops, "avg_batch",
 	    ss.avg_batch, "map_size", (json_int_t)ss.map_size, "presences",
 	    (json_int_t)brk_presence_entry_count(brk_node_presence(n)),
-	    "cluster", brk_mesh_stats_json(brk_node_mesh(n)));
+	    "cluster", brk_mesh_stats_json(brk_node_mesh(n)), "limits",
+	    limits_json(n));
 }
 
 static void

@@ -108,6 +108,20 @@ brk_conn_admit(brk_conn_list *l, const struct sockaddr *sa, socklen_t salen,
 }
 
 int
+brk_conn_unprobe(brk_conn *c)
+{
+	brk_conn_list *l = brk_node_conns(c->node);
+
+	/* Counted as an ordinary socket, would it fit now? */
+	if (l->count - (l->probes - 1) > l->max_conns) {
+		return 0;
+	}
+	c->probe = 0;
+	l->probes--;
+	return 1;
+}
+
+int
 brk_conn_list_init(brk_conn_list *l, const brk_config *cfg)
 {
 	l->max_conns = (size_t)cfg->max_connections;
@@ -142,4 +156,3 @@ brk_conn_list_fini(brk_conn_list *l)
 	brk_tally_destroy(l->users);
 	l->addrs = l->users = NULL;
 }
-

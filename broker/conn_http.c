@@ -128,8 +128,8 @@ upgrade_token(pro_http_req *req, const char **proto, const char **why)
 	char *query = pro_http_query_get(req->query, "token");
 	char *sub = subprotocol_token(req->ws_protocol);
 
-	*proto = pro_http_list_has(req->ws_protocol, "phoenix") ? "phoenix"
-								: NULL;
+	*proto =
+	    pro_http_list_has(req->ws_protocol, "phoenix") ? "phoenix" : NULL;
 	if (query != NULL && sub != NULL && strcmp(query, sub) != 0) {
 		free(query);
 		free(sub);
@@ -200,7 +200,7 @@ upgrade(brk_conn *c, pro_http_req *req)
 		    NULL);
 		return;
 	}
-	if (c->probe) {
+	if (c->probe && !brk_conn_unprobe(c)) {
 		refuse(c, 503, BRK_REFUSE_LIMIT, "every socket slot is taken",
 		    "every socket slot of this node is taken; retry\n");
 		return;
@@ -258,7 +258,7 @@ brk_conn_handle_http(brk_conn *c)
 	}
 	if (rc < 0) {
 		answer(c, status ? status : 400,
-		    status == 431     ? "request head over 8192 bytes\n"
+		    status == 431       ? "request head over 8192 bytes\n"
 			: status == 505 ? "HTTP/1.x only\n"
 					: "malformed HTTP request\n");
 		pro_http_req_free(&req);

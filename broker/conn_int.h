@@ -55,9 +55,12 @@ void brk_conn_push(brk_conn *c, struct evbuffer *b);
 /* conn_admit.c: decides whether a new socket from sa gets in (see there).
  * Returns 0, with *slot its address's count and *probe set when it is
  * admitted over --max-connections for a health check, or -1 to refuse. */
-int brk_conn_admit(brk_conn_list *l, const struct sockaddr *sa,
-    socklen_t salen, brk_tally_entry **slot, uint8_t *probe,
-    brk_node_stats *st);
+int brk_conn_admit(brk_conn_list *l, const struct sockaddr *sa, socklen_t salen,
+    brk_tally_entry **slot, uint8_t *probe, brk_node_stats *st);
+
+/* A probe whose request is an upgrade becomes an ordinary socket if a slot
+ * has freed since it was admitted: returns 1, else 0. */
+int brk_conn_unprobe(brk_conn *c);
 
 /* conn_http.c: parses and answers what has arrived of the request. */
 void brk_conn_handle_http(brk_conn *c);

@@ -448,7 +448,42 @@ static const stat_series node_series[] = {
 	{ "parley_comments_accepted_total",
 	    "Comments stored durably and acknowledged.", ST(comments_ok), 0,
 	    NULL, NULL },
+	{ "parley_handshake_timeouts_total",
+	    "Sockets closed at --handshake-timeout without finishing.",
+	    ST(handshake_timeouts), 0, NULL, NULL },
+	{ "parley_handshakes_evicted_total",
+	    "Oldest handshakes closed to make room for a newcomer.",
+	    ST(handshakes_evicted), 0, NULL, NULL },
+	{ "parley_handshakes_refused_per_address_total",
+	    "Sockets closed at once: --max-handshakes-per-ip from their "
+	    "address.",
+	    ST(addr_refused), 0, NULL, NULL },
+	{ "parley_upgrades_refused_per_user_total",
+	    "Upgrades refused with 429: --max-sockets-per-user.",
+	    ST(user_refused), 0, NULL, NULL },
+	{ "parley_budget_closed_total",
+	    "Sockets closed, furthest behind first, to bring queued output "
+	    "under --max-queued-bytes.",
+	    ST(budget_closed), 0, NULL, NULL },
 };
+
+static double
+handshakes_open(void *arg)
+{
+	return (double)((brk_node *)arg)->conns.handshakes;
+}
+
+static double
+queued_bytes(void *arg)
+{
+	return (double)((brk_node *)arg)->conns.out.bytes;
+}
+
+static double
+queued_budget(void *arg)
+{
+	return (double)((brk_node *)arg)->conns.out_budget;
+}
 
 static const char *const refusal_names[BRK_REFUSE_N] = { "bad_request",
 	"origin", "draining", "vsn", "auth", "limit" };
@@ -488,6 +523,15 @@ make_metrics(brk_node *n)
 	    1);
 	rc |= pl_metrics_gauge_fn(r, "parley_ready",
 	    "1 while /readyz answers 200.", ready_value, n, NULL);
+	rc |= pl_metrics_gauge_fn(r, "parley_handshakes_open",
+	    "Sockets still in their handshake (probes included).",
+	    handshakes_open, n, NULL);
+	rc |= pl_metrics_gauge_fn(r, "parley_queued_output_bytes",
+	    "Unsent output of every socket, each shared frame counted once.",
+	    queued_bytes, n, NULL);
+	rc |= pl_metrics_gauge_fn(r, "parley_queued_output_budget_bytes",
+	    "--max-queued-bytes as resolved at start.", queued_budget, n,
+	    NULL);
 	for (i = 0; i < sizeof(node_series) / sizeof(node_series[0]); i++) {
 		const stat_series *d = &node_series[i];
 		const uint64_t *p =

@@ -83,8 +83,9 @@ slot_of(const brk_tally *t, uint64_t h, const void *key, size_t len)
 {
 	brk_tally_entry **pp = &t->b[h & (t->nb - 1)];
 
-	while (*pp != NULL && ((*pp)->hash != h || (*pp)->len != len ||
-				  memcmp((*pp)->key, key, len) != 0)) {
+	while (*pp != NULL &&
+	    ((*pp)->hash != h || (*pp)->len != len ||
+		memcmp((*pp)->key, key, len) != 0)) {
 		pp = &(*pp)->next;
 	}
 	return pp;

@@ -21,7 +21,8 @@ pair(int sv[2])
 
 	ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
 	ASSERT_OK(fcntl(sv[0], F_SETFL, O_NONBLOCK));
-	ASSERT_OK(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)));
+	ASSERT_OK(
+	    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)));
 }
 
 static void
