@@ -2,8 +2,9 @@
 /* One client socket: admission (handshake caps per node and per source
  * address, sockets per user), the HTTP upgrade (or a plain /healthz
  * request), RFC 6455 framing, Phoenix message decoding, and output with a
- * per-socket cap and a node-wide budget. A conn is refcounted so that work finishing later (a durable comment's reply) can
- * hold it; once closed, sends to it are dropped. */
+ * per-socket cap and a node-wide budget. A conn is refcounted so that work
+ * finishing later (a durable comment's reply) can hold it; once closed,
+ * sends to it are dropped. */
 #ifndef PARLEY_BROKER_CONN_H
 #define PARLEY_BROKER_CONN_H
 
