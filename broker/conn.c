@@ -204,8 +204,8 @@ check_cap(brk_conn *c)
 static void
 enqueue_piece(brk_conn *c, pl_rcbuf *b, size_t off, size_t len)
 {
-	if (brk_outq_push(&c->out, &brk_node_conns(c->node)->out, b, off,
-		len) != PL_OK) {
+	if (brk_outq_push(
+		&c->out, &brk_node_conns(c->node)->out, b, off, len) != PL_OK) {
 		c->slow = 1;
 	}
 }
@@ -256,7 +256,8 @@ brk_conn_close(brk_conn *c, uint16_t code, const char *reason)
 {
 	if (c->state == S_WS) {
 		leave_ws(c);
-		brk_node_stats_of(c->node)->closes_sent[brk_close_code_slot(code)]++;
+		brk_node_stats_of(c->node)
+		    ->closes_sent[brk_close_code_slot(code)]++;
 		push_written(c, pro_ws_write_close, code, reason);
 		c->state = S_CLOSING;
 		brk_router_conn_closed(brk_node_router(c->node), c);

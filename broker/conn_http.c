@@ -160,8 +160,8 @@ take_user_slot(brk_conn *c)
 		    "too many sockets for this user on this node "
 		    "(--max-sockets-per-user %u)\n",
 		    l->max_per_user);
-		refuse(c, 429, BRK_REFUSE_LIMIT, "too many sockets for this user",
-		    body);
+		refuse(c, 429, BRK_REFUSE_LIMIT,
+		    "too many sockets for this user", body);
 		return -1;
 	}
 	if (rc != PL_OK) {

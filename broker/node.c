@@ -530,8 +530,7 @@ make_metrics(brk_node *n)
 	    "Unsent output of every socket, each shared frame counted once.",
 	    queued_bytes, n, NULL);
 	rc |= pl_metrics_gauge_fn(r, "parley_queued_output_budget_bytes",
-	    "--max-queued-bytes as resolved at start.", queued_budget, n,
-	    NULL);
+	    "--max-queued-bytes as resolved at start.", queued_budget, n, NULL);
 	for (i = 0; i < sizeof(node_series) / sizeof(node_series[0]); i++) {
 		const stat_series *d = &node_series[i];
 		const uint64_t *p =

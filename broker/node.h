@@ -71,7 +71,7 @@ typedef struct brk_node_stats {
 	struct pl_metric *ack_seconds;      /* new_comment push -> ok reply */
 	struct pl_metric *delivery_seconds; /* comment accepted on another
 	                                      * node -> delivered here */
-		/* Admission and output limits (issue 12). */
+	/* Admission and output limits (issue 12). */
 	uint64_t handshake_timeouts; /* closed at the handshake deadline */
 	uint64_t handshakes_evicted; /* oldest handshakes closed for room */
 	uint64_t addr_refused;       /* refused: handshakes per address full */
