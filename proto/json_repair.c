@@ -444,6 +444,12 @@ pro_json_raw(const char *s, size_t n, size_t *rawlen)
 	    memcmp(s, PRO_JSON_RAW_MARK, PRO_JSON_RAW_MARK_LEN) != 0) {
 		return NULL;
 	}
+	/* A kept member starts and ends with its value: white space around
+	 * it would not survive another decode, so such text is not ours. */
+	if (strchr(" \t\r\n", s[PRO_JSON_RAW_MARK_LEN]) != NULL ||
+	    strchr(" \t\r\n", s[n - 1]) != NULL) {
+		return NULL;
+	}
 	memset(&sc, 0, sizeof(sc));
 	sc.p = s + PRO_JSON_RAW_MARK_LEN;
 	sc.n = n - PRO_JSON_RAW_MARK_LEN;

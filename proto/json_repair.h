@@ -50,8 +50,8 @@ int pro_json_repair(const char *text, size_t len, pro_json_policy_fn policy,
 #define PRO_JSON_RAW_MARK_LEN 6
 
 /* When s[0..n) is PRO_JSON_RAW_MARK followed by exactly one valid JSON
- * value, returns that value's text (inside s) and its length in *rawlen;
- * else NULL. Whoever wrote the string, what it returns is valid JSON. */
+ * value with no white space around it, returns that value's text (inside
+ * s) and its length in *rawlen; else NULL. Whoever wrote the string, what it returns is valid JSON. */
 const char *pro_json_raw(const char *s, size_t n, size_t *rawlen);
 
 #endif

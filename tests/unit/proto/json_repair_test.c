@@ -157,6 +157,9 @@ raw_mark_checked(void)
 	ASSERT_TRUE(pro_json_raw("\0json:1]", 8, &rl) == NULL);
 	ASSERT_TRUE(pro_json_raw("\0jsom:1", 7, &rl) == NULL);
 	ASSERT_TRUE(pro_json_raw("json:1", 6, &rl) == NULL);
+	/* White space around the value (found by phx_fuzz). */
+	ASSERT_TRUE(pro_json_raw("\0json: 9e999", 12, &rl) == NULL);
+	ASSERT_TRUE(pro_json_raw("\0json:9e999\n", 12, &rl) == NULL);
 }
 
 TEST_LIST{

@@ -255,6 +255,24 @@ raw_mark_in_client_ref(void)
 	}
 }
 
+/* Found by phx_fuzz: a forged mark with white space before a number that
+ * jansson refuses must still be echoed as the string it was. */
+static void
+raw_mark_with_white_space(void)
+{
+	pro_phx_msg m;
+
+	decode_ok(1,
+	    "{\"topic\":\"t0\",\"event\":\"e\",\"ref\":\"\\u0000json: "
+	    "9e999\"}",
+	    &m);
+	reply_is(1, &m, "ok",
+	    "{\"topic\":\"t0\",\"event\":\"phx_reply\",\"payload\":"
+	    "{\"status\":\"ok\",\"response\":{}},\"ref\":\"\\u0000json: "
+	    "9e999\"}");
+	pro_phx_msg_clear(&m);
+}
+
 static void
 vsn_parse(void)
 {
@@ -304,6 +322,7 @@ TEST_LIST{
 	TEST_ENTRY(malformed),
 	TEST_ENTRY(valid_json_jansson_refuses),
 	TEST_ENTRY(raw_mark_in_client_ref),
+	TEST_ENTRY(raw_mark_with_white_space),
 	TEST_ENTRY(vsn_parse),
 	TEST_ENTRY(envelope_around_payload),
 };
