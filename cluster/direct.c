@@ -422,9 +422,9 @@ clu_direct_create(clu_direct **out, const clu_direct_opts *o)
 		LOG_ERR("CLU-DIRECTLISTEN", "cannot listen on %s: %s",
 		    o->listen_url, nng_strerror(rv));
 		rc = rv == NNG_EADDRINVAL || rv == NNG_EINVAL ||
-			rv == NNG_ENOTSUP ?
-		    PL_EINVAL :
-		    PL_EIO;
+			rv == NNG_ENOTSUP
+		    ? PL_EINVAL
+		    : PL_EIO;
 		goto fail;
 	}
 	if (nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &d->port) != 0) {

@@ -32,9 +32,9 @@ typedef enum clu_direct_ev_type {
 
 typedef struct clu_direct_ev {
 	clu_direct_ev_type type;
-	uint64_t id;     /* REQUEST: the handle to reply to; RESULT: the tag
+	uint64_t id;      /* REQUEST: the handle to reply to; RESULT: the tag
 	                  * given to clu_direct_request */
-	int status;      /* RESULT: PL_OK, PL_EAGAIN (timed out or no
+	int status;       /* RESULT: PL_OK, PL_EAGAIN (timed out or no
 	                  * connection), PL_ETOOBIG, PL_EIO, PL_ECLOSED */
 	const void *data; /* request or reply bytes (valid until
 	                   * clu_direct_ev_release) */
@@ -69,8 +69,8 @@ void clu_direct_ev_release(clu_direct_ev *ev);
 /* Answers the request `handle` (bytes copied). A handle is answered once;
  * unknown or stale handles are ignored. Returns PL_OK, PL_ENOMEM,
  * PL_ENOTFOUND. */
-int clu_direct_reply(
-    clu_direct *d, uint64_t handle, const void *bytes, size_t len);
+int
+clu_direct_reply(clu_direct *d, uint64_t handle, const void *bytes, size_t len);
 
 typedef struct clu_direct_stats {
 	uint64_t requests_sent, requests_served;
