@@ -200,6 +200,12 @@ h_leader(brk_admin *a, brk_httpd_req *r)
 }
 
 static void
+h_replication(brk_admin *a, brk_httpd_req *r)
+{
+	send_json(r, 200, brk_mesh_replication_json(brk_node_mesh(a->node)));
+}
+
+static void
 h_stats(brk_admin *a, brk_httpd_req *r)
 {
 	send_json(r, 200, stats_json(a->node));
@@ -438,6 +444,7 @@ static const route routes[] = {
 	{ "/v1/members", "GET", h_members },
 	{ "/v1/leader", "GET", h_leader },
 	{ "/v1/stats", "GET", h_stats },
+	{ "/v1/replication", "GET", h_replication },
 	{ "/v1/sync", "GET", h_sync },
 	{ "/v1/log-level", "GET", h_log_level_get },
 	{ "/v1/log-level", "POST", h_log_level_set },

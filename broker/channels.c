@@ -5,10 +5,12 @@
 #include "broker/channels.h"
 
 #include "broker/conn.h"
+#include "broker/mesh.h"
 #include "broker/node.h"
 #include "broker/presence.h"
 #include "broker/ratelimit.h"
 #include "broker/router.h"
+#include "cluster/replication.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -177,14 +179,41 @@ typedef struct post_ctx {
 	brk_reply *reply;
 	char *topic;
 	uint64_t t0_us; /* when the push arrived, for the ack histogram */
+	char id[STO_COMMENT_ID_LEN + 1];
 } post_ctx;
+
+/* The comment is durable on as many nodes as --ack-replicas asks (status
+ * PL_OK), or could not be within the ack timeout: never a false ok. */
+static void
+on_replicated(void *arg, int status)
+{
+	post_ctx *pc = arg;
+	brk_node_stats *stats = brk_node_stats_of(pc->node);
+	char *resp;
+
+	if (status != PL_OK) {
+		stats->comments_refused++;
+		stats->comments_refused_by[BRK_CREFUSE_UNAVAILABLE]++;
+		brk_reply_error(pc->reply, "unavailable");
+	} else {
+		stats->comments_ok++;
+		pl_histogram_observe(
+		    stats->ack_seconds, (pl_mono_us() - pc->t0_us) / 1e6);
+		resp = dumps(json_pack("{s:s}", "id", pc->id));
+		brk_reply_ok(pc->reply, resp ? resp : "{}");
+		free(resp);
+	}
+	free(pc->topic);
+	free(pc);
+}
 
 static void
 on_durable(void *arg, int status, const sto_comment *c)
 {
 	post_ctx *pc = arg;
 	brk_node_stats *stats = brk_node_stats_of(pc->node);
-	char *body, *resp;
+	clu_replication *repl;
+	char *body;
 
 	if (status != PL_OK) {
 		LOG_ERR("BRK-STORE", "comment on %s not stored: %s", pc->topic,
@@ -194,18 +223,28 @@ on_durable(void *arg, int status, const sto_comment *c)
 		brk_reply_error(pc->reply, "internal_error");
 		goto out;
 	}
-	stats->comments_ok++;
-	pl_histogram_observe(
-	    stats->ack_seconds, (pl_mono_us() - pc->t0_us) / 1e6);
-	resp = dumps(json_pack("{s:s}", "id", c->id));
-	brk_reply_ok(pc->reply, resp ? resp : "{}");
-	free(resp);
 	body = dumps(comment_json(c));
 	if (body) {
 		brk_router_broadcast(brk_node_router(pc->node), pc->topic,
 		    "new_comment", body, strlen(body));
 	}
 	free(body);
+	snprintf(pc->id, sizeof(pc->id), "%s", c->id);
+	repl = brk_mesh_replication(brk_node_mesh(pc->node));
+	if (repl != NULL && brk_node_config(pc->node)->ack_replicas > 1) {
+		/* The ok waits until enough nodes hold it (on_replicated). */
+		if (clu_replication_publish(repl, c, on_replicated, pc) ==
+		    PL_OK) {
+			return;
+		}
+		on_replicated(pc, PL_EAGAIN);
+		return;
+	}
+	if (repl != NULL) {
+		clu_replication_publish(repl, c, NULL, NULL);
+	}
+	on_replicated(pc, PL_OK);
+	return;
 out:
 	free(pc->topic);
 	free(pc);
@@ -248,6 +287,7 @@ new_comment(brk_channel *ch, json_t *payload, brk_reply *r)
 	const char *why, *text = NULL;
 	sto_comment_in in;
 	post_ctx *pc;
+	clu_replication *repl;
 	int rc;
 
 	why = check_content(
@@ -266,6 +306,16 @@ new_comment(brk_channel *ch, json_t *payload, brk_reply *r)
 			? BRK_CREFUSE_TOO_LONG
 			: BRK_CREFUSE_INVALID]++;
 		brk_reply_error(r, why);
+		return;
+	}
+	repl = brk_mesh_replication(brk_node_mesh(n));
+	if (repl != NULL && !clu_replication_can_ack(repl)) {
+		/* Fewer nodes alive than --ack-replicas: an ok could not be
+		 * true, so say so before anything is stored. */
+		brk_node_stats_of(n)->comments_refused++;
+		brk_node_stats_of(n)
+		    ->comments_refused_by[BRK_CREFUSE_UNAVAILABLE]++;
+		brk_reply_error(r, "unavailable");
 		return;
 	}
 	pc = calloc(1, sizeof(*pc));

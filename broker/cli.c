@@ -185,6 +185,46 @@ print_members(json_t *v)
 }
 
 static void
+print_replication(json_t *v)
+{
+	json_t *o, *p;
+	const char *peer;
+	size_t i;
+
+	printf("origin %s, %s",
+	    json_string_value(json_object_get(v, "origin")) ?: "?",
+	    json_is_true(json_object_get(v, "caught_up")) ? "caught up"
+							  : "catching up");
+	if (!json_is_true(json_object_get(v, "caught_up"))) {
+		printf(" (%lld comments left)",
+		    (long long)json_integer_value(
+			json_object_get(v, "catchup_left")));
+	}
+	printf("\n%-28s %10s %10s %10s %8s  %s\n", "ORIGIN", "CW", "HW", "LAG",
+	    "LAG_S", "PEERS (cw)");
+	json_array_foreach(json_object_get(v, "origins"), i, o)
+	{
+		printf("%-28s %10lld %10lld %10lld %8.1f ",
+		    json_string_value(json_object_get(o, "origin")) ?: "?",
+		    (long long)json_integer_value(json_object_get(o, "cw")),
+		    (long long)json_integer_value(json_object_get(o, "hw")),
+		    (long long)json_integer_value(
+			json_object_get(o, "lag_comments")),
+		    json_number_value(json_object_get(o, "lag_seconds")));
+		json_object_foreach(json_object_get(o, "peers"), peer, p)
+		{
+			printf(" %s=%lld%s", peer,
+			    (long long)json_integer_value(
+				json_object_get(p, "cw")),
+			    json_is_true(json_object_get(p, "alive"))
+				? ""
+				: "(down)");
+		}
+		printf("\n");
+	}
+}
+
+static void
 print_flat(const char *prefix, json_t *v)
 {
 	const char *k;
@@ -225,6 +265,9 @@ static const cmd_help helps[] = {
 	    "Print the cluster's leader in this node's view." },
 	{ "stats", "[--json]", "Print the node's counters." },
 	{ "sync", "[--json]", "Show the Firebase sync queue." },
+	{ "replication", "[--json]",
+	    "Show comment replication: per origin, this node's marks and each\n"
+	    "peer's, how far behind it is, and the catch-up state." },
 	{ "drain", "[--wait]",
 	    "Drain the node: /readyz turns 503, it leaves the cluster, closes\n"
 	    "its sockets with 1012 and exits. With --wait, return once the "
@@ -520,6 +563,8 @@ brk_cli_admin(const char *cmd, int argc, char **argv)
 		fputs(b.p ? b.p : "", stdout);
 	} else if (strcmp(cmd, "members") == 0) {
 		print_members(v);
+	} else if (strcmp(cmd, "replication") == 0) {
+		print_replication(v);
 	} else if (strcmp(cmd, "leader") == 0) {
 		json_t *l = json_object_get(v, "leader");
 		printf("%s\n",

@@ -12,6 +12,7 @@
 #include "cluster/cluster.h"
 #include "cluster/nodeinfo.h"
 #include "cluster/presence.h"
+#include "cluster/replication.h"
 #include "cluster/tracker.h"
 #include "common/clock.h"
 #include "common/err.h"
@@ -29,10 +30,13 @@ struct brk_mesh {
 	clu_cluster *clu;
 	struct event *fd_ev, *tick_ev;
 	clu_tracker *tracker;
+	clu_replication *repl;
 	int left;
 	clu_nodeinfo *info;     /* fingerprints of the peers' JWT secrets */
 	clu_cluster_stats snap; /* refreshed for each /metrics render */
-	uint64_t members[4];    /* alive, suspect, dead, left */
+	clu_replication_stats rsnap;
+	uint64_t lag_s, caught_up;
+	uint64_t members[4]; /* alive, suspect, dead, left */
 };
 
 static void
@@ -136,6 +140,9 @@ collect(void *arg)
 	brk_mesh *m = arg;
 
 	clu_cluster_stats_get(m->clu, &m->snap);
+	clu_replication_stats_get(m->repl, &m->rsnap);
+	m->lag_s = m->rsnap.lag_ms / 1000;
+	m->caught_up = m->rsnap.caught_up;
 	m->members[0] = m->snap.members_alive;
 	m->members[1] = m->snap.members_suspect;
 	m->members[2] = m->snap.members_dead;
@@ -157,6 +164,51 @@ mismatched(void *arg)
 	brk_mesh *m = arg;
 
 	return (double)clu_nodeinfo_mismatches(m->info, NULL, NULL);
+}
+
+static int
+register_replication(brk_mesh *m, pl_metrics *r)
+{
+	clu_replication_stats *s = &m->rsnap;
+	const char *rep = "parley_replication_comments_total";
+	const char *rep_help = "Comment copies from other nodes, by outcome "
+			       "(stored, duplicate, conflict).";
+	int rc = 0;
+
+	rc |= pl_metrics_counter_ptr(
+	    r, rep, rep_help, &s->stored, "outcome", "stored", NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, rep, rep_help, &s->duplicates, "outcome", "duplicate", NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, rep, rep_help, &s->conflicts, "outcome", "conflict", NULL);
+	rc |= pl_metrics_counter_ptr(r, "parley_replication_malformed_total",
+	    "Replication messages refused as malformed.", &s->malformed, NULL);
+	rc |=
+	    pl_metrics_counter_ptr(r, "parley_replication_catchup_bytes_total",
+		"Bytes of catch-up chunks received.", &s->catchup_bytes, NULL);
+	rc |= pl_metrics_counter_ptr(r,
+	    "parley_replication_catchup_comments_total",
+	    "Comments received in catch-up chunks.", &s->catchup_comments,
+	    NULL);
+	rc |=
+	    pl_metrics_counter_ptr(r, "parley_replication_pull_failures_total",
+		"Catch-up chunks asked for that did not come.",
+		&s->pull_failures, NULL);
+	rc |= pl_metrics_gauge_ptr(r, "parley_replication_lag_comments",
+	    "Comments the best alive peer holds contiguously beyond us, summed "
+	    "over origins.",
+	    &s->lag_comments, NULL);
+	rc |= pl_metrics_gauge_ptr(r, "parley_replication_lag_seconds",
+	    "How long the longest-lagging origin has been behind a peer.",
+	    &m->lag_s, NULL);
+	rc |= pl_metrics_gauge_ptr(r, "parley_replication_caught_up",
+	    "1 once this node has caught up with its peers' history.",
+	    &m->caught_up, NULL);
+	rc |= pl_metrics_counter_ptr(r, "parley_replication_ack_timeouts_total",
+	    "Comments answered unavailable because --ack-replicas nodes did "
+	    "not hold them in time.",
+	    &s->ack_timeouts, NULL);
+	return rc;
 }
 
 static int
@@ -216,7 +268,30 @@ register_metrics(brk_mesh *m)
 	    "parley_cluster_broadcasts_delivered_total",
 	    "Channel broadcasts from other nodes delivered here.",
 	    &s->broadcasts_delivered, NULL);
-	return rc ? PL_ENOMEM : PL_OK;
+	rc |= pl_metrics_counter_ptr(r,
+	    "parley_cluster_bus_received_bytes_total",
+	    "Bytes of cluster bus frames received.", &s->bus_bytes_in, NULL);
+	rc |= pl_metrics_counter_ptr(r,
+	    "parley_cluster_direct_received_bytes_total",
+	    "Bytes received on the addressed path (catch-up requests and "
+	    "chunks).",
+	    &s->direct_bytes_in, NULL);
+	return rc || register_replication(m, r) ? PL_ENOMEM : PL_OK;
+}
+
+static int
+start_replication(brk_mesh *m, const brk_config *cfg)
+{
+	clu_replication_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.cluster = m->clu;
+	o.store = brk_node_comments(m->node);
+	o.origin = brk_node_origin(m->node);
+	o.node = brk_node_name(m->node);
+	o.ack_replicas = (uint32_t)cfg->ack_replicas;
+	o.catchup_timeout_ms = (uint32_t)cfg->catchup_timeout * 1000;
+	return clu_replication_create(&m->repl, &o);
 }
 
 int
@@ -254,7 +329,8 @@ brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
 	if ((rc = clu_nodeinfo_create(&m->info, m->clu, fp)) != PL_OK ||
 	    (rc = clu_tracker_create(&m->tracker, m->clu,
 		 brk_presence_crdt(brk_node_presence(n)), after_merge, m)) !=
-		PL_OK) {
+		PL_OK ||
+	    (rc = start_replication(m, cfg)) != PL_OK) {
 		snprintf(err, errlen, "cannot start the cluster services: %s",
 		    pl_strerror(rc));
 		return rc;
@@ -296,6 +372,7 @@ brk_mesh_destroy(brk_mesh *m)
 	clu_cluster_destroy(m->clu, false);
 	clu_nodeinfo_destroy(m->info);
 	clu_tracker_destroy(m->tracker);
+	clu_replication_destroy(m->repl);
 	free(m);
 }
 
@@ -312,6 +389,68 @@ int
 brk_mesh_joined(const brk_mesh *m)
 {
 	return m && m->clu && clu_cluster_joined(m->clu);
+}
+
+int
+brk_mesh_caught_up(const brk_mesh *m)
+{
+	return m && m->repl && clu_replication_caught_up(m->repl);
+}
+
+clu_replication *
+brk_mesh_replication(brk_mesh *m)
+{
+	return m ? m->repl : NULL;
+}
+
+static void
+origin_json(void *arg, const clu_replication_origin_view *v)
+{
+	json_t *peers = json_object();
+
+	for (size_t i = 0; i < v->npeers; i++) {
+		json_object_set_new(peers, v->peers[i].peer,
+		    json_pack("{s:I, s:I, s:b}", "cw",
+			(json_int_t)v->peers[i].cw, "hw",
+			(json_int_t)v->peers[i].hw, "alive",
+			v->peers[i].alive));
+	}
+	json_array_append_new(arg,
+	    json_pack("{s:s, s:I, s:I, s:I, s:f, s:o}", "origin", v->origin,
+		"cw", (json_int_t)v->cw, "hw", (json_int_t)v->hw,
+		"lag_comments", (json_int_t)v->lag_comments, "lag_seconds",
+		v->lag_ms / 1000.0, "peers", peers));
+}
+
+json_t *
+brk_mesh_replication_json(brk_mesh *m)
+{
+	clu_replication_stats s;
+	clu_cluster_stats cs;
+	json_t *origins = json_array();
+
+	clu_replication_foreach(m->repl, origin_json, origins);
+	clu_replication_stats_get(m->repl, &s);
+	clu_cluster_stats_get(m->clu, &cs);
+	return json_pack("{s:s, s:s, s:b, s:I, s:I, s:o, s:{s:I, s:I, s:I, "
+			 "s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+			 "s:I}}",
+	    "self", clu_cluster_self_name(m->clu), "origin",
+	    clu_replication_origin(m->repl), "caught_up", s.caught_up,
+	    "catchup_left", (json_int_t)s.catchup_left, "ack_replicas",
+	    (json_int_t)brk_node_config(m->node)->ack_replicas, "origins",
+	    origins, "counters", "live_in", (json_int_t)s.live_in, "stored",
+	    (json_int_t)s.stored, "duplicates", (json_int_t)s.duplicates,
+	    "conflicts", (json_int_t)s.conflicts, "malformed",
+	    (json_int_t)s.malformed, "pulls", (json_int_t)s.pulls,
+	    "pull_failures", (json_int_t)s.pull_failures, "catchup_comments",
+	    (json_int_t)s.catchup_comments, "catchup_bytes",
+	    (json_int_t)s.catchup_bytes, "served_chunks",
+	    (json_int_t)s.served_chunks, "acks_pending",
+	    (json_int_t)s.acks_pending, "ack_timeouts",
+	    (json_int_t)s.ack_timeouts, "bus_bytes_in",
+	    (json_int_t)cs.bus_bytes_in, "direct_bytes_in",
+	    (json_int_t)cs.direct_bytes_in);
 }
 
 static void

@@ -21,6 +21,13 @@ void brk_mesh_leave(brk_mesh *m);
 /* Non-zero once the node is part of a cluster (a lone node without seeds is
  * a cluster of one at once; a node with seeds waits for one to answer). */
 int brk_mesh_joined(const brk_mesh *m);
+/* Non-zero once comment replication has caught up with the peers (or its
+ * --catchup-timeout passed): with joined, what /readyz waits for. */
+int brk_mesh_caught_up(const brk_mesh *m);
+/* The comment replication service (borrowed; NULL when m is NULL). */
+struct clu_replication *brk_mesh_replication(brk_mesh *m);
+/* Body of /v1/replication (new reference). */
+json_t *brk_mesh_replication_json(brk_mesh *m);
 
 /* Bodies of /v1/members and /v1/leader (new references). */
 json_t *brk_mesh_members_json(brk_mesh *m);

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -41,6 +42,7 @@
 struct brk_node {
 	const brk_config *cfg;
 	char *name;
+	char *origin; /* this process's comments: "<name>~<random>" */
 	struct event_base *base;
 	struct evconnlistener *listener;
 	brk_router *router;
@@ -488,7 +490,8 @@ queued_budget(void *arg)
 static const char *const refusal_names[BRK_REFUSE_N] = { "bad_request",
 	"origin", "draining", "vsn", "auth", "limit" };
 static const char *const crefusal_names[BRK_CREFUSE_N] = { "invalid_content",
-	"content_too_long", "rate_limit", "overloaded", "storage" };
+	"content_too_long", "rate_limit", "overloaded", "storage",
+	"unavailable" };
 static const uint16_t close_codes[] = { BRK_CLOSE_CODES };
 
 size_t
@@ -665,13 +668,31 @@ storage_metrics(brk_node *n)
 	return rc ? PL_ENOMEM : PL_OK;
 }
 
+/* This process's comments are its own origin, "<name>~<random>": a
+ * restart, a wiped disk or a restore from an old backup can then never mint
+ * an (origin, seq) the cluster already holds (see cluster/replication.h). */
+static int
+make_origin(brk_node *n)
+{
+	uint32_t rnd = 0;
+
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd)) {
+		rnd = (uint32_t)pl_wall_ns() ^ (uint32_t)getpid();
+	}
+	if (asprintf(&n->origin, "%s~%08x", n->name, rnd) < 0) {
+		n->origin = NULL;
+		return PL_ENOMEM;
+	}
+	return PL_OK;
+}
+
 static int
 open_storage(brk_node *n, char *err, size_t errlen)
 {
 	sto_comments_opts o;
 
 	memset(&o, 0, sizeof(o));
-	o.node = n->name;
+	o.node = n->origin;
 	o.commit_seconds =
 	    pl_metrics_histogram(n->metrics, "parley_storage_commit_seconds",
 		"Duration of each LMDB commit: page writes and fsync.",
@@ -846,6 +867,10 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
 	}
 	n->name = cfg->node_name ? strdup(cfg->node_name) : default_name();
 	pl_log_set_node(n->name);
+	if (make_origin(n) != PL_OK) {
+		snprintf(err, errlen, "out of memory");
+		return PL_ENOMEM;
+	}
 	if (make_metrics(n) != PL_OK) {
 		snprintf(err, errlen, "out of memory");
 		return PL_ENOMEM;
@@ -941,13 +966,17 @@ brk_node_destroy(brk_node *n)
 	brk_conn_free_all(&n->conns);
 	brk_conn_list_fini(&n->conns);
 	brk_admin_destroy(n->admin);
-	brk_mesh_destroy(n->mesh);
-	brk_presence_destroy(n->presence);
-	brk_router_destroy(n->router);
-	/* Closing the store flushes what is queued before the process ends. */
+	/* Closing the store flushes what is queued before the process ends;
+	 * its last completions still reach the router and the cluster (a
+	 * comment made durable now is sent to the peers before we leave). */
 	if (n->comments) {
 		sto_comments_close(n->comments);
+		n->comments = NULL;
 	}
+	brk_mesh_destroy(n->mesh);
+	n->mesh = NULL;
+	brk_presence_destroy(n->presence);
+	brk_router_destroy(n->router);
 	free_event(n->flush_ev);
 	free_event(n->sweep_ev);
 	free_event(n->store_ev);
@@ -972,6 +1001,7 @@ brk_node_destroy(brk_node *n)
 	}
 	free(n->firebase_auth);
 	free(n->name);
+	free(n->origin);
 	free(n);
 }
 
@@ -987,6 +1017,12 @@ brk_node_config(const brk_node *n)
 {
 	return n->cfg;
 }
+const char *
+brk_node_origin(const brk_node *n)
+{
+	return n->origin;
+}
+
 const char *
 brk_node_name(const brk_node *n)
 {
@@ -1085,5 +1121,5 @@ int
 brk_node_ready(const brk_node *n)
 {
 	return !n->draining && !n->left && n->comments != NULL &&
-	    brk_mesh_joined(n->mesh);
+	    brk_mesh_joined(n->mesh) && brk_mesh_caught_up(n->mesh);
 }

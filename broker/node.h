@@ -34,11 +34,12 @@ typedef enum brk_refusal {
 /* Why a comment was refused: the reason label of
  * parley_comments_refused_total. */
 typedef enum brk_comment_refusal {
-	BRK_CREFUSE_INVALID,    /* invalid_content */
-	BRK_CREFUSE_TOO_LONG,   /* content_too_long */
-	BRK_CREFUSE_RATE_LIMIT, /* rate_limit_exceeded */
-	BRK_CREFUSE_OVERLOADED, /* storage queue full */
-	BRK_CREFUSE_STORAGE,    /* storage failed (internal_error) */
+	BRK_CREFUSE_INVALID,     /* invalid_content */
+	BRK_CREFUSE_TOO_LONG,    /* content_too_long */
+	BRK_CREFUSE_RATE_LIMIT,  /* rate_limit_exceeded */
+	BRK_CREFUSE_OVERLOADED,  /* storage queue full */
+	BRK_CREFUSE_STORAGE,     /* storage failed (internal_error) */
+	BRK_CREFUSE_UNAVAILABLE, /* fewer than --ack-replicas nodes held it */
 	BRK_CREFUSE_N
 } brk_comment_refusal;
 
@@ -97,6 +98,8 @@ struct event;
 void brk_node_urgent(struct event *ev);
 const brk_config *brk_node_config(const brk_node *n);
 const char *brk_node_name(const brk_node *n);
+/* This process's comment origin, "<name>~<random>" (borrowed). */
+const char *brk_node_origin(const brk_node *n);
 brk_router *brk_node_router(brk_node *n);
 brk_presence *brk_node_presence(brk_node *n);
 brk_ratelimit *brk_node_ratelimit(brk_node *n);

@@ -27,7 +27,9 @@
 #include "proto/wire.h"
 
 #define PRO_REPL_VERSION 1
-#define PRO_REPL_ORIGIN_MAX 128    /* bytes, printable ASCII */
+#define PRO_REPL_ORIGIN_MAX                                                    \
+	100                        /* bytes, printable ASCII (a
+                                   * watermark name holds "cw:" + it) */
 #define PRO_REPL_ID_LEN 24         /* comment ids: lowercase hex */
 #define PRO_REPL_VIDEO_MAX 256     /* bytes, no NUL */
 #define PRO_REPL_USER_MAX 256      /* bytes, no NUL */
