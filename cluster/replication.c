@@ -20,12 +20,12 @@ enum {
 	REPL_PULL,
 };
 
-#define PEERS_MAX 64            /* peers whose marks we keep */
-#define PULLS_AT_ONCE 2         /* origins pulled concurrently */
-#define UNDURABLE_MAX 2         /* chunks queued, not durable, per origin */
-#define CHUNK_BYTES (1u << 20)  /* a chunk's comments stop near this */
-#define SAVE_EVERY_MS 1000      /* cw marks are persisted this often */
-#define PROGRESS_EVERY_MS 5000  /* catch-up progress in the log */
+#define PEERS_MAX 64           /* peers whose marks we keep */
+#define PULLS_AT_ONCE 2        /* origins pulled concurrently */
+#define UNDURABLE_MAX 2        /* chunks queued, not durable, per origin */
+#define CHUNK_BYTES (1u << 20) /* a chunk's comments stop near this */
+#define SAVE_EVERY_MS 1000     /* cw marks are persisted this often */
+#define PROGRESS_EVERY_MS 5000 /* catch-up progress in the log */
 #define WM_PREFIX "cw:"
 
 typedef struct rpeer {
@@ -187,8 +187,8 @@ peer_idx(clu_replication *r, const char *name, bool add)
 	if (!add || r->npeers == PEERS_MAX) {
 		return -1;
 	}
-	snprintf(r->peers[r->npeers].name, sizeof(r->peers[0].name), "%s",
-	    name);
+	snprintf(
+	    r->peers[r->npeers].name, sizeof(r->peers[0].name), "%s", name);
 	r->peers[r->npeers].alive =
 	    clu_cluster_member_status(r->o.cluster, name) == CLU_ALIVE ||
 	    clu_cluster_member_status(r->o.cluster, name) == CLU_SUSPECT;
@@ -237,8 +237,8 @@ send_vector(clu_replication *r)
 	}
 	r->buf.len = 0;
 	if (pro_repl_encode_vec(&r->buf, m, n) == PL_OK) {
-		clu_cluster_send_app(r->o.cluster, NULL, REPL_VEC, r->buf.data,
-		    r->buf.len);
+		clu_cluster_send_app(
+		    r->o.cluster, NULL, REPL_VEC, r->buf.data, r->buf.len);
 	}
 	free(m);
 }
@@ -249,8 +249,8 @@ send_ack(clu_replication *r, const batch *b)
 	r->buf.len = 0;
 	if (pro_repl_encode_ack(&r->buf, pro_wire_cstr(b->o->name), b->seqs,
 		b->nseqs) == PL_OK) {
-		clu_cluster_send_app(r->o.cluster, b->from, REPL_ACK,
-		    r->buf.data, r->buf.len);
+		clu_cluster_send_app(
+		    r->o.cluster, b->from, REPL_ACK, r->buf.data, r->buf.len);
 	}
 }
 
@@ -502,8 +502,7 @@ on_ack(clu_replication *r, const char *from, const pro_repl_msg *m)
 	for (size_t i = 0; i < m->nseqs; i++) {
 		waiter *w = find_waiter(r, m->seqs[i]);
 
-		if (w == NULL || w->done == NULL ||
-		    (w->ackers & (1ull << p))) {
+		if (w == NULL || w->done == NULL || (w->ackers & (1ull << p))) {
 			continue;
 		}
 		w->ackers |= 1ull << p;
@@ -724,7 +723,8 @@ schedule_pulls(clu_replication *r)
 		uint64_t have = o->fetched > o->cw ? o->fetched : o->cw;
 		int p;
 
-		if (o == r->self || o->pulling || o->undurable >= UNDURABLE_MAX) {
+		if (o == r->self || o->pulling ||
+		    o->undurable >= UNDURABLE_MAX) {
 			continue;
 		}
 		if ((p = best_peer(r, o)) >= 0 && o->peer[p].cw > have) {
@@ -764,13 +764,13 @@ on_request(void *arg, const char *from, uint32_t kind, const void *bytes,
 	}
 	o = find_origin(r, m.origin);
 	if (o == NULL) {
-		rc = pro_repl_encode_chunk(reply, m.origin, m.after, false, NULL,
-		    0);
+		rc = pro_repl_encode_chunk(
+		    reply, m.origin, m.after, false, NULL, 0);
 		pro_repl_msg_release(&m);
 		return rc;
 	}
-	rc = sto_comments_origin_after(r->o.store, o->name, m.after,
-	    (size_t)m.limit, &l);
+	rc = sto_comments_origin_after(
+	    r->o.store, o->name, m.after, (size_t)m.limit, &l);
 	if (rc == PL_OK && l->count > 0 &&
 	    (c = calloc(l->count, sizeof(*c))) == NULL) {
 		rc = PL_ENOMEM;
@@ -789,8 +789,10 @@ on_request(void *arg, const char *from, uint32_t kind, const void *bytes,
 		more = l->has_more || n < l->count;
 		/* What we vouch for: up to the last comment sent when more
 		 * follow, else everything our own mark covers. */
-		through = more ? c[n - 1].seq : (o->cw > m.after ? o->cw : m.after);
-		rc = pro_repl_encode_chunk(reply, m.origin, through, more, c, n);
+		through =
+		    more ? c[n - 1].seq : (o->cw > m.after ? o->cw : m.after);
+		rc =
+		    pro_repl_encode_chunk(reply, m.origin, through, more, c, n);
 		r->st.served_chunks++;
 	}
 	free(c);
@@ -802,8 +804,8 @@ on_request(void *arg, const char *from, uint32_t kind, const void *bytes,
 /* ---- messages, membership, tick ---- */
 
 static void
-on_message(void *arg, const char *from, uint32_t kind, const void *bytes,
-    size_t len)
+on_message(
+    void *arg, const char *from, uint32_t kind, const void *bytes, size_t len)
 {
 	clu_replication *r = arg;
 	pro_repl_msg m;
@@ -860,8 +862,8 @@ save_marks(clu_replication *r)
 			continue;
 		}
 		snprintf(name, sizeof(name), WM_PREFIX "%s", o->name);
-		if (sto_comments_set_watermark(r->o.store, name, o->cw, NULL,
-			NULL) == PL_OK) {
+		if (sto_comments_set_watermark(
+			r->o.store, name, o->cw, NULL, NULL) == PL_OK) {
 			o->cw_saved = o->cw;
 		}
 	}
@@ -919,13 +921,15 @@ check_caught_up(clu_replication *r)
 	left = catchup_left(r);
 	if (left == 0) {
 		r->caught_up = true;
-		LOG_NOTICE("CLU-CATCHUP", "caught up: %llu comments fetched "
+		LOG_NOTICE("CLU-CATCHUP",
+		    "caught up: %llu comments fetched "
 		    "from peers in %llu ms",
 		    (unsigned long long)r->st.catchup_comments,
 		    (unsigned long long)(r->now - r->start));
 	} else if (r->now >= r->next_progress) {
 		r->next_progress = r->now + PROGRESS_EVERY_MS;
-		LOG_INFO("CLU-CATCHUP", "catching up: %llu comments fetched, "
+		LOG_INFO("CLU-CATCHUP",
+		    "catching up: %llu comments fetched, "
 		    "%llu to go",
 		    (unsigned long long)r->st.catchup_comments,
 		    (unsigned long long)left);

@@ -61,8 +61,8 @@ typedef struct clu_replication_opts {
 /* Loads the marks from the store and registers the service. Returns PL_OK,
  * PL_EINVAL, PL_ENOMEM, PL_EIO, or the error of clu_cluster_add_service; on
  * error *out is NULL. */
-int clu_replication_create(
-    clu_replication **out, const clu_replication_opts *o);
+int
+clu_replication_create(clu_replication **out, const clu_replication_opts *o);
 void clu_replication_destroy(clu_replication *r);
 
 /* Outcome of a publish with acknowledgements: PL_OK once ack_replicas nodes
@@ -123,13 +123,12 @@ typedef struct clu_replication_stats {
 	uint64_t served_chunks;    /* chunks we answered */
 	uint64_t acks_pending;     /* publishes waiting for acks now */
 	uint64_t ack_timeouts;
-	uint64_t lag_comments;     /* sum over origins */
-	uint64_t lag_ms;           /* worst over origins */
-	uint64_t catchup_left;     /* comments still to fetch to catch up */
+	uint64_t lag_comments; /* sum over origins */
+	uint64_t lag_ms;       /* worst over origins */
+	uint64_t catchup_left; /* comments still to fetch to catch up */
 	bool caught_up;
 } clu_replication_stats;
 
-void clu_replication_stats_get(
-    clu_replication *r, clu_replication_stats *out);
+void clu_replication_stats_get(clu_replication *r, clu_replication_stats *out);
 
 #endif

@@ -60,8 +60,8 @@ main(int argc, char **argv)
 
 		snprintf(video, sizeof(video), "fill%ld", i % videos);
 		snprintf(content, sizeof(content), "fill %ld", i);
-		while ((rc = sto_comments_append(s, &in, on_done, NULL, NULL)) ==
-		    PL_EAGAIN) {
+		while ((rc = sto_comments_append(
+			    s, &in, on_done, NULL, NULL)) == PL_EAGAIN) {
 			drain(s, i - 1000 > 0 ? i - 1000 : 0);
 		}
 		if (rc != PL_OK) {
