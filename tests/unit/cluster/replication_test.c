@@ -115,9 +115,9 @@ run_once(int wait_ms)
 		if (nodes[i].c != NULL) {
 			p[n++] = (struct pollfd){ clu_cluster_fd(nodes[i].c),
 				POLLIN, 0 };
-			p[n++] = (struct pollfd){ sto_comments_notify_fd(
-						      nodes[i].s),
-				POLLIN, 0 };
+			p[n++] =
+			    (struct pollfd){ sto_comments_notify_fd(nodes[i].s),
+				    POLLIN, 0 };
 		}
 	}
 	poll(p, (nfds_t)n, wait_ms);
