@@ -279,6 +279,11 @@ register_metrics(brk_mesh *m)
 	return rc || register_replication(m, r) ? PL_ENOMEM : PL_OK;
 }
 
+/* Finer than the shared latency buckets: replication lag is a few ms. */
+static const double delay_buckets[] = { 0.001, 0.002, 0.003, 0.005, 0.0075,
+	0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5,
+	5, 10 };
+
 static int
 start_replication(brk_mesh *m, const brk_config *cfg)
 {
@@ -291,6 +296,12 @@ start_replication(brk_mesh *m, const brk_config *cfg)
 	o.node = brk_node_name(m->node);
 	o.ack_replicas = (uint32_t)cfg->ack_replicas;
 	o.catchup_timeout_ms = (uint32_t)cfg->catchup_timeout * 1000;
+	o.delay_seconds = pl_metrics_histogram(brk_node_metrics(m->node),
+	    "parley_replication_delay_seconds",
+	    "A live comment copy: its acceptance on the origin node to durable "
+	    "here (the nodes' clocks must agree).",
+	    delay_buckets, sizeof(delay_buckets) / sizeof(delay_buckets[0]),
+	    NULL);
 	return clu_replication_create(&m->repl, &o);
 }
 

@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "proto/repl.h"
 
 enum {
@@ -312,7 +313,15 @@ on_put(void *arg, int status, const sto_comment *c)
 		return;
 	}
 	switch (status) {
-	case PL_OK: r->st.stored++; break;
+	case PL_OK:
+		r->st.stored++;
+		if (!b->chunk && r->o.delay_seconds != NULL) {
+			int64_t ms = (int64_t)pl_wall_ms() - c->inserted_at;
+
+			pl_histogram_observe(
+			    r->o.delay_seconds, ms > 0 ? ms / 1000.0 : 0);
+		}
+		break;
 	case PL_EEXIST: r->st.duplicates++; break;
 	case PL_EPROTO:
 		r->st.conflicts++;

@@ -56,6 +56,10 @@ typedef struct clu_replication_opts {
 	uint32_t pull_limit;         /* comments per chunk; 0: 1000 */
 	uint32_t pull_timeout_ms;    /* 0: 10000 */
 	uint32_t catchup_timeout_ms; /* 0: ready at once */
+	/* Optional (NULL: none): observes, for each live copy made durable
+	 * here, the seconds since the origin accepted it (its inserted_at,
+	 * so the nodes' clocks must agree). */
+	struct pl_metric *delay_seconds;
 } clu_replication_opts;
 
 /* Loads the marks from the store and registers the service. Returns PL_OK,
