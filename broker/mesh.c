@@ -403,7 +403,7 @@ brk_mesh_joined(const brk_mesh *m)
 }
 
 int
-brk_mesh_caught_up(const brk_mesh *m)
+brk_mesh_caught_up(brk_mesh *m)
 {
 	return m && m->repl && clu_replication_caught_up(m->repl);
 }

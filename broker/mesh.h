@@ -23,7 +23,7 @@ void brk_mesh_leave(brk_mesh *m);
 int brk_mesh_joined(const brk_mesh *m);
 /* Non-zero once comment replication has caught up with the peers (or its
  * --catchup-timeout passed): with joined, what /readyz waits for. */
-int brk_mesh_caught_up(const brk_mesh *m);
+int brk_mesh_caught_up(brk_mesh *m);
 /* The comment replication service (borrowed; NULL when m is NULL). */
 struct clu_replication *brk_mesh_replication(brk_mesh *m);
 /* Body of /v1/replication (new reference). */

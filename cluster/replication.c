@@ -1112,8 +1112,17 @@ clu_replication_destroy(clu_replication *r)
 /* ---- views ---- */
 
 bool
-clu_replication_caught_up(const clu_replication *r)
+clu_replication_caught_up(clu_replication *r)
 {
+	/* Judged now, not only on the tick: a lone node is ready as soon as
+	 * it has started. */
+	if (!r->caught_up) {
+		r->now = pl_mono_ms();
+		if (r->start == 0) {
+			r->start = r->now;
+		}
+		check_caught_up(r);
+	}
 	return r->caught_up;
 }
 

@@ -88,7 +88,7 @@ int clu_replication_publish(clu_replication *r, const sto_comment *c,
     clu_replication_done_fn done, void *arg);
 
 /* True once caught up (see above); stays true. */
-bool clu_replication_caught_up(const clu_replication *r);
+bool clu_replication_caught_up(clu_replication *r);
 
 /* This process's origin (borrowed). */
 const char *clu_replication_origin(const clu_replication *r);
