@@ -7,11 +7,13 @@
 
 #include "broker/node.h"
 #include "broker/presence.h"
+#include "broker/ratelimit.h"
 #include "broker/router.h"
 #include "broker/secrets.h"
 #include "cluster/cluster.h"
 #include "cluster/nodeinfo.h"
 #include "cluster/presence.h"
+#include "cluster/ratesync.h"
 #include "cluster/replication.h"
 #include "cluster/tracker.h"
 #include "common/clock.h"
@@ -31,6 +33,8 @@ struct brk_mesh {
 	struct event *fd_ev, *tick_ev;
 	clu_tracker *tracker;
 	clu_replication *repl;
+	clu_ratesync *rates;
+	struct event *rate_ev; /* sends a burst's rate-limit counts */
 	int left;
 	clu_nodeinfo *info;     /* fingerprints of the peers' JWT secrets */
 	clu_cluster_stats snap; /* refreshed for each /metrics render */
@@ -281,8 +285,67 @@ register_metrics(brk_mesh *m)
 
 /* Finer than the shared latency buckets: replication lag is a few ms. */
 static const double delay_buckets[] = { 0.001, 0.002, 0.003, 0.005, 0.0075,
-	0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5,
-	5, 10 };
+	0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5,
+	10 };
+
+/* ---- cluster-wide rate limits ---- */
+
+static void
+rate_collect(void *arg, clu_ratesync_emit_fn emit, void *ctx)
+{
+	brk_mesh *m = arg;
+
+	brk_ratelimit_take_changes(brk_node_ratelimit(m->node), emit, ctx);
+}
+
+static void
+rate_merge(void *arg, const char *from, const char *action, const char *user,
+    uint64_t window, unsigned count)
+{
+	brk_mesh *m = arg;
+
+	brk_ratelimit_merge(brk_node_ratelimit(m->node), from, action, user,
+	    window, count, pl_wall_ms());
+}
+
+static void
+on_rate_changed(void *arg)
+{
+	brk_mesh *m = arg;
+
+	event_active(m->rate_ev, EV_TIMEOUT, 0);
+}
+
+static void
+on_rate_flush(evutil_socket_t fd, short what, void *arg)
+{
+	brk_mesh *m = arg;
+
+	(void)fd;
+	(void)what;
+	clu_ratesync_flush(m->rates);
+}
+
+/* A user's actions count against --rate-limit on every node: each burst of
+ * counts goes out once the loop has handled it (a few ms to the others). */
+static int
+start_ratesync(brk_mesh *m)
+{
+	brk_ratelimit *rl = brk_node_ratelimit(m->node);
+	clu_ratesync_ops ops = { rate_collect, rate_merge, m };
+	int rc;
+
+	if ((rc = clu_ratesync_create(&m->rates, m->clu,
+		 brk_ratelimit_window_ms(rl), &ops)) != PL_OK) {
+		return rc;
+	}
+	if ((m->rate_ev = event_new(
+		 brk_node_base(m->node), -1, 0, on_rate_flush, m)) == NULL) {
+		return PL_ENOMEM;
+	}
+	brk_ratelimit_on_change(rl, on_rate_changed, m);
+	return PL_OK;
+}
 
 static int
 start_replication(brk_mesh *m, const brk_config *cfg)
@@ -341,7 +404,8 @@ brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
 	    (rc = clu_tracker_create(&m->tracker, m->clu,
 		 brk_presence_crdt(brk_node_presence(n)), after_merge, m)) !=
 		PL_OK ||
-	    (rc = start_replication(m, cfg)) != PL_OK) {
+	    (rc = start_replication(m, cfg)) != PL_OK ||
+	    (rc = start_ratesync(m)) != PL_OK) {
 		snprintf(err, errlen, "cannot start the cluster services: %s",
 		    pl_strerror(rc));
 		return rc;
@@ -384,6 +448,14 @@ brk_mesh_destroy(brk_mesh *m)
 	clu_nodeinfo_destroy(m->info);
 	clu_tracker_destroy(m->tracker);
 	clu_replication_destroy(m->repl);
+	if (m->rates != NULL) {
+		brk_ratelimit_on_change(
+		    brk_node_ratelimit(m->node), NULL, NULL);
+	}
+	clu_ratesync_destroy(m->rates);
+	if (m->rate_ev) {
+		event_free(m->rate_ev);
+	}
 	free(m);
 }
 

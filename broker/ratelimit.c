@@ -20,11 +20,24 @@
  * at most 2 slots per counter). */
 #define SWEEP_STEP 2
 
+#define NODES_MAX 64
+
+/* Another node's count for one entry's window. */
+struct remote {
+	uint8_t node; /* index into the limiter's node names */
+	unsigned count;
+};
+
 struct entry {
 	struct entry *next;
+	struct entry *dnext; /* changed since the last take (dirty list) */
 	uint64_t hash;
 	uint64_t window; /* now_ms / window_ms when counting started */
-	unsigned count;
+	unsigned count;  /* this node's */
+	unsigned remote; /* the sum of the other nodes' */
+	bool dirty;      /* on the dirty list: not purged until taken */
+	uint8_t nremotes, capremotes;
+	struct remote *remotes;
 	size_t keylen; /* action, '\0', user */
 	char key[];
 };
@@ -37,7 +50,44 @@ struct brk_ratelimit {
 	size_t count;
 	size_t cursor; /* next slot for the amortised sweep */
 	uint64_t seed;
+	struct entry *dirty;
+	void (*notify)(void *arg);
+	void *notify_arg;
+	char *nodes[NODES_MAX];
+	size_t nnodes;
 };
+
+static void
+entry_free(struct entry *e)
+{
+	free(e->remotes);
+	free(e);
+}
+
+/* A new window: every count starts again. */
+static void
+reset(struct entry *e, uint64_t window)
+{
+	e->window = window;
+	e->count = 0;
+	e->remote = 0;
+	e->nremotes = 0;
+}
+
+/* Changes are tracked only while someone takes them (a cluster). */
+static void
+mark_dirty(brk_ratelimit *rl, struct entry *e)
+{
+	if (e->dirty || rl->notify == NULL) {
+		return;
+	}
+	e->dirty = true;
+	e->dnext = rl->dirty;
+	if (rl->dirty == NULL && rl->notify != NULL) {
+		rl->notify(rl->notify_arg);
+	}
+	rl->dirty = e;
+}
 
 static uint64_t
 mix64(uint64_t x)
@@ -111,9 +161,9 @@ sweep_slot(brk_ratelimit *rl, size_t i, uint64_t window)
 
 	while (*pp != NULL) {
 		struct entry *e = *pp;
-		if (e->window < window) {
+		if (e->window < window && !e->dirty) {
 			*pp = e->next;
-			free(e);
+			entry_free(e);
 			purged++;
 		} else {
 			pp = &e->next;
@@ -200,59 +250,38 @@ brk_ratelimit_destroy(brk_ratelimit *rl)
 		struct entry *e = rl->slots[i];
 		while (e != NULL) {
 			struct entry *next = e->next;
-			free(e);
+			entry_free(e);
 			e = next;
 		}
+	}
+	for (size_t i = 0; i < rl->nnodes; i++) {
+		free(rl->nodes[i]);
 	}
 	free(rl->slots);
 	free(rl);
 }
 
-int
-brk_ratelimit_check(
-    brk_ratelimit *rl, const char *action, const char *user, uint64_t now_ms)
+/* The entry of (action, user), made (in `window`) when absent; NULL when
+ * out of memory. */
+static struct entry *
+lookup(brk_ratelimit *rl, const char *action, const char *user, uint64_t window)
 {
-	size_t alen, ulen, slot;
-	uint64_t h, window;
+	size_t alen = strlen(action), ulen = strlen(user), slot;
+	uint64_t h = hash_key(rl->seed, action, alen, user, ulen);
 	struct entry *e;
 
-	if (rl == NULL || action == NULL || user == NULL) {
-		return PL_EINVAL;
-	}
-	window = now_ms / rl->window_ms;
-	for (int i = 0; i < SWEEP_STEP; i++) {
-		sweep_slot(rl, rl->cursor, window);
-		rl->cursor = (rl->cursor + 1) & (rl->nslots - 1);
-	}
-
-	alen = strlen(action);
-	ulen = strlen(user);
-	h = hash_key(rl->seed, action, alen, user, ulen);
 	slot = (size_t)(h & (rl->nslots - 1));
 	for (e = rl->slots[slot]; e != NULL; e = e->next) {
 		if (key_eq(e, h, action, alen, user, ulen)) {
-			break;
+			return e;
 		}
 	}
-	if (e != NULL) {
-		if (e->window != window) {
-			e->window = window;
-			e->count = 0;
-		}
-		if (e->count >= rl->limit) {
-			return PL_ELIMIT;
-		}
-		e->count++;
-		return PL_OK;
-	}
-
-	e = malloc(sizeof(*e) + alen + 1 + ulen);
-	if (e == NULL) {
-		return PL_ENOMEM;
+	/* calloc's zero after the user ends the key as a string too */
+	if ((e = calloc(1, sizeof(*e) + alen + 1 + ulen + 1)) == NULL) {
+		return NULL;
 	}
 	e->hash = h;
 	e->window = window;
-	e->count = 1;
 	e->keylen = alen + 1 + ulen;
 	memcpy(e->key, action, alen);
 	e->key[alen] = '\0';
@@ -264,7 +293,136 @@ brk_ratelimit_check(
 	e->next = rl->slots[slot];
 	rl->slots[slot] = e;
 	rl->count++;
+	return e;
+}
+
+int
+brk_ratelimit_check(
+    brk_ratelimit *rl, const char *action, const char *user, uint64_t now_ms)
+{
+	uint64_t window;
+	struct entry *e;
+
+	if (rl == NULL || action == NULL || user == NULL) {
+		return PL_EINVAL;
+	}
+	window = now_ms / rl->window_ms;
+	for (int i = 0; i < SWEEP_STEP; i++) {
+		sweep_slot(rl, rl->cursor, window);
+		rl->cursor = (rl->cursor + 1) & (rl->nslots - 1);
+	}
+	if ((e = lookup(rl, action, user, window)) == NULL) {
+		return PL_ENOMEM;
+	}
+	if (e->window != window) {
+		reset(e, window);
+	}
+	if ((uint64_t)e->count + e->remote >= rl->limit) {
+		return PL_ELIMIT;
+	}
+	e->count++;
+	mark_dirty(rl, e);
 	return PL_OK;
+}
+
+void
+brk_ratelimit_on_change(brk_ratelimit *rl, void (*notify)(void *arg), void *arg)
+{
+	rl->notify = notify;
+	rl->notify_arg = arg;
+}
+
+size_t
+brk_ratelimit_take_changes(brk_ratelimit *rl,
+    void (*fn)(void *arg, const char *action, const char *user, uint64_t window,
+	unsigned count),
+    void *arg)
+{
+	size_t n = 0;
+
+	while (rl->dirty != NULL) {
+		struct entry *e = rl->dirty;
+
+		rl->dirty = e->dnext;
+		e->dirty = false;
+		e->dnext = NULL;
+		fn(arg, e->key, e->key + strlen(e->key) + 1, e->window,
+		    e->count);
+		n++;
+	}
+	return n;
+}
+
+static int
+node_index(brk_ratelimit *rl, const char *node)
+{
+	for (size_t i = 0; i < rl->nnodes; i++) {
+		if (strcmp(rl->nodes[i], node) == 0) {
+			return (int)i;
+		}
+	}
+	if (rl->nnodes == NODES_MAX) {
+		return -PL_EFULL;
+	}
+	if ((rl->nodes[rl->nnodes] = strdup(node)) == NULL) {
+		return -PL_ENOMEM;
+	}
+	return (int)rl->nnodes++;
+}
+
+int
+brk_ratelimit_merge(brk_ratelimit *rl, const char *node, const char *action,
+    const char *user, uint64_t window, unsigned count, uint64_t now_ms)
+{
+	struct entry *e;
+	int idx;
+	size_t k;
+
+	if (node == NULL || node[0] == '\0' || strlen(node) > 64 ||
+	    action == NULL || user == NULL) {
+		return PL_EINVAL;
+	}
+	if (window != now_ms / rl->window_ms) {
+		return PL_ENOTFOUND;
+	}
+	if ((idx = node_index(rl, node)) < 0) {
+		return -idx;
+	}
+	if ((e = lookup(rl, action, user, window)) == NULL) {
+		return PL_ENOMEM;
+	}
+	if (e->window != window) {
+		reset(e, window);
+	}
+	for (k = 0; k < e->nremotes && e->remotes[k].node != idx; k++) {
+	}
+	if (k == e->nremotes) {
+		if (e->nremotes == e->capremotes) {
+			uint8_t cap = e->capremotes ? e->capremotes * 2 : 2;
+			struct remote *p =
+			    realloc(e->remotes, cap * sizeof(*p));
+
+			if (p == NULL) {
+				return PL_ENOMEM;
+			}
+			e->remotes = p;
+			e->capremotes = cap;
+		}
+		e->remotes[k] = (struct remote){ (uint8_t)idx, 0 };
+		e->nremotes++;
+	}
+	/* Totals only grow within a window; an older report is stale. */
+	if (count > e->remotes[k].count) {
+		e->remote += count - e->remotes[k].count;
+		e->remotes[k].count = count;
+	}
+	return PL_OK;
+}
+
+unsigned
+brk_ratelimit_window_ms(const brk_ratelimit *rl)
+{
+	return rl->window_ms;
 }
 
 size_t

@@ -45,4 +45,34 @@ size_t brk_ratelimit_sweep(brk_ratelimit *rl, uint64_t now_ms);
  * tests. */
 size_t brk_ratelimit_count(const brk_ratelimit *rl);
 
+/* ---- cluster-wide counting ----
+ * Each node counts its own actions; other nodes' counts of the same
+ * (action, user) in the same window arrive through brk_ratelimit_merge and
+ * count against the limit too. Windows are now_ms / window_ms of the wall
+ * clock on every node, so their clocks must agree (NTP). */
+
+/* notify(arg) runs once whenever a counter changes while none was pending
+ * (so the caller can schedule one take_changes for a burst). Changes are
+ * tracked only once this is set; a changed counter is kept (not purged)
+ * until it has been taken. */
+void brk_ratelimit_on_change(
+    brk_ratelimit *rl, void (*notify)(void *arg), void *arg);
+
+/* Hands every counter changed locally since the last call to fn, with this
+ * node's count in its window, and clears the changes. Returns how many. */
+size_t brk_ratelimit_take_changes(brk_ratelimit *rl,
+    void (*fn)(void *arg, const char *action, const char *user, uint64_t window,
+	unsigned count),
+    void *arg);
+
+/* node (1..64 printable bytes) counted `count` (its total, not a delta)
+ * actions of (action, user) in `window`. Counts of another window than the
+ * current one at now_ms are ignored. At most 64 distinct nodes are
+ * remembered. Returns PL_OK, PL_EINVAL, PL_ENOMEM, PL_EFULL (too many
+ * nodes), PL_ENOTFOUND (another window: ignored). */
+int brk_ratelimit_merge(brk_ratelimit *rl, const char *node, const char *action,
+    const char *user, uint64_t window, unsigned count, uint64_t now_ms);
+
+unsigned brk_ratelimit_window_ms(const brk_ratelimit *rl);
+
 #endif

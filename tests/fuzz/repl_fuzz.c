@@ -17,7 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static int
 str_eq(pro_wire_str a, pro_wire_str b)
 {
-	return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+	return a.len == b.len &&
+	    (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
 static void
@@ -27,10 +28,12 @@ same_comments(const pro_repl_msg *a, const pro_repl_msg *b)
 		abort();
 	}
 	for (size_t i = 0; i < a->ncomments; i++) {
-		const pro_repl_comment *x = &a->comments[i], *y = &b->comments[i];
+		const pro_repl_comment *x = &a->comments[i],
+				       *y = &b->comments[i];
 
 		if (x->seq != y->seq || x->inserted_at != y->inserted_at ||
-		    !str_eq(x->id, y->id) || !str_eq(x->video_id, y->video_id) ||
+		    !str_eq(x->id, y->id) ||
+		    !str_eq(x->video_id, y->video_id) ||
 		    !str_eq(x->user_id, y->user_id) ||
 		    !str_eq(x->content, y->content)) {
 			abort();
@@ -51,8 +54,8 @@ round_trip(const pro_repl_msg *m)
 		rc = pro_repl_encode_vec(&b, m->marks, m->nmarks);
 		break;
 	case PRO_REPL_COMMENTS:
-		rc = pro_repl_encode_comments(&b, m->origin, m->flag,
-		    m->comments, m->ncomments);
+		rc = pro_repl_encode_comments(
+		    &b, m->origin, m->flag, m->comments, m->ncomments);
 		break;
 	case PRO_REPL_ACK:
 		rc = pro_repl_encode_ack(&b, m->origin, m->seqs, m->nseqs);

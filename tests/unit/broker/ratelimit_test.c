@@ -230,7 +230,105 @@ test_parse(void)
 	brk_ratelimit_destroy(NULL);
 }
 
+/* ---- cluster-wide counting ---- */
+
+static int notified;
+
+static void
+on_notify(void *arg)
+{
+	(void)arg;
+	notified++;
+}
+
+typedef struct change {
+	char action[32], user[32];
+	uint64_t window;
+	unsigned count;
+} change;
+
+static change changes[8];
+static int nchanges;
+
+static void
+on_take(void *arg, const char *action, const char *user, uint64_t window,
+    unsigned count)
+{
+	(void)arg;
+	if (nchanges < 8) {
+		change *c = &changes[nchanges++];
+		snprintf(c->action, sizeof(c->action), "%s", action);
+		snprintf(c->user, sizeof(c->user), "%s", user);
+		c->window = window;
+		c->count = count;
+	}
+}
+
+/* Other nodes' counts in the same window count against the limit. */
+static void
+test_merge_counts_remote(void)
+{
+	brk_ratelimit *rl;
+	uint64_t now = 120000; /* window 2 of 60 s */
+
+	ASSERT_OK(brk_ratelimit_create(&rl, 5, 60000));
+	ASSERT_OK(brk_ratelimit_merge(rl, "n2", "post", "alice", 2, 2, now));
+	ASSERT_OK(brk_ratelimit_merge(rl, "n3", "post", "alice", 2, 1, now));
+	/* A stale report (lower total) changes nothing. */
+	ASSERT_OK(brk_ratelimit_merge(rl, "n2", "post", "alice", 2, 1, now));
+	ASSERT_OK(brk_ratelimit_check(rl, "post", "alice", now));
+	ASSERT_OK(brk_ratelimit_check(rl, "post", "alice", now));
+	ASSERT_EQ(brk_ratelimit_check(rl, "post", "alice", now), PL_ELIMIT);
+	/* Other users, and other windows, are apart. */
+	ASSERT_OK(brk_ratelimit_check(rl, "post", "bob", now));
+	ASSERT_EQ(brk_ratelimit_merge(rl, "n2", "post", "alice", 1, 9, now),
+	    PL_ENOTFOUND);
+	ASSERT_OK(brk_ratelimit_check(rl, "post", "alice", now + 60000));
+	ASSERT_EQ(
+	    brk_ratelimit_merge(rl, "", "post", "alice", 2, 1, now), PL_EINVAL);
+	brk_ratelimit_destroy(rl);
+}
+
+/* Local changes are handed out once each, with this node's own count. */
+static void
+test_take_changes(void)
+{
+	brk_ratelimit *rl;
+	uint64_t now = 5000;
+
+	ASSERT_OK(brk_ratelimit_create(&rl, 10, 1000));
+	notified = 0;
+	nchanges = 0;
+	brk_ratelimit_on_change(rl, on_notify, NULL);
+	ASSERT_OK(brk_ratelimit_merge(rl, "n2", "post", "alice", 5, 4, now));
+	ASSERT_EQ(notified, 0); /* remote counts are not ours to send */
+	ASSERT_OK(brk_ratelimit_check(rl, "post", "alice", now));
+	ASSERT_OK(brk_ratelimit_check(rl, "post", "alice", now));
+	ASSERT_OK(brk_ratelimit_check(rl, "join", "bob", now));
+	ASSERT_EQ(notified, 1);
+	ASSERT_EQ(brk_ratelimit_take_changes(rl, on_take, NULL), 2);
+	ASSERT_EQ(nchanges, 2);
+	for (int i = 0; i < 2; i++) {
+		if (strcmp(changes[i].user, "alice") == 0) {
+			ASSERT_STREQ(changes[i].action, "post");
+			ASSERT_EQ(changes[i].count, 2);
+			ASSERT_EQ(changes[i].window, 5);
+		}
+	}
+	ASSERT_EQ(brk_ratelimit_take_changes(rl, on_take, NULL), 0);
+	/* A changed counter outlives its window until it is taken. */
+	ASSERT_OK(brk_ratelimit_check(rl, "post", "carol", now));
+	ASSERT_EQ(brk_ratelimit_sweep(rl, now + 5000), 2);
+	ASSERT_EQ(brk_ratelimit_count(rl), 1);
+	ASSERT_EQ(brk_ratelimit_take_changes(rl, on_take, NULL), 1);
+	ASSERT_EQ(brk_ratelimit_sweep(rl, now + 5000), 1);
+	ASSERT_EQ(notified, 2);
+	brk_ratelimit_destroy(rl);
+}
+
 TEST_LIST{
+	TEST_ENTRY(test_merge_counts_remote),
+	TEST_ENTRY(test_take_changes),
 	TEST_ENTRY(test_limit_then_denied),
 	TEST_ENTRY(test_separate_keys),
 	TEST_ENTRY(test_new_window_resets),
