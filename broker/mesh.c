@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Cluster glue on the loop thread. cluster/ knows nothing of libevent: we
  * watch its fd and call its tick, create its services (presence replication
- * in cluster/tracker, secret fingerprints in cluster/nodeinfo) and hand
+ * in cluster/tracker, secret fingerprints in cluster/nodeinfo, the Firebase
+ * sync state in cluster/syncmarks, which broker/fbsync drives) and hand
  * channel broadcasts across. The protocols themselves live in cluster/. */
 #include "broker/mesh.h"
 
@@ -12,6 +13,7 @@
 #include "cluster/cluster.h"
 #include "cluster/nodeinfo.h"
 #include "cluster/presence.h"
+#include "cluster/syncmarks.h"
 #include "cluster/tracker.h"
 #include "common/clock.h"
 #include "common/err.h"
@@ -31,6 +33,7 @@ struct brk_mesh {
 	clu_tracker *tracker;
 	int left;
 	clu_nodeinfo *info;     /* fingerprints of the peers' JWT secrets */
+	clu_syncmarks *marks;   /* the Firebase sync state (broker/fbsync) */
 	clu_cluster_stats snap; /* refreshed for each /metrics render */
 	uint64_t members[4];    /* alive, suspect, dead, left */
 };
@@ -254,7 +257,8 @@ brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
 	if ((rc = clu_nodeinfo_create(&m->info, m->clu, fp)) != PL_OK ||
 	    (rc = clu_tracker_create(&m->tracker, m->clu,
 		 brk_presence_crdt(brk_node_presence(n)), after_merge, m)) !=
-		PL_OK) {
+		PL_OK ||
+	    (rc = clu_syncmarks_create(&m->marks, m->clu)) != PL_OK) {
 		snprintf(err, errlen, "cannot start the cluster services: %s",
 		    pl_strerror(rc));
 		return rc;
@@ -296,6 +300,7 @@ brk_mesh_destroy(brk_mesh *m)
 	clu_cluster_destroy(m->clu, false);
 	clu_nodeinfo_destroy(m->info);
 	clu_tracker_destroy(m->tracker);
+	clu_syncmarks_destroy(m->marks);
 	free(m);
 }
 
@@ -409,6 +414,12 @@ brk_mesh_secret_mismatches(const brk_mesh *m, char *buf, size_t len)
 		return 0;
 	}
 	return clu_nodeinfo_mismatches(m->info, add_name, &x);
+}
+
+clu_syncmarks *
+brk_mesh_syncmarks(brk_mesh *m)
+{
+	return m->marks;
 }
 
 int
