@@ -20,16 +20,8 @@ origin_ok(const char *s)
 	return n >= 1 && n <= PRO_SYNC_ORIGIN_MAX;
 }
 
-static int
-pack_str(msgpack_packer *pk, const char *s)
-{
-	size_t n = strlen(s);
-
-	return msgpack_pack_str(pk, n) | msgpack_pack_str_body(pk, s, n);
-}
-
-/* Packs entry i of v; returns PL_EINVAL for a field out of bounds, else
- * the OR of the msgpack_pack_* results (non-zero: out of memory). */
+/* Packs entry i of v; PL_EINVAL for a field out of bounds. Write
+ * failures are caught once, by pro_mp_enc_end. */
 typedef int (*pack_fn)(msgpack_packer *pk, const void *v, size_t i);
 
 static int
@@ -40,11 +32,11 @@ pack_mark(msgpack_packer *pk, const void *arg, size_t i)
 	if (!origin_ok(m->origin)) {
 		return PL_EINVAL;
 	}
-	return (msgpack_pack_array(pk, MARK_FIELDS) | pack_str(pk, m->origin) |
-		   msgpack_pack_uint64(pk, m->synced) |
-		   msgpack_pack_uint64(pk, m->sent))
-	    ? PL_ENOMEM
-	    : PL_OK;
+	msgpack_pack_array(pk, MARK_FIELDS);
+	pro_mp_pack_str(pk, pro_wire_cstr(m->origin));
+	msgpack_pack_uint64(pk, m->synced);
+	msgpack_pack_uint64(pk, m->sent);
+	return PL_OK;
 }
 
 static int
@@ -58,21 +50,22 @@ pack_parked(msgpack_packer *pk, const void *arg, size_t i)
 	    strlen(reason) > PRO_SYNC_REASON_MAX) {
 		return PL_EINVAL;
 	}
-	return (msgpack_pack_array(pk, PARKED_FIELDS) |
-		   pack_str(pk, p->origin) | msgpack_pack_uint64(pk, p->seq) |
-		   msgpack_pack_uint64(pk, p->gen) |
-		   msgpack_pack_uint32(pk, p->state) |
-		   msgpack_pack_uint32(pk, p->status) | pack_str(pk, reason))
-	    ? PL_ENOMEM
-	    : PL_OK;
+	msgpack_pack_array(pk, PARKED_FIELDS);
+	pro_mp_pack_str(pk, pro_wire_cstr(p->origin));
+	msgpack_pack_uint64(pk, p->seq);
+	msgpack_pack_uint64(pk, p->gen);
+	msgpack_pack_uint32(pk, p->state);
+	msgpack_pack_uint32(pk, p->status);
+	pro_mp_pack_str(pk, pro_wire_cstr(reason));
+	return PL_OK;
 }
 
 /* [version, [entries...]] into a malloc'ed buffer. */
 static int
 encode(const void *v, size_t n, pack_fn fn, char **buf, size_t *len)
 {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
+	pro_wire_buf out = { 0 };
+	pro_mp_enc e;
 	int rc = PL_OK;
 
 	*buf = NULL;
@@ -80,25 +73,22 @@ encode(const void *v, size_t n, pack_fn fn, char **buf, size_t *len)
 	if (n > PRO_SYNC_MAX_ENTRIES) {
 		return PL_EINVAL;
 	}
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	if (msgpack_pack_array(&pk, 2) |
-	    msgpack_pack_uint32(&pk, PRO_SYNC_VERSION) |
-	    msgpack_pack_array(&pk, (uint32_t)n)) {
-		rc = PL_ENOMEM;
-	}
+	pro_mp_enc_begin(&e, &out);
+	msgpack_pack_array(&e.pk, 2);
+	msgpack_pack_uint32(&e.pk, PRO_SYNC_VERSION);
+	msgpack_pack_array(&e.pk, (uint32_t)n);
 	for (size_t i = 0; i < n && rc == PL_OK; i++) {
-		rc = fn(&pk, v, i);
+		rc = fn(&e.pk, v, i);
 	}
-	if (rc == PL_OK && sb.data == NULL) {
-		rc = PL_ENOMEM;
+	if (rc == PL_OK) {
+		rc = pro_mp_enc_end(&e);
 	}
-	if (rc != PL_OK) {
-		msgpack_sbuffer_destroy(&sb);
-		return rc;
+	if (rc != PL_OK || out.data == NULL) {
+		pro_wire_buf_free(&out);
+		return rc != PL_OK ? rc : PL_ENOMEM;
 	}
-	*buf = sb.data; /* the sbuffer's malloc'ed bytes become the caller's */
-	*len = sb.size;
+	*buf = out.data; /* the buffer's malloc'ed bytes become the caller's */
+	*len = out.len;
 	return PL_OK;
 }
 
