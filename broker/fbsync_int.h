@@ -145,6 +145,12 @@ void fb_parked_done(brk_fbsync *s, const char *origin, uint64_t seq);
 size_t fb_parked_count(brk_fbsync *s, uint32_t state);
 void fb_save_parked(brk_fbsync *s, const pro_sync_parked *p);
 
+/* fbsync_batch.c: making batches. */
+fb_batch *fb_build(brk_fbsync *s); /* NULL: nothing to send (or no memory) */
+/* A batch of items [from, to) of b, its body made of their slices. */
+fb_batch *fb_slice(const fb_batch *b, size_t from, size_t to);
+void fb_batch_free(fb_batch *b);
+
 /* fbsync.c: the dispatcher. */
 void fb_pump(brk_fbsync *s);
 void fb_lead(brk_fbsync *s, bool lead);
