@@ -67,10 +67,12 @@ describe('Firebase sync, three nodes', () => {
       const acks = await postMany(a.ch, 120);
       await assertSynced(fb, v, acks, 'alice');
       a.s.disconnect();
+      // n1's comments carry n1's origin (an opaque name of the store's).
+      const origin = (await syncOf(n1)).origins.find((x) => x.held === 120).origin;
       for (const n of [n2, n3]) {
         const st = await waitFor(async () => {
           const s = await syncOf(n);
-          const o = s.origins.find((x) => x.origin === 'n1');
+          const o = s.origins.find((x) => x.origin === origin);
           return o && o.synced === 120 && o.sent === 120 ? s : false;
         }, { what: `${n.name} knows n1's marks` });
         assert.equal(st.is_leader, false);
@@ -87,7 +89,7 @@ describe('Firebase sync, three nodes', () => {
       await n3.exit;
       const solo = await startNode({ ...fbNode(fb, { extra: [] }), host: '127.0.0.3', name: 'n3', data: data3 });
       started.add(solo);
-      const o = (await syncOf(solo)).origins.find((x) => x.origin === 'n1');
+      const o = (await syncOf(solo)).origins.find((x) => x.origin === origin);
       assert.deepEqual({ synced: o.synced, sent: o.sent }, { synced: 120, sent: 120 });
       await stopAll([solo], assert);
     } finally {
@@ -109,6 +111,7 @@ describe('Firebase sync, three nodes', () => {
       fb.delayMs = 3000;
       await postMany(a.ch, 40, { content: (i) => `slow ${i}` });
       await waitFor(async () => (await syncOf(n1)).in_flight > 0, { what: 'n1 has requests in flight' });
+      const origin = (await syncOf(n1)).origins.find((x) => x.held === 80).origin;
       a.s.disconnect();
       const r = await cli(['leave', '--admin', `${n1.host}:${n1.adminPort}`]);
       assert.equal(r.code, 0, r.stderr);
@@ -121,7 +124,7 @@ describe('Firebase sync, three nodes', () => {
       await sleep(4000);
       assert.equal(await requestsOf(n1), sentThen, 'n1 sent nothing after it stopped leading');
       // n2 starts from the replicated marks: nothing below them again.
-      const o = (await syncOf(n2)).origins.find((x) => x.origin === 'n1');
+      const o = (await syncOf(n2)).origins.find((x) => x.origin === origin);
       assert.ok(o.synced >= 40, `n2 resumes from n1's mark (${o.synced})`);
     } finally {
       fb.release();
