@@ -10,6 +10,7 @@
 
 #include "broker/config.h"
 #include "broker/conn.h"
+#include "broker/fbsync.h"
 #include "broker/httpd.h"
 #include "broker/mesh.h"
 #include "broker/node.h"
@@ -214,9 +215,24 @@ h_stats(brk_admin *a, brk_httpd_req *r)
 static void
 h_sync(brk_admin *a, brk_httpd_req *r)
 {
+	send_json(r, 200, brk_fbsync_status_json(brk_node_fbsync(a->node)));
+}
+
+#define PARKED_LIST_MAX 1000
+
+static void
+h_sync_parked(brk_admin *a, brk_httpd_req *r)
+{
 	send_json(r, 200,
-	    json_pack("{s:s, s:b, s:s}", "self", brk_node_name(a->node),
-		"enabled", 0, "reason", "Firebase sync is not built yet"));
+	    brk_fbsync_parked_json(brk_node_fbsync(a->node), PARKED_LIST_MAX));
+}
+
+static void
+h_sync_retry(brk_admin *a, brk_httpd_req *r)
+{
+	size_t n = brk_fbsync_retry_parked(brk_node_fbsync(a->node));
+
+	send_json(r, 200, json_pack("{s:I}", "retrying", (json_int_t)n));
 }
 
 static void
@@ -446,6 +462,8 @@ static const route routes[] = {
 	{ "/v1/stats", "GET", h_stats },
 	{ "/v1/replication", "GET", h_replication },
 	{ "/v1/sync", "GET", h_sync },
+	{ "/v1/sync/parked", "GET", h_sync_parked },
+	{ "/v1/sync/retry", "POST", h_sync_retry },
 	{ "/v1/log-level", "GET", h_log_level_get },
 	{ "/v1/log-level", "POST", h_log_level_set },
 	{ "/v1/drain", "POST", h_drain },

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The admin HTTP API on --admin: GET /metrics, /v1/members, /v1/leader,
- * /v1/stats, /v1/sync, /v1/log-level, /v1/backup; POST /v1/drain,
- * /v1/leave, /v1/log-level (and, with --cluster-test-hooks, POST
+ * /v1/stats, /v1/sync, /v1/sync/parked, /v1/log-level, /v1/backup; POST
+ * /v1/drain, /v1/leave, /v1/log-level, /v1/sync/retry (and, with --cluster-test-hooks, POST
  * /v1/test/block). Authenticated with the --admin-token-file bearer token;
  * without one, refuses to start on a non-loopback address. */
 #ifndef PARLEY_BROKER_ADMIN_H

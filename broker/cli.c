@@ -43,6 +43,8 @@ typedef struct admin_opts {
 	long timeout; /* seconds */
 	const char *out;
 	const char *level;
+	bool parked;       /* sync --parked */
+	bool retry_parked; /* sync --retry-parked */
 } admin_opts;
 
 static size_t
@@ -245,6 +247,56 @@ print_flat(const char *prefix, json_t *v)
 	}
 }
 
+static void
+print_sync(json_t *v)
+{
+	json_t *o, *x;
+	const char *k;
+	size_t i;
+
+	json_object_foreach(v, k, x)
+	{
+		if (strcmp(k, "origins") != 0) {
+			char *t = json_dumps(x, JSON_ENCODE_ANY | JSON_COMPACT);
+			printf("%-24s %s\n", k, t ? t : "?");
+			free(t);
+		}
+	}
+	printf("\n%-24s %12s %12s %12s\n", "ORIGIN", "HELD", "SYNCED", "SENT");
+	json_array_foreach(json_object_get(v, "origins"), i, o)
+	{
+		printf("%-24s %12lld %12lld %12lld\n",
+		    json_string_value(json_object_get(o, "origin")) ?: "?",
+		    (long long)json_integer_value(json_object_get(o, "held")),
+		    (long long)json_integer_value(json_object_get(o, "synced")),
+		    (long long)json_integer_value(json_object_get(o, "sent")));
+	}
+}
+
+static void
+print_parked(json_t *v)
+{
+	json_t *c;
+	size_t i;
+
+	printf("%lld parked, %lld being sent again\n",
+	    (long long)json_integer_value(json_object_get(v, "parked")),
+	    (long long)json_integer_value(json_object_get(v, "retrying")));
+	printf("%-16s %8s %-9s %6s %-40s %s\n", "ORIGIN", "SEQ", "STATE",
+	    "HTTP", "PATH", "ANSWER");
+	json_array_foreach(json_object_get(v, "comments"), i, c)
+	{
+		printf("%-16s %8lld %-9s %6lld %-40s %s\n",
+		    json_string_value(json_object_get(c, "origin")) ?: "?",
+		    (long long)json_integer_value(json_object_get(c, "seq")),
+		    json_string_value(json_object_get(c, "state")) ?: "?",
+		    (long long)json_integer_value(json_object_get(c, "status")),
+		    json_string_value(json_object_get(c, "path"))
+			?: "(not held here)",
+		    json_string_value(json_object_get(c, "reason")) ?: "");
+	}
+}
+
 /* ---- help ---- */
 
 static const char admin_flags_help[] =
@@ -264,7 +316,13 @@ static const cmd_help helps[] = {
 	{ "leader", "[--json]",
 	    "Print the cluster's leader in this node's view." },
 	{ "stats", "[--json]", "Print the node's counters." },
-	{ "sync", "[--json]", "Show the Firebase sync queue." },
+	{ "sync", "[--json] [--parked | --retry-parked]",
+	    "Show the Firebase sync queue: the leader, whether the sync is "
+	    "on,\n"
+	    "queue depth, the oldest pending comment's age, the last success,\n"
+	    "requests in flight, retries and parked comments. --parked lists\n"
+	    "the comments Firebase refused (parked); --retry-parked has the\n"
+	    "leader send them again." },
 	{ "replication", "[--json]",
 	    "Show comment replication: per origin, this node's marks and each\n"
 	    "peer's, how far behind it is, and the catch-up state." },
@@ -328,6 +386,12 @@ brk_cli_admin_usage(const char *cmd)
 		printf("  --wait                    wait until the node has "
 		       "exited (--timeout default 60)\n");
 	}
+	if (strcmp(cmd, "sync") == 0) {
+		printf("  --parked                  list the parked comments "
+		       "(GET /v1/sync/parked)\n"
+		       "  --retry-parked            have the leader send them "
+		       "again (POST /v1/sync/retry)\n");
+	}
 }
 
 /* ---- argument parsing ---- */
@@ -374,6 +438,12 @@ parse_admin_args(const char *cmd, int argc, char **argv, admin_opts *o)
 		} else if (strcmp(a, "--wait") == 0 &&
 		    strcmp(cmd, "drain") == 0) {
 			o->wait = true;
+		} else if (strcmp(a, "--parked") == 0 &&
+		    strcmp(cmd, "sync") == 0 && !o->retry_parked) {
+			o->parked = true;
+		} else if (strcmp(a, "--retry-parked") == 0 &&
+		    strcmp(cmd, "sync") == 0 && !o->parked) {
+			o->retry_parked = true;
 		} else if (strcmp(a, "--admin") == 0) {
 			o->admin = v;
 		} else if (strcmp(a, "--admin-token-file") == 0) {
@@ -543,10 +613,13 @@ brk_cli_admin(const char *cmd, int argc, char **argv)
 		goto out;
 	}
 	post = strcmp(cmd, "drain") == 0 || strcmp(cmd, "leave") == 0 ||
-	    (strcmp(cmd, "log-level") == 0 && o.level);
+	    (strcmp(cmd, "log-level") == 0 && o.level) || o.retry_parked;
 	if (strcmp(cmd, "log-level") == 0 && o.level) {
 		snprintf(
 		    path, sizeof(path), "/v1/log-level?level=%.20s", o.level);
+	} else if (o.parked || o.retry_parked) {
+		snprintf(path, sizeof(path), "/v1/sync/%s",
+		    o.parked ? "parked" : "retry");
 	} else {
 		snprintf(path, sizeof(path), "/v1/%s", cmd);
 	}
@@ -572,6 +645,15 @@ brk_cli_admin(const char *cmd, int argc, char **argv)
 	} else if (strcmp(cmd, "log-level") == 0) {
 		printf("%s\n",
 		    json_string_value(json_object_get(v, "level")) ?: "?");
+	} else if (o.parked) {
+		print_parked(v);
+	} else if (o.retry_parked) {
+		printf(
+		    "%lld parked comments will be sent again by the leader\n",
+		    (long long)json_integer_value(
+			json_object_get(v, "retrying")));
+	} else if (strcmp(cmd, "sync") == 0) {
+		print_sync(v);
 	} else {
 		print_flat("", v);
 	}

@@ -63,14 +63,15 @@ static const flag flags[] = {
 	{ "max-comment-bytes", L(max_comment_bytes), "2000", 1, 1 << 20,
 	    "longest comment accepted, in bytes of UTF-8" },
 	{ "firebase-url", S(firebase_url), NULL, 0, 0,
-	    "Firebase Realtime Database base URL" },
+	    "Firebase Realtime Database base URL (sync off without it)" },
 	{ "firebase-auth", S(firebase_auth), NULL, 0, 0,
 	    "Firebase auth= token (visible in ps: prefer "
 	    "--firebase-auth-file)" },
 	{ "firebase-auth-file", S(firebase_auth_file), NULL, 0, 0,
 	    "file holding the Firebase auth= token (reloaded on SIGHUP)" },
 	{ "firebase-credentials", S(firebase_credentials), NULL, 0, 0,
-	    "Google service-account JSON file" },
+	    "Google service-account JSON key file: OAuth2 tokens are "
+	    "fetched and refreshed" },
 	{ "max-message-bytes", L(max_message_bytes), "1048576", 1024, 64 << 20,
 	    "largest WebSocket message (close 1009 beyond)" },
 	{ "max-channels", L(max_channels), "100", 1, 100000,
@@ -115,6 +116,18 @@ static const flag flags[] = {
 	{ "max-queued-bytes", L(max_queued_bytes), "0", 0, LONG_MAX,
 	    "unsent output the whole node may hold; the readers furthest "
 	    "behind are closed beyond it (0: a quarter of memory)" },
+	{ "firebase-batch", L(firebase_batch), "500", 1, 10000,
+	    "most comments in one Firebase request (one multi-path update)" },
+	{ "firebase-batch-bytes", L(firebase_batch_bytes), "1048576", 4096,
+	    16 << 20, "most JSON bytes in one Firebase request" },
+	{ "firebase-max-inflight", L(firebase_max_inflight), "4", 1, 64,
+	    "Firebase requests in flight at once" },
+	{ "firebase-timeout", L(firebase_timeout), "30", 1, 600,
+	    "seconds one Firebase request may take before it is retried" },
+	{ "firebase-retry-max-ms", L(firebase_retry_max_ms), "30000", 100,
+	    3600000,
+	    "longest wait between two tries of a failed Firebase "
+	    "request (exponential backoff with jitter from 500 ms)" },
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
 _Static_assert(NFLAGS <= 64, "argv_set has 64 bits");

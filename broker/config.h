@@ -42,13 +42,19 @@ typedef struct brk_config {
 	long drain_timeout;     /* seconds SIGTERM waits for flushes */
 	int cluster_test_hooks; /* enables the admin fault-injection endpoint */
 	int metrics_auth;       /* /metrics needs the admin token too */
-	uint64_t argv_set;      /* bit i: flag i came from argv (not env) */
 	/* Hostile clients (issue 12). */
 	long handshake_timeout;     /* seconds from accept to the upgrade */
 	long max_handshakes;        /* sockets not yet upgraded; 0 = auto */
 	long max_handshakes_per_ip; /* the same per source address; 0 = off */
 	long max_sockets_per_user;  /* upgraded sockets per user; 0 = off */
 	long max_queued_bytes;      /* node-wide queued output; 0 = auto */
+	/* Firebase sync (issue 10). */
+	long firebase_batch;    /* comments per Firebase request */
+	long firebase_batch_bytes;  /* JSON bytes per Firebase request */
+	long firebase_max_inflight; /* Firebase requests at once */
+	long firebase_timeout;      /* seconds one Firebase request may take */
+	long firebase_retry_max_ms; /* longest Firebase retry backoff */
+	uint64_t argv_set;          /* bit i: flag i came from argv (not env) */
 } brk_config;
 
 /* Fills *c from defaults, then the environment, then argv (flags of the form

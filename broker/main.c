@@ -17,6 +17,7 @@ usage(void)
 	       "  parley token --user ID [--ttl SECONDS] [--jwt-secret-file "
 	       "FILE | --data DIR]\n"
 	       "  parley members|leader|stats|sync [--json]\n"
+	       "  parley sync --parked | --retry-parked\n"
 	       "  parley drain [--wait] | leave | log-level [LEVEL] | backup "
 	       "--out FILE\n"
 	       "  parley --version\n\n"

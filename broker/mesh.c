@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Cluster glue on the loop thread. cluster/ knows nothing of libevent: we
  * watch its fd and call its tick, create its services (presence replication
- * in cluster/tracker, secret fingerprints in cluster/nodeinfo) and hand
+ * in cluster/tracker, secret fingerprints in cluster/nodeinfo, the Firebase
+ * sync state in cluster/syncmarks, which broker/fbsync drives) and hand
  * channel broadcasts across. The protocols themselves live in cluster/. */
 #include "broker/mesh.h"
 
@@ -15,6 +16,7 @@
 #include "cluster/presence.h"
 #include "cluster/ratesync.h"
 #include "cluster/replication.h"
+#include "cluster/syncmarks.h"
 #include "cluster/tracker.h"
 #include "common/clock.h"
 #include "common/err.h"
@@ -37,6 +39,7 @@ struct brk_mesh {
 	struct event *rate_ev; /* sends a burst's rate-limit counts */
 	int left;
 	clu_nodeinfo *info;     /* fingerprints of the peers' JWT secrets */
+	clu_syncmarks *marks;   /* the Firebase sync state (broker/fbsync) */
 	clu_cluster_stats snap; /* refreshed for each /metrics render */
 	clu_replication_stats rsnap;
 	uint64_t lag_s, caught_up;
@@ -405,7 +408,8 @@ brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
 		 brk_presence_crdt(brk_node_presence(n)), after_merge, m)) !=
 		PL_OK ||
 	    (rc = start_replication(m, cfg)) != PL_OK ||
-	    (rc = start_ratesync(m)) != PL_OK) {
+	    (rc = start_ratesync(m)) != PL_OK ||
+	    (rc = clu_syncmarks_create(&m->marks, m->clu)) != PL_OK) {
 		snprintf(err, errlen, "cannot start the cluster services: %s",
 		    pl_strerror(rc));
 		return rc;
@@ -456,6 +460,7 @@ brk_mesh_destroy(brk_mesh *m)
 	if (m->rate_ev) {
 		event_free(m->rate_ev);
 	}
+	clu_syncmarks_destroy(m->marks);
 	free(m);
 }
 
@@ -631,6 +636,12 @@ brk_mesh_secret_mismatches(const brk_mesh *m, char *buf, size_t len)
 		return 0;
 	}
 	return clu_nodeinfo_mismatches(m->info, add_name, &x);
+}
+
+clu_syncmarks *
+brk_mesh_syncmarks(brk_mesh *m)
+{
+	return m->marks;
 }
 
 int

@@ -42,6 +42,11 @@ void brk_mesh_secret_changed(brk_mesh *m);
  * comma-separated, into buf (truncated to len); returns how many. */
 size_t brk_mesh_secret_mismatches(const brk_mesh *m, char *buf, size_t len);
 
+/* The Firebase sync state service, for broker/fbsync; borrowed until
+ * destroy. */
+struct clu_syncmarks;
+struct clu_syncmarks *brk_mesh_syncmarks(brk_mesh *m);
+
 /* Test-only fault hook: drop all traffic to and from peer. */
 int brk_mesh_block(brk_mesh *m, const char *peer, int on);
 

@@ -9,6 +9,9 @@
 #include "broker/auth.h"
 #include "broker/channels.h"
 #include "broker/conn.h"
+#include "broker/fbsync.h"
+#include "broker/fetch.h"
+#include "broker/gauth.h"
 #include "broker/presence.h"
 #include "broker/ratelimit.h"
 #include "broker/router.h"
@@ -53,6 +56,9 @@ struct brk_node {
 	brk_admin *admin;
 	brk_keyring *keys;
 	char *firebase_auth; /* from --firebase-auth-file, or the flag */
+	brk_fetch *fetch;    /* HTTP client for Firebase and OAuth */
+	brk_gauth *gauth;    /* --firebase-credentials */
+	brk_fbsync *fbsync;  /* the Firebase sync queue (or its state) */
 	brk_conn_list conns;
 	brk_node_stats stats;
 	pl_metrics *metrics;
@@ -850,6 +856,96 @@ check_addresses(const brk_config *cfg, char *err, size_t errlen)
 	return PL_OK;
 }
 
+/* ---- Firebase ---- */
+
+static const char *
+firebase_secret(void *arg)
+{
+	return ((brk_node *)arg)->firebase_auth;
+}
+
+static void
+firebase_token(void *arg)
+{
+	brk_fbsync_kick(((brk_node *)arg)->fbsync);
+}
+
+/* The HTTP client and the service account, before anything is created on
+ * disk: a bad credentials file stops the start with its field named. */
+static int
+make_firebase_client(brk_node *n, char *err, size_t errlen)
+{
+	const brk_config *cfg = n->cfg;
+	brk_fetch_opts fo;
+	brk_gauth_opts go;
+	int rc;
+
+	if (cfg->firebase_credentials &&
+	    (cfg->firebase_auth || cfg->firebase_auth_file)) {
+		snprintf(err, errlen,
+		    "give --firebase-credentials or --firebase-auth[-file], "
+		    "not both");
+		return PL_EINVAL;
+	}
+	if (cfg->firebase_url == NULL &&
+	    (cfg->firebase_credentials || n->firebase_auth)) {
+		LOG_WARN("BRK-FIREBASE",
+		    "Firebase credentials given without --firebase-url: the "
+		    "sync is off and they are not used");
+	}
+	memset(&fo, 0, sizeof(fo));
+	fo.base = n->base;
+	fo.max_host_conns = (unsigned)cfg->firebase_max_inflight + 1;
+	fo.user_agent = "parley/" PARLEY_VERSION;
+	if (cfg->firebase_url &&
+	    (rc = brk_fetch_create(&n->fetch, &fo, err, errlen)) != PL_OK) {
+		return rc;
+	}
+	if (cfg->firebase_credentials == NULL) {
+		return PL_OK;
+	}
+	memset(&go, 0, sizeof(go));
+	go.base = n->base;
+	go.fetch = n->fetch;
+	go.path = cfg->firebase_credentials;
+	go.retry_max_ms = (uint32_t)cfg->firebase_retry_max_ms;
+	go.on_token = firebase_token;
+	go.arg = n;
+	return brk_gauth_create(&n->gauth, &go, err, errlen);
+}
+
+static int
+make_firebase_sync(brk_node *n, char *err, size_t errlen)
+{
+	const brk_config *cfg = n->cfg;
+	brk_fbsync_env e;
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	e.base = n->base;
+	e.store = n->comments;
+	e.marks = brk_mesh_syncmarks(n->mesh);
+	e.self = n->name;
+	e.url = cfg->firebase_url;
+	e.fetch = n->fetch;
+	e.gauth = n->gauth;
+	e.auth_secret = firebase_secret;
+	e.auth_arg = n;
+	e.batch_max = (unsigned)cfg->firebase_batch;
+	e.batch_bytes = (size_t)cfg->firebase_batch_bytes;
+	e.inflight_max = (unsigned)cfg->firebase_max_inflight;
+	e.timeout_ms = (uint32_t)cfg->firebase_timeout * 1000;
+	e.retry_max_ms = (uint32_t)cfg->firebase_retry_max_ms;
+	e.metrics = n->metrics;
+	if ((rc = brk_fbsync_create(&n->fbsync, &e, err, errlen)) != PL_OK) {
+		return rc;
+	}
+	if (n->gauth != NULL && cfg->firebase_url != NULL) {
+		brk_gauth_start(n->gauth);
+	}
+	return PL_OK;
+}
+
 int
 brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
 {
@@ -909,6 +1005,9 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create the event loop");
 		return PL_ENOMEM;
 	}
+	if (make_firebase_client(n, err, errlen) != PL_OK) {
+		return PL_EINVAL;
+	}
 	if (open_storage(n, err, errlen) != PL_OK) {
 		return PL_EIO;
 	}
@@ -921,16 +1020,14 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
 	if (brk_mesh_create(&n->mesh, n, err, errlen) != PL_OK) {
 		return PL_EIO;
 	}
+	if (make_firebase_sync(n, err, errlen) != PL_OK) {
+		return PL_EINVAL;
+	}
 	if (listen_on(n, err, errlen) != PL_OK) {
 		return PL_EIO;
 	}
 	if (brk_admin_create(&n->admin, n, err, errlen) != PL_OK) {
 		return PL_EIO;
-	}
-	if (cfg->firebase_url || cfg->firebase_credentials) {
-		LOG_WARN("BRK-FIREBASE",
-		    "Firebase sync is not built yet: "
-		    "--firebase-url and --firebase-credentials are ignored");
 	}
 	LOG_NOTICE("BRK-START",
 	    "node %s serving WebSocket on %s, admin on %s, "
@@ -966,6 +1063,12 @@ brk_node_destroy(brk_node *n)
 	brk_conn_free_all(&n->conns);
 	brk_conn_list_fini(&n->conns);
 	brk_admin_destroy(n->admin);
+	/* The queue borrows the cluster's sync state and the HTTP client: it
+	 * stops first. */
+	brk_fbsync_destroy(n->fbsync);
+	n->fbsync = NULL;
+	brk_gauth_destroy(n->gauth);
+	brk_fetch_destroy(n->fetch);
 	/* Closing the store flushes what is queued before the process ends;
 	 * its last completions still reach the router and the cluster (a
 	 * comment made durable now is sent to the peers before we leave). */
@@ -1052,6 +1155,11 @@ brk_mesh *
 brk_node_mesh(brk_node *n)
 {
 	return n->mesh;
+}
+brk_fbsync *
+brk_node_fbsync(brk_node *n)
+{
+	return n->fbsync;
 }
 brk_node_stats *
 brk_node_stats_of(brk_node *n)

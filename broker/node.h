@@ -18,6 +18,7 @@ typedef struct brk_presence brk_presence;
 typedef struct brk_ratelimit brk_ratelimit;
 typedef struct sto_comments sto_comments;
 typedef struct brk_mesh brk_mesh;
+typedef struct brk_fbsync brk_fbsync;
 
 /* Why an upgrade was refused: the reason label of
  * parley_upgrades_refused_total. */
@@ -105,6 +106,7 @@ brk_presence *brk_node_presence(brk_node *n);
 brk_ratelimit *brk_node_ratelimit(brk_node *n);
 sto_comments *brk_node_comments(brk_node *n);
 brk_mesh *brk_node_mesh(brk_node *n);
+brk_fbsync *brk_node_fbsync(brk_node *n);
 brk_node_stats *brk_node_stats_of(brk_node *n);
 /* The node's metrics registry: modules add their series to it at create
  * time (see common/metrics.h). */

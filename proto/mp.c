@@ -250,3 +250,17 @@ pro_mp_bytes(const msgpack_object *o, pro_wire_str *out)
 	}
 	return pro_mp_str(o, out);
 }
+
+int
+pro_mp_unpack_one(msgpack_unpacked *up, const void *buf, size_t len)
+{
+	size_t off = 0;
+	msgpack_unpack_return ur;
+
+	msgpack_unpacked_init(up);
+	ur = msgpack_unpack_next(up, buf, len, &off);
+	if (ur == MSGPACK_UNPACK_NOMEM_ERROR) {
+		return PL_ENOMEM;
+	}
+	return ur == MSGPACK_UNPACK_SUCCESS && off == len ? PL_OK : PL_EPROTO;
+}

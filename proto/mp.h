@@ -40,6 +40,12 @@ void pro_mp_pack_bin(msgpack_packer *pk, const void *p, size_t len);
 bool pro_mp_scan(const void *buf, size_t len, size_t max_objects, int max_depth,
     size_t *end);
 
+/* Unpacks buf[0..len) as exactly one object into up, which this
+ * initialises (destroy it after, whatever the result). Returns PL_OK,
+ * PL_ENOMEM, PL_EPROTO (malformed, or bytes after the object). Pre-scan
+ * peer input with pro_mp_scan first. */
+int pro_mp_unpack_one(msgpack_unpacked *up, const void *buf, size_t len);
+
 /* A non-negative integer no larger than max. */
 bool pro_mp_uint(const msgpack_object *o, uint64_t max, uint64_t *out);
 /* A str; *out borrows the unpacked bytes ("" for an empty one). */

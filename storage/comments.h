@@ -186,6 +186,13 @@ int sto_comments_set_watermark(sto_comments *s, const char *name,
  * PL_EINVAL, PL_EIO. */
 int sto_comments_watermark(sto_comments *s, const char *name, uint64_t *value);
 
+/* Calls fn for every named watermark whose name begins with prefix ("" for
+ * all), in name order, with its committed value; name is borrowed for the
+ * call, and fn must not call the store. Returns PL_OK, PL_EINVAL, PL_EIO,
+ * PL_ECORRUPT. */
+int sto_comments_watermarks(sto_comments *s, const char *prefix,
+    void (*fn)(void *arg, const char *name, uint64_t value), void *arg);
+
 /* Non-blocking fd that becomes readable when completions are ready; watch it
  * for reading on the loop and call sto_comments_poll. Owned by the store. */
 int sto_comments_notify_fd(sto_comments *s);

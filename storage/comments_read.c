@@ -423,3 +423,48 @@ sto_origin_vec_free(sto_origin_vec *v)
 {
 	free(v);
 }
+
+int
+sto_comments_watermarks(sto_comments *s, const char *prefix,
+    void (*fn)(void *arg, const char *name, uint64_t value), void *arg)
+{
+	char kb[STO_MKEY_MAX], name[STO_WATERMARK_NAME_MAX + 1];
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, d;
+	size_t plen, klen;
+	int rc, err;
+
+	if (s == NULL || prefix == NULL || fn == NULL ||
+	    (plen = strnlen(prefix, STO_WATERMARK_NAME_MAX + 1)) >
+		STO_WATERMARK_NAME_MAX) {
+		return (PL_EINVAL);
+	}
+	if ((err = read_begin(s, &txn)) != PL_OK) {
+		return (err);
+	}
+	klen = sto_comments_mkey(kb, "wm", prefix, plen);
+	k.mv_data = kb;
+	k.mv_size = klen;
+	if ((rc = mdb_cursor_open(txn, s->db_meta, &cur)) == 0) {
+		rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+	}
+	/* Keys `wm \0 name` sort by name: walk while the prefix holds. */
+	while (
+	    rc == 0 && k.mv_size >= klen && memcmp(k.mv_data, kb, klen) == 0) {
+		size_t nlen = k.mv_size - 3;
+		if (d.mv_size != 8 || nlen > STO_WATERMARK_NAME_MAX) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		memcpy(name, (const char *)k.mv_data + 3, nlen);
+		name[nlen] = '\0';
+		fn(arg, name, sto_comments_get_u64(d.mv_data));
+		rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT);
+	}
+	if (cur != NULL) {
+		mdb_cursor_close(cur);
+	}
+	read_end(s, txn);
+	return (rc == MDB_NOTFOUND ? PL_OK : sto_comments_err(rc));
+}

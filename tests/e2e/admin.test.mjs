@@ -59,7 +59,7 @@ describe('admin API with a token', () => {
   it('every endpoint but /metrics needs the bearer token', async () => {
     for (const [p, method] of [['/v1/members', 'GET'], ['/v1/leader', 'GET'], ['/v1/stats', 'GET'],
       ['/v1/sync', 'GET'], ['/v1/log-level', 'GET'], ['/v1/backup', 'GET'], ['/v1/drain', 'POST'],
-      ['/v1/leave', 'POST'], ['/v1/log-level', 'POST']]) {
+      ['/v1/leave', 'POST'], ['/v1/log-level', 'POST'], ['/v1/sync/parked', 'GET'], ['/v1/sync/retry', 'POST']]) {
       const r = await admin(node, p, { method });
       refused(r, 401, 'missing_token');
       assert.match(r.headers.get('www-authenticate') || '', /^Bearer/, p);
