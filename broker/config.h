@@ -49,7 +49,7 @@ typedef struct brk_config {
 	long max_sockets_per_user;  /* upgraded sockets per user; 0 = off */
 	long max_queued_bytes;      /* node-wide queued output; 0 = auto */
 	/* Firebase sync (issue 10). */
-	long firebase_batch;    /* comments per Firebase request */
+	long firebase_batch;        /* comments per Firebase request */
 	long firebase_batch_bytes;  /* JSON bytes per Firebase request */
 	long firebase_max_inflight; /* Firebase requests at once */
 	long firebase_timeout;      /* seconds one Firebase request may take */

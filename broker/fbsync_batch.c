@@ -288,4 +288,3 @@ fb_slice(const fb_batch *b, size_t from, size_t to)
 	}
 	return h;
 }
-

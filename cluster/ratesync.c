@@ -29,8 +29,8 @@ send_items(clu_ratesync *s)
 	if (s->n > 0 &&
 	    pro_ratecount_encode(&s->buf, s->window_ms, s->items, s->n) ==
 		PL_OK &&
-	    clu_cluster_send_app(s->clu, NULL, RATE_COUNTS, s->buf.data,
-		s->buf.len) == PL_OK) {
+	    clu_cluster_send_app(
+		s->clu, NULL, RATE_COUNTS, s->buf.data, s->buf.len) == PL_OK) {
 		s->st.sent += s->n;
 	}
 	for (size_t i = 0; i < 2 * s->n; i++) {
@@ -90,8 +90,8 @@ on_tick(void *arg, uint64_t now)
 }
 
 static void
-on_message(void *arg, const char *from, uint32_t kind, const void *bytes,
-    size_t len)
+on_message(
+    void *arg, const char *from, uint32_t kind, const void *bytes, size_t len)
 {
 	clu_ratesync *s = arg;
 	pro_ratecount_msg m;
@@ -145,8 +145,8 @@ clu_ratesync_create(clu_ratesync **out, clu_cluster *c, uint32_t window_ms,
 	int rc;
 
 	*out = NULL;
-	if (c == NULL || window_ms == 0 || ops == NULL || ops->collect == NULL ||
-	    ops->merge == NULL) {
+	if (c == NULL || window_ms == 0 || ops == NULL ||
+	    ops->collect == NULL || ops->merge == NULL) {
 		return PL_EINVAL;
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {

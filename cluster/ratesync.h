@@ -32,8 +32,8 @@ typedef struct clu_ratesync_ops {
  * ignored (a misconfigured peer) and counted. ops is copied. Returns PL_OK,
  * PL_EINVAL, PL_ENOMEM, or the error of clu_cluster_add_service; *out NULL
  * on error. */
-int clu_ratesync_create(clu_ratesync **out, clu_cluster *c,
-    uint32_t window_ms, const clu_ratesync_ops *ops);
+int clu_ratesync_create(clu_ratesync **out, clu_cluster *c, uint32_t window_ms,
+    const clu_ratesync_ops *ops);
 void clu_ratesync_destroy(clu_ratesync *s);
 
 /* Collects the changed counts and sends them now (call it once per burst,

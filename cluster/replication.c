@@ -32,7 +32,7 @@ enum {
 typedef struct rpeer {
 	char name[PRO_WIRE_NAME_MAX + 1];
 	bool alive;
-	bool heard_vec; /* sent us a vector since we started */
+	bool heard_vec; /* sent us a vector since it was last alive */
 } rpeer;
 
 typedef struct pmark {
@@ -631,6 +631,12 @@ on_vector(clu_replication *r, const char *from, const pro_repl_msg *m)
 			o->target = m->marks[i].cw;
 		}
 	}
+	/* Our own vector, sent when this peer turned alive, may have gone
+	 * out before the bus had a pipe to it: answer its first one, so
+	 * that neither side waits a whole vector_ms to be caught up. */
+	if (first) {
+		send_vector(r);
+	}
 	schedule_pulls(r);
 }
 
@@ -851,6 +857,9 @@ on_member_change(void *arg, const char *name, clu_status old, clu_status st)
 	(void)old;
 	if (p >= 0) {
 		r->peers[p].alive = st == CLU_ALIVE || st == CLU_SUSPECT;
+		if (!r->peers[p].alive) {
+			r->peers[p].heard_vec = false;
+		}
 	}
 	if (st == CLU_ALIVE) {
 		/* A new, restarted or healed member learns where we are at

@@ -16,8 +16,8 @@ text_ok(pro_wire_str s, size_t max)
 }
 
 int
-pro_ratecount_encode(pro_wire_buf *out, uint32_t window_ms,
-    const pro_ratecount *items, size_t n)
+pro_ratecount_encode(
+    pro_wire_buf *out, uint32_t window_ms, const pro_ratecount *items, size_t n)
 {
 	pro_mp_enc e;
 
@@ -100,7 +100,8 @@ pro_ratecount_decode(const void *buf, size_t len, pro_ratecount_msg *out)
 	if ((z = msgpack_zone_new(2048)) == NULL) {
 		return PL_ENOMEM;
 	}
-	if (msgpack_unpack(buf, len, &off, z, &root) != MSGPACK_UNPACK_SUCCESS ||
+	if (msgpack_unpack(buf, len, &off, z, &root) !=
+		MSGPACK_UNPACK_SUCCESS ||
 	    off != len || root.type != MSGPACK_OBJECT_ARRAY ||
 	    root.via.array.size < 3 ||
 	    !pro_mp_uint(&root.via.array.ptr[0], UINT64_MAX, &v) || v == 0) {

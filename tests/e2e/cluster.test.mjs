@@ -77,8 +77,10 @@ describe('formation from one seed', () => {
     assert.ok(converged < 3000, `converged after ${converged} ms`);
 
     for (const n of nodes) {
-      const r = await httpGet(`${n.http}/readyz`);
-      assert.equal(r.status, 200, `${n.name} /readyz: ${r.text}`);
+      // Ready once it has heard every alive peer's replication vector
+      // (catch-up before service): vectors go out as members turn alive.
+      await waitFor(async () => (await httpGet(`${n.http}/readyz`)).status === 200,
+        { timeout: 1500, what: `${n.name} /readyz 200` });
 
       // parley members --json: exactly the /v1/members body.
       const mj = await cli(['members', '--json', '--admin', `${n.host}:${n.adminPort}`]);
