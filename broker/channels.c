@@ -5,7 +5,6 @@
 #include "broker/channels.h"
 
 #include "broker/conn.h"
-#include "broker/mesh.h"
 #include "broker/node.h"
 #include "broker/presence.h"
 #include "broker/ratelimit.h"
@@ -28,6 +27,17 @@
 #define DEFAULT_LIMIT 50
 #define MAX_LIMIT 200
 #define MAX_ID_BYTES 128
+
+struct brk_channels {
+	brk_channels_deps d;
+	clu_replication *repl; /* NULL without a cluster */
+};
+
+static brk_channels *
+mod(brk_channel *ch)
+{
+	return brk_channel_module(ch);
+}
 
 /* ---- shared helpers ---- */
 
@@ -129,7 +139,7 @@ static int
 comments_join(
     brk_channel *ch, json_t *params, char **reply, const char **reason)
 {
-	sto_comments *st = brk_node_comments(brk_channel_node(ch));
+	sto_comments *st = mod(ch)->d.comments;
 	const char *video = video_of(ch), *since;
 	sto_comment_list *l = NULL;
 	size_t limit;
@@ -163,7 +173,7 @@ comments_join(
 static void
 comments_after_join(brk_channel *ch)
 {
-	brk_presence *p = brk_node_presence(brk_channel_node(ch));
+	brk_presence *p = mod(ch)->d.presence;
 	char *meta = online_meta();
 
 	if (meta) {
@@ -175,7 +185,7 @@ comments_after_join(brk_channel *ch)
 }
 
 typedef struct post_ctx {
-	brk_node *node;
+	brk_channels *cs;
 	brk_reply *reply;
 	char *topic;
 	uint64_t t0_us; /* when the push arrived, for the ack histogram */
@@ -188,7 +198,7 @@ static void
 on_replicated(void *arg, int status)
 {
 	post_ctx *pc = arg;
-	brk_node_stats *stats = brk_node_stats_of(pc->node);
+	brk_node_stats *stats = pc->cs->d.stats;
 	char *resp;
 
 	if (status != PL_OK) {
@@ -211,8 +221,8 @@ static void
 on_durable(void *arg, int status, const sto_comment *c)
 {
 	post_ctx *pc = arg;
-	brk_node_stats *stats = brk_node_stats_of(pc->node);
-	clu_replication *repl;
+	brk_node_stats *stats = pc->cs->d.stats;
+	clu_replication *repl = pc->cs->repl;
 	char *body;
 
 	if (status != PL_OK) {
@@ -225,13 +235,12 @@ on_durable(void *arg, int status, const sto_comment *c)
 	}
 	body = dumps(comment_json(c));
 	if (body) {
-		brk_router_broadcast(brk_node_router(pc->node), pc->topic,
-		    "new_comment", body, strlen(body));
+		brk_router_broadcast(pc->cs->d.router, pc->topic, "new_comment",
+		    body, strlen(body));
 	}
 	free(body);
 	snprintf(pc->id, sizeof(pc->id), "%s", c->id);
-	repl = brk_mesh_replication(brk_node_mesh(pc->node));
-	if (repl != NULL && brk_node_config(pc->node)->ack_replicas > 1) {
+	if (repl != NULL && pc->cs->d.ack_replicas > 1) {
 		/* The ok waits until enough nodes hold it (on_replicated). */
 		if (clu_replication_publish(repl, c, on_replicated, pc) ==
 		    PL_OK) {
@@ -283,22 +292,20 @@ check_content(json_t *payload, long max_bytes, const char **text)
 static void
 new_comment(brk_channel *ch, json_t *payload, brk_reply *r)
 {
-	brk_node *n = brk_channel_node(ch);
+	brk_channels *cs = mod(ch);
+	brk_node_stats *st = cs->d.stats;
 	const char *why, *text = NULL;
 	sto_comment_in in;
 	post_ctx *pc;
-	clu_replication *repl;
 	int rc;
 
-	why = check_content(
-	    payload, brk_node_config(n)->max_comment_bytes, &text);
+	why = check_content(payload, cs->d.max_comment_bytes, &text);
 	if (why == NULL &&
-	    brk_ratelimit_check(brk_node_ratelimit(n), "new_comment",
+	    brk_ratelimit_check(cs->d.ratelimit, "new_comment",
 		brk_channel_user(ch), (uint64_t)time(NULL) * 1000) != PL_OK) {
 		why = "rate_limit_exceeded";
 	}
 	if (why) {
-		brk_node_stats *st = brk_node_stats_of(n);
 		st->comments_refused++;
 		st->comments_refused_by[strcmp(why, "rate_limit_exceeded") == 0
 			? BRK_CREFUSE_RATE_LIMIT
@@ -308,13 +315,11 @@ new_comment(brk_channel *ch, json_t *payload, brk_reply *r)
 		brk_reply_error(r, why);
 		return;
 	}
-	repl = brk_mesh_replication(brk_node_mesh(n));
-	if (repl != NULL && !clu_replication_can_ack(repl)) {
+	if (cs->repl != NULL && !clu_replication_can_ack(cs->repl)) {
 		/* Fewer nodes alive than --ack-replicas: an ok could not be
 		 * true, so say so before anything is stored. */
-		brk_node_stats_of(n)->comments_refused++;
-		brk_node_stats_of(n)
-		    ->comments_refused_by[BRK_CREFUSE_UNAVAILABLE]++;
+		st->comments_refused++;
+		st->comments_refused_by[BRK_CREFUSE_UNAVAILABLE]++;
 		brk_reply_error(r, "unavailable");
 		return;
 	}
@@ -324,21 +329,19 @@ new_comment(brk_channel *ch, json_t *payload, brk_reply *r)
 		brk_reply_error(r, "internal_error");
 		return;
 	}
-	pc->node = n;
+	pc->cs = cs;
 	pc->reply = r;
 	pc->t0_us = pl_mono_us();
 	in.video_id = video_of(ch);
 	in.user_id = brk_channel_user(ch);
 	in.content = text;
-	rc = sto_comments_append(
-	    brk_node_comments(n), &in, on_durable, pc, NULL);
+	rc = sto_comments_append(cs->d.comments, &in, on_durable, pc, NULL);
 	if (rc != PL_OK) {
 		LOG_WARN("BRK-STORE", "comment on %s refused by storage: %s",
 		    pc->topic, pl_strerror(rc));
-		brk_node_stats_of(n)->comments_refused++;
-		brk_node_stats_of(n)->comments_refused_by[rc == PL_EAGAIN
-			? BRK_CREFUSE_OVERLOADED
-			: BRK_CREFUSE_STORAGE]++;
+		st->comments_refused++;
+		st->comments_refused_by[rc == PL_EAGAIN ? BRK_CREFUSE_OVERLOADED
+							: BRK_CREFUSE_STORAGE]++;
 		brk_reply_error(
 		    r, rc == PL_EAGAIN ? "overloaded" : "internal_error");
 		free(pc->topic);
@@ -349,7 +352,7 @@ new_comment(brk_channel *ch, json_t *payload, brk_reply *r)
 static void
 list_comments(brk_channel *ch, json_t *payload, brk_reply *r)
 {
-	sto_comments *st = brk_node_comments(brk_channel_node(ch));
+	sto_comments *st = mod(ch)->d.comments;
 	sto_comment_list *l = NULL;
 	const char *before;
 	size_t limit;
@@ -396,8 +399,7 @@ comments_in(brk_channel *ch, const char *event, json_t *payload, brk_reply *r)
 static void
 untrack(brk_channel *ch)
 {
-	brk_presence_untrack(
-	    brk_node_presence(brk_channel_node(ch)), brk_channel_id(ch));
+	brk_presence_untrack(mod(ch)->d.presence, brk_channel_id(ch));
 }
 
 static const brk_channel_ops comments_ops = {
@@ -414,8 +416,8 @@ static int
 presence_join(
     brk_channel *ch, json_t *params, char **reply, const char **reason)
 {
-	brk_node *n = brk_channel_node(ch);
-	brk_presence *p = brk_node_presence(n);
+	brk_channels *cs = mod(ch);
+	brk_presence *p = cs->d.presence;
 	const char *topic = brk_channel_topic(ch);
 	const char *owner = topic + strlen(PRESENCE_PREFIX);
 	json_t *dev = json_object_get(params, "device_id");
@@ -434,8 +436,7 @@ presence_join(
 	}
 	device = json_string_value(dev);
 	if (!brk_presence_has_key(p, topic, device) &&
-	    brk_presence_key_count(p, topic) >=
-		(size_t)brk_node_config(n)->max_devices) {
+	    brk_presence_key_count(p, topic) >= (size_t)cs->d.max_devices) {
 		*reason = "device_limit_reached";
 		return -1;
 	}
@@ -446,7 +447,7 @@ presence_join(
 static void
 presence_after_join(brk_channel *ch)
 {
-	brk_presence *p = brk_node_presence(brk_channel_node(ch));
+	brk_presence *p = mod(ch)->d.presence;
 	const char *device = brk_channel_state(ch);
 	char *meta = online_meta();
 
@@ -487,9 +488,34 @@ static const brk_channel_ops presence_ops = {
 	.terminate = presence_terminate,
 };
 
-void
-brk_channels_register(brk_router *r)
+int
+brk_channels_create(brk_channels **out, const brk_channels_deps *d)
 {
-	brk_router_register(r, &comments_ops);
-	brk_router_register(r, &presence_ops);
+	brk_channels *cs = calloc(1, sizeof(*cs));
+	int rc;
+
+	*out = NULL;
+	if (cs == NULL) {
+		return PL_ENOMEM;
+	}
+	cs->d = *d;
+	if ((rc = brk_router_register(d->router, &comments_ops, cs)) != PL_OK ||
+	    (rc = brk_router_register(d->router, &presence_ops, cs)) != PL_OK) {
+		free(cs);
+		return rc;
+	}
+	*out = cs;
+	return PL_OK;
+}
+
+void
+brk_channels_destroy(brk_channels *cs)
+{
+	free(cs);
+}
+
+void
+brk_channels_set_replication(brk_channels *cs, clu_replication *r)
+{
+	cs->repl = r;
 }

@@ -49,6 +49,7 @@ struct brk_node {
 	struct event_base *base;
 	struct evconnlistener *listener;
 	brk_router *router;
+	brk_channels *channels;
 	brk_presence *presence;
 	brk_ratelimit *ratelimit;
 	sto_comments *comments;
@@ -771,6 +772,16 @@ make_presence(brk_node *n)
 	return brk_presence_create(&n->presence, &env);
 }
 
+static int
+make_channels(brk_node *n)
+{
+	brk_channels_deps d = { n->router, n->comments, n->presence,
+		n->ratelimit, &n->stats, n->cfg->max_comment_bytes,
+		n->cfg->max_devices, n->cfg->ack_replicas };
+
+	return brk_channels_create(&n->channels, &d);
+}
+
 /* Two priorities: timers (membership heartbeats, presence ticks, the
  * sweep) run at 0, socket and storage events at 1. A burst of socket work
  * yields every few milliseconds, so a heavy join storm cannot starve the
@@ -1011,15 +1022,17 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
 	if (open_storage(n, err, errlen) != PL_OK) {
 		return PL_EIO;
 	}
-	if (brk_router_create(&n->router, n) != PL_OK ||
-	    make_presence(n) != PL_OK) {
+	if (brk_router_create(&n->router, n->metrics,
+		(uint32_t)n->cfg->max_channels) != PL_OK ||
+	    make_presence(n) != PL_OK || make_channels(n) != PL_OK) {
 		snprintf(err, errlen, "out of memory");
 		return PL_ENOMEM;
 	}
-	brk_channels_register(n->router);
 	if (brk_mesh_create(&n->mesh, n, err, errlen) != PL_OK) {
 		return PL_EIO;
 	}
+	brk_channels_set_replication(
+	    n->channels, brk_mesh_replication(n->mesh));
 	if (make_firebase_sync(n, err, errlen) != PL_OK) {
 		return PL_EINVAL;
 	}
@@ -1076,10 +1089,14 @@ brk_node_destroy(brk_node *n)
 		sto_comments_close(n->comments);
 		n->comments = NULL;
 	}
+	if (n->channels) {
+		brk_channels_set_replication(n->channels, NULL);
+	}
 	brk_mesh_destroy(n->mesh);
 	n->mesh = NULL;
 	brk_presence_destroy(n->presence);
 	brk_router_destroy(n->router);
+	brk_channels_destroy(n->channels);
 	free_event(n->flush_ev);
 	free_event(n->sweep_ev);
 	free_event(n->store_ev);

@@ -6,7 +6,6 @@
 #include "broker/router.h"
 
 #include "broker/conn.h"
-#include "broker/node.h"
 #include "common/err.h"
 #include "common/hash.h"
 #include "common/log.h"
@@ -24,9 +23,11 @@ typedef struct brk_topic {
 } brk_topic;
 
 struct brk_channel {
+	brk_router *router;
 	brk_conn *conn;
 	brk_topic *topic;
 	const brk_channel_ops *ops;
+	void *module; /* the arg its ops were registered with */
 	json_t *join_ref;
 	uint64_t id;
 	uint32_t sub_index;
@@ -46,8 +47,10 @@ struct brk_reply {
 #define MAX_OPS 8
 
 struct brk_router {
-	brk_node *node;
+	pl_metrics *metrics;
+	uint32_t max_channels;
 	const brk_channel_ops *ops[MAX_OPS];
+	void *args[MAX_OPS];
 	size_t nops;
 	brk_topic **topics;
 	size_t tcap, ntopics;
@@ -72,45 +75,54 @@ channels_now(void *arg)
 	return (double)brk_router_channel_count(arg);
 }
 
-static void
+static int
 register_metrics(brk_router *r)
 {
-	pl_metrics *m = brk_node_metrics(r->node);
+	pl_metrics *m = r->metrics;
+	int rc;
 
-	pl_metrics_gauge_fn(m, "parley_topics",
-	    "Topics with at least one local subscriber.", topics_now, r, NULL);
-	pl_metrics_gauge_fn(m, "parley_channels_joined",
-	    "Channels joined on this node (all sockets).", channels_now, r,
-	    NULL);
-	pl_metrics_counter_ptr(m, "parley_broadcasts_total",
-	    "Broadcasts fanned out to local subscribers.", &r->broadcasts,
-	    NULL);
-	pl_metrics_counter_ptr(m, "parley_deliveries_total",
+	if ((rc = pl_metrics_gauge_fn(m, "parley_topics",
+		 "Topics with at least one local subscriber.", topics_now, r,
+		 NULL)) != PL_OK ||
+	    (rc = pl_metrics_gauge_fn(m, "parley_channels_joined",
+		 "Channels joined on this node (all sockets).", channels_now, r,
+		 NULL)) != PL_OK ||
+	    (rc = pl_metrics_counter_ptr(m, "parley_broadcasts_total",
+		 "Broadcasts fanned out to local subscribers.", &r->broadcasts,
+		 NULL)) != PL_OK) {
+		return rc;
+	}
+	return pl_metrics_counter_ptr(m, "parley_deliveries_total",
 	    "Messages delivered to local subscribers by broadcasts.",
 	    &r->deliveries, NULL);
 }
 
 int
-brk_router_create(brk_router **out, brk_node *n)
+brk_router_create(brk_router **out, pl_metrics *metrics, uint32_t max_channels)
 {
 	brk_router *r = calloc(1, sizeof(*r));
+	int rc = PL_ENOMEM;
 
+	*out = NULL;
 	if (r == NULL) {
 		return PL_ENOMEM;
 	}
-	r->node = n;
+	r->metrics = metrics;
+	r->max_channels = max_channels;
 	r->tcap = 1024;
 	r->ccap = 1024;
 	r->topics = calloc(r->tcap, sizeof(*r->topics));
 	r->chans = calloc(r->ccap, sizeof(*r->chans));
 	r->next_id = 1;
-	if (r->topics == NULL || r->chans == NULL) {
-		brk_router_destroy(r);
-		return PL_ENOMEM;
+	if (r->topics == NULL || r->chans == NULL ||
+	    (rc = register_metrics(r)) != PL_OK) {
+		goto fail;
 	}
-	register_metrics(r);
 	*out = r;
 	return PL_OK;
+fail:
+	brk_router_destroy(r);
+	return rc;
 }
 
 void
@@ -135,22 +147,28 @@ brk_router_destroy(brk_router *r)
 	free(r);
 }
 
-void
-brk_router_register(brk_router *r, const brk_channel_ops *ops)
+int
+brk_router_register(brk_router *r, const brk_channel_ops *ops, void *arg)
 {
 	char kind[32];
 	size_t n;
+	int rc;
 
-	if (r->nops < MAX_OPS) {
-		/* The kind label is the topic prefix without its colon. */
-		n = strcspn(ops->prefix, ":");
-		snprintf(kind, sizeof(kind), "%.*s", (int)n, ops->prefix);
-		pl_metrics_counter_ptr(brk_node_metrics(r->node),
-		    "parley_channel_joins_total",
-		    "Channel joins accepted, by channel kind.",
-		    &r->joins[r->nops], "kind", kind, NULL);
-		r->ops[r->nops++] = ops;
+	if (r->nops >= MAX_OPS) {
+		return PL_EFULL;
 	}
+	/* The kind label is the topic prefix without its colon. */
+	n = strcspn(ops->prefix, ":");
+	snprintf(kind, sizeof(kind), "%.*s", (int)n, ops->prefix);
+	if ((rc = pl_metrics_counter_ptr(r->metrics,
+		 "parley_channel_joins_total",
+		 "Channel joins accepted, by channel kind.", &r->joins[r->nops],
+		 "kind", kind, NULL)) != PL_OK) {
+		return rc;
+	}
+	r->args[r->nops] = arg;
+	r->ops[r->nops++] = ops;
+	return PL_OK;
 }
 
 void
@@ -283,6 +301,13 @@ channel_add(brk_router *r, brk_conn *conn, brk_topic *t,
 {
 	brk_channel *ch;
 	size_t b;
+	void *module = NULL;
+
+	for (size_t i = 0; i < r->nops; i++) {
+		if (r->ops[i] == ops) {
+			module = r->args[i];
+		}
+	}
 
 	if (t->n == t->cap) {
 		uint32_t ncap = t->cap ? t->cap * 2 : 4;
@@ -300,9 +325,11 @@ channel_add(brk_router *r, brk_conn *conn, brk_topic *t,
 	if (r->nchans >= r->ccap) {
 		rehash_chans(r);
 	}
+	ch->router = r;
 	ch->conn = conn;
 	ch->topic = t;
 	ch->ops = ops;
+	ch->module = module;
 	ch->join_ref = json_incref(join_ref);
 	ch->id = r->next_id++;
 	ch->sub_index = t->n;
@@ -443,7 +470,7 @@ brk_channel_push_slices(
 void
 brk_channel_close(brk_channel *ch, const char *event)
 {
-	brk_router *r = brk_node_router(brk_channel_node(ch));
+	brk_router *r = ch->router;
 	brk_conn *c = ch->conn;
 	json_t *jr = json_incref(ch->join_ref);
 	char *topic = strdup(ch->topic->name);
@@ -617,8 +644,7 @@ do_join(brk_router *r, brk_conn *c, pro_phx_msg *m)
 		 * instance; the client drops the stale phx_close. */
 		old_jr = json_incref(old->join_ref);
 		channel_remove(r, old);
-	} else if (channel_count(c) >=
-	    (size_t)brk_node_config(r->node)->max_channels) {
+	} else if (channel_count(c) >= (size_t)r->max_channels) {
 		send_error(
 		    c, rjr, m->ref, m->topic, "too many channels joined");
 		return;
@@ -749,10 +775,10 @@ brk_channel_conn(brk_channel *ch)
 	return ch->conn;
 }
 
-brk_node *
-brk_channel_node(brk_channel *ch)
+void *
+brk_channel_module(const brk_channel *ch)
 {
-	return brk_conn_node(ch->conn);
+	return ch->module;
 }
 
 uint64_t

@@ -35,11 +35,19 @@ typedef struct brk_channel_ops {
 	void (*terminate)(brk_channel *ch);
 } brk_channel_ops;
 
-int brk_router_create(brk_router **out, brk_node *n);
+typedef struct pl_metrics pl_metrics;
+
+/* metrics is borrowed (it must outlive the router): the router registers
+ * its series there. max_channels: channels one socket may join. Returns
+ * PL_OK, PL_ENOMEM or the registry's error; *out NULL on error. */
+int
+brk_router_create(brk_router **out, pl_metrics *metrics, uint32_t max_channels);
 void brk_router_destroy(brk_router *r);
 
-/* ops must outlive the router. */
-void brk_router_register(brk_router *r, const brk_channel_ops *ops);
+/* ops must outlive the router; arg (borrowed) is what the module's
+ * channels get from brk_channel_module. Returns PL_OK, PL_EFULL (too many
+ * modules) or the metrics registry's error. */
+int brk_router_register(brk_router *r, const brk_channel_ops *ops, void *arg);
 
 /* Handles one decoded client message. */
 void brk_router_dispatch(brk_router *r, brk_conn *c, pro_phx_msg *m);
@@ -71,7 +79,8 @@ uint64_t brk_router_deliveries(const brk_router *r);
 const char *brk_channel_topic(const brk_channel *ch);
 const char *brk_channel_user(const brk_channel *ch);
 brk_conn *brk_channel_conn(brk_channel *ch);
-brk_node *brk_channel_node(brk_channel *ch);
+/* The arg its module was registered with. */
+void *brk_channel_module(const brk_channel *ch);
 /* A process-unique id of this channel instance (presence owner handle). */
 uint64_t brk_channel_id(const brk_channel *ch);
 void *brk_channel_state(brk_channel *ch);

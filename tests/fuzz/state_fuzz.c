@@ -63,7 +63,8 @@ on_mark(void *arg, const pro_sync_mark *m)
 	marks *s = arg;
 
 	if (s->n < KEEP) {
-		snprintf(s->origin[s->n], sizeof(s->origin[0]), "%s", m->origin);
+		snprintf(
+		    s->origin[s->n], sizeof(s->origin[0]), "%s", m->origin);
 		s->v[s->n] = *m;
 		s->v[s->n].origin = s->origin[s->n];
 		s->n++;
@@ -111,8 +112,10 @@ on_parked(void *arg, const pro_sync_parked *p)
 	parked *s = arg;
 
 	if (s->n < KEEP) {
-		snprintf(s->origin[s->n], sizeof(s->origin[0]), "%s", p->origin);
-		snprintf(s->reason[s->n], sizeof(s->reason[0]), "%s", p->reason);
+		snprintf(
+		    s->origin[s->n], sizeof(s->origin[0]), "%s", p->origin);
+		snprintf(
+		    s->reason[s->n], sizeof(s->reason[0]), "%s", p->reason);
 		s->v[s->n] = *p;
 		s->v[s->n].origin = s->origin[s->n];
 		s->v[s->n].reason = s->reason[s->n];
@@ -158,15 +161,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	switch (data[0] % 3) {
-	case 0:
-		ratecount_round_trip(data + 1, size - 1);
-		break;
-	case 1:
-		marks_round_trip(data + 1, size - 1);
-		break;
-	default:
-		parked_round_trip(data + 1, size - 1);
-		break;
+	case 0: ratecount_round_trip(data + 1, size - 1); break;
+	case 1: marks_round_trip(data + 1, size - 1); break;
+	default: parked_round_trip(data + 1, size - 1); break;
 	}
 	return 0;
 }
