@@ -12,6 +12,7 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import {
   existsSync, readFileSync, readdirSync, mkdtempSync, mkdirSync, writeFileSync, rmSync, chmodSync,
 } from 'node:fs';
@@ -20,6 +21,19 @@ import path from 'node:path';
 import yaml from 'js-yaml';
 import { BIN, freePort, waitFor, httpGet } from './lib.mjs';
 import { parseExposition, sample } from './prom.mjs';
+
+// A port whose next one is free too, on every address.
+async function freePortAndNext() {
+  const canListen = (port) => new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '0.0.0.0', () => srv.close(() => resolve(true)));
+  });
+  for (;;) {
+    const port = await freePort('0.0.0.0');
+    if (port < 65535 && await canListen(port) && await canListen(port + 1)) return port;
+  }
+}
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const K8S = path.join(ROOT, 'deploy/kubernetes');
@@ -258,7 +272,8 @@ describe('the container environment on this machine', () => {
       writeFileSync(path.join(secrets, f), `${v}\n`);
       chmodSync(path.join(secrets, f), 0o440);
     }
-    const [ws, admin, bus] = [await freePort(), await freePort(), await freePort()];
+    // The addressed path listens on the bus port + 1 (derived, as in the pod).
+    const [ws, admin, bus] = [await freePort(), await freePort(), await freePortAndNext()];
     const remap = (v) => v
       .replace('$(POD_NAME)', 'parley-0').replace('$(POD_IP)', '127.0.0.1')
       .replace(/^\/data$/, path.join(dir, 'data')).replace('/etc/parley/secrets', secrets)
@@ -276,7 +291,8 @@ describe('the container environment on this machine', () => {
     p.stderr.on('data', (d) => { logs += d; });
     const exited = new Promise((r) => p.on('exit', (code, sig) => r({ code, sig })));
     try {
-      await waitFor(async () => (await httpGet(`http://127.0.0.1:${ws}/readyz`)).status === 200, { what: `pod ready\n${logs}` });
+      await waitFor(async () => (await httpGet(`http://127.0.0.1:${ws}/readyz`)).status === 200, { what: 'pod ready' })
+        .catch((e) => { throw new Error(`${e.message}\nexit: ${p.exitCode ?? p.signalCode}\n${logs}`); });
       // JSON logs, the secret files loaded, the token required.
       const start = logs.split('\n').map((l) => { try { return JSON.parse(l); } catch { return null; } }).find((l) => l?.id === 'BRK-SECRETS');
       assert.match(start.msg, /JWT secrets loaded from .*jwt_keys/);
