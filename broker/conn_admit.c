@@ -60,10 +60,17 @@ evict(brk_conn *c)
 	brk_conn_kill(c);
 }
 
+/* A handshake this young is not evicted to keep --max-handshakes: in a
+ * reconnect storm (a drained node's clients all arriving at once) every
+ * pending handshake is honest and only waits its turn on the loop, and
+ * evicting it would only make its client come back later. The slots
+ * (--max-connections) stay a hard limit. */
+#define HS_GRACE_MS 1000
+
 /* Decides whether a new socket from sa gets in. A handshake costs a slot
- * until its deadline, so when the handshakes or the slots are all taken
- * the oldest handshake makes room (an honest client's handshake takes a
- * round trip; a slowloris's never ends). When every slot holds an upgraded
+ * until its deadline, so when the handshakes (older than HS_GRACE_MS) or
+ * the slots are all taken the oldest handshake makes room (an honest
+ * client's handshake takes a round trip; a slowloris's never ends). When every slot holds an upgraded
  * socket, a few probe slots still let health checks in. Returns 0, with
  * *slot the address's count and *probe set for a probe, or -1 to refuse. */
 int
@@ -83,8 +90,10 @@ brk_conn_admit(brk_conn_list *l, const struct sockaddr *sa, socklen_t salen,
 		st->addr_refused += rc == PL_ELIMIT;
 		return -1;
 	}
-	if (l->handshakes - l->probes >= l->max_handshakes &&
-	    (old = oldest_handshake(l, 0)) != NULL) {
+	/* Back under the cap, once a storm's excess has gone stale. */
+	while (l->handshakes - l->probes >= l->max_handshakes &&
+	    (old = oldest_handshake(l, 0)) != NULL &&
+	    brk_node_now_ms(old->node) - old->last_rx_ms >= HS_GRACE_MS) {
 		evict(old);
 	}
 	if (l->count - l->probes < l->max_conns) {

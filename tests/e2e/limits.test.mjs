@@ -73,6 +73,34 @@ describe('handshakes', () => {
     } finally { await stopCleanNow(node, assert); }
   });
 
+  it('--max-handshakes evicts the oldest stalled handshakes, never ones younger than a second (a reconnect storm)', async () => {
+    const node = await startNode({ args: ['--max-handshakes', '10'] });
+    try {
+      // A storm: 30 handshakes at once, all young. None is cut.
+      const storm = await Promise.all(Array.from({ length: 30 }, () => halfOpen(node)));
+      await sleep(300);
+      assert.equal(storm.filter((s) => s.ended).length, 0, 'young handshakes evicted');
+      assert.equal((await stats(node)).limits.handshakes, 30);
+      // A second on, they are stalled: the next newcomer brings the
+      // handshakes back under the cap, the oldest going first.
+      await sleep(1000);
+      const late = [];
+      for (let i = 0; i < 5; i++) late.push(await halfOpen(node));
+      await waitFor(() => storm.filter((s) => s.ended).length >= 25, { timeout: 3000, what: 'the oldest evicted' });
+      await sleep(200);
+      assert.equal(storm.filter((s) => s.ended).length, 25, 'stalled storm handshakes evicted');
+      assert.equal(late.filter((s) => s.ended).length, 0, 'newer handshakes evicted');
+      const st = await stats(node);
+      assert.equal(st.limits.handshakes_evicted, 25);
+      assert.equal(st.limits.handshakes, 10);
+      // An honest client still gets in at once.
+      const ws = await rawOpen(node, { user: 'honest' });
+      await rawHeartbeat(ws);
+      ws.close();
+      for (const x of [...storm, ...late]) x.destroy();
+    } finally { await stopCleanNow(node, assert); }
+  });
+
   it('when every slot holds an upgraded socket, /healthz and /readyz still answer; another upgrade gets 503', async () => {
     const node = await startNode({ args: ['--max-connections', '20'] });
     const socks = [];
