@@ -115,9 +115,12 @@ limits_json(brk_node *n)
 	brk_node_stats *s = brk_node_stats_of(n);
 	brk_conn_list *l = brk_node_conns(n);
 
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-	    "handshakes", (json_int_t)l->handshakes, "probes",
-	    (json_int_t)l->probes, "handshake_timeouts",
+	return json_pack(
+	    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "handshakes", (json_int_t)l->handshakes, "handshakes_max",
+	    (json_int_t)l->max_handshakes, "handshakes_stale",
+	    (json_int_t)brk_conn_stale_handshakes(l, brk_node_now_ms(n)),
+	    "probes", (json_int_t)l->probes, "handshake_timeouts",
 	    (json_int_t)s->handshake_timeouts, "handshakes_evicted",
 	    (json_int_t)s->handshakes_evicted, "addr_refused",
 	    (json_int_t)s->addr_refused, "user_refused",

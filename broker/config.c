@@ -105,8 +105,9 @@ static const flag flags[] = {
 	    "seconds from accept to a finished upgrade; bytes received do not "
 	    "extend it" },
 	{ "max-handshakes", L(max_handshakes), "0", 0, 10000000,
-	    "sockets not yet upgraded; the oldest, once over 1 s old, makes "
-	    "room for a newcomer (0: an eighth of --max-connections)" },
+	    "sockets not yet upgraded; the oldest makes room for a newcomer "
+	    "once over 1 s old or 4x this (0: an eighth of "
+	    "--max-connections)" },
 	{ "max-handshakes-per-ip", L(max_handshakes_per_ip), "128", 0, 10000000,
 	    "sockets not yet upgraded per source address, IPv6 per /64 (0: no "
 	    "cap)" },

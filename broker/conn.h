@@ -50,6 +50,9 @@ typedef struct brk_conn_list {
 int brk_conn_list_init(brk_conn_list *l, const brk_config *cfg);
 /* Frees the tables; after brk_conn_free_all. */
 void brk_conn_list_fini(brk_conn_list *l);
+/* Handshakes past the grace that --max-handshakes holds (conn_admit.c):
+ * these never exceed the cap once a newcomer has been admitted. */
+size_t brk_conn_stale_handshakes(const brk_conn_list *l, uint64_t now_ms);
 
 /* Flushes every socket queued since the last pass. */
 void brk_conn_flush_all(brk_conn_list *l);

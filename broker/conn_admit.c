@@ -66,6 +66,10 @@ evict(brk_conn *c)
  * evicting it would only make its client come back later. The slots
  * (--max-connections) stay a hard limit. */
 #define HS_GRACE_MS 1000
+/* ...up to this many times --max-handshakes: a storm as large as half the
+ * default slots is served whole, while a flood of new connections (a
+ * slowloris opening its sockets) is still cut at a bounded count. */
+#define HS_STORM_FACTOR 4
 
 /* Decides whether a new socket from sa gets in. A handshake costs a slot
  * until its deadline, so when the handshakes (older than HS_GRACE_MS) or
@@ -90,10 +94,13 @@ brk_conn_admit(brk_conn_list *l, const struct sockaddr *sa, socklen_t salen,
 		st->addr_refused += rc == PL_ELIMIT;
 		return -1;
 	}
-	/* Back under the cap, once a storm's excess has gone stale. */
+	/* Back under the cap, once a storm's excess has gone stale; and
+	 * never more than HS_STORM_FACTOR times the cap, young or not. */
 	while (l->handshakes - l->probes >= l->max_handshakes &&
 	    (old = oldest_handshake(l, 0)) != NULL &&
-	    brk_node_now_ms(old->node) - old->last_rx_ms >= HS_GRACE_MS) {
+	    (brk_node_now_ms(old->node) - old->last_rx_ms >= HS_GRACE_MS ||
+		l->handshakes - l->probes >=
+		    l->max_handshakes * HS_STORM_FACTOR)) {
 		evict(old);
 	}
 	if (l->count - l->probes < l->max_conns) {
@@ -114,6 +121,19 @@ brk_conn_admit(brk_conn_list *l, const struct sockaddr *sa, socklen_t salen,
 	brk_tally_release(l->addrs, *slot);
 	*slot = NULL;
 	return -1;
+}
+
+size_t
+brk_conn_stale_handshakes(const brk_conn_list *l, uint64_t now_ms)
+{
+	size_t n = 0;
+
+	/* Oldest first: stop at the first young one. */
+	for (const brk_conn *c = l->hs_head;
+	     c != NULL && now_ms - c->last_rx_ms >= HS_GRACE_MS; c = c->next) {
+		n += !c->probe;
+	}
+	return n;
 }
 
 int

@@ -73,7 +73,7 @@ describe('handshakes', () => {
     } finally { await stopCleanNow(node, assert); }
   });
 
-  it('--max-handshakes evicts the oldest stalled handshakes, never ones younger than a second (a reconnect storm)', async () => {
+  it('--max-handshakes evicts the oldest stalled handshakes, not ones younger than a second (a reconnect storm) below 4x the cap', async () => {
     const node = await startNode({ args: ['--max-handshakes', '10'] });
     try {
       // A storm: 30 handshakes at once, all young. None is cut.
@@ -84,6 +84,7 @@ describe('handshakes', () => {
       // A second on, they are stalled: the next newcomer brings the
       // handshakes back under the cap, the oldest going first.
       await sleep(1000);
+      assert.equal((await stats(node)).limits.handshakes_stale, 30);
       const late = [];
       for (let i = 0; i < 5; i++) late.push(await halfOpen(node));
       await waitFor(() => storm.filter((s) => s.ended).length >= 25, { timeout: 3000, what: 'the oldest evicted' });
@@ -93,11 +94,20 @@ describe('handshakes', () => {
       const st = await stats(node);
       assert.equal(st.limits.handshakes_evicted, 25);
       assert.equal(st.limits.handshakes, 10);
+      assert.equal(st.limits.handshakes_max, 10);
       // An honest client still gets in at once.
       const ws = await rawOpen(node, { user: 'honest' });
       await rawHeartbeat(ws);
       ws.close();
       for (const x of [...storm, ...late]) x.destroy();
+      await waitFor(async () => (await stats(node)).limits.handshakes === 0, { what: 'handshakes released' });
+      // Young or not, a flood is cut at four times the cap.
+      const flood = await Promise.all(Array.from({ length: 50 }, () => halfOpen(node)));
+      await waitFor(() => flood.filter((s) => s.ended).length >= 10, { timeout: 3000, what: 'the flood cut' });
+      await sleep(200);
+      assert.equal(flood.filter((s) => !s.ended).length, 40);
+      assert.equal((await stats(node)).limits.handshakes, 40);
+      for (const x of flood) x.destroy();
     } finally { await stopCleanNow(node, assert); }
   });
 
