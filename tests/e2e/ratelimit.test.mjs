@@ -38,6 +38,13 @@ async function channelOn(node, user, video) {
   return { s, ch };
 }
 
+// Windows are fixed and aligned to wall-clock time: a test that straddled
+// a window's end would see a fresh allowance. Start well inside one.
+async function insideWindow(windowMs, needMs = 10000) {
+  const left = windowMs - (Date.now() % windowMs);
+  if (left < needMs) await sleep(left + 200);
+}
+
 const fire = (ch, n, tag) => Promise.all(Array.from({ length: n },
   (_, i) => push(ch, 'new_comment', { content: `${tag} ${i}` }, 10000).then((r) => r.status)));
 
@@ -45,6 +52,7 @@ describe('cluster-wide rate limit', () => {
   it('one user on two nodes: 30 per window in all, not 30 per node', async () => {
     const nodes = await pair('30/60');
     const [n1, n2] = nodes;
+    await insideWindow(60000);
     const video = `rl${Date.now()}`;
     const a = await channelOn(n1, 'hasty', video);
     const b = await channelOn(n2, 'hasty', video);
@@ -77,6 +85,7 @@ describe('cluster-wide rate limit', () => {
     started.add(n1);
     started.add(n2);
     await waitFor(async () => (await httpGet(`${n2.http}/readyz`)).status === 200, { what: 'n2 ready' });
+    await insideWindow(30000);
     const video = `rw${Date.now()}`;
     const a = await channelOn(n1, 'u', video);
     assert.deepEqual(await fire(a.ch, 3, 'a'), ['ok', 'ok', 'ok']);
