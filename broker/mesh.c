@@ -312,6 +312,14 @@ rate_merge(void *arg, const char *from, const char *action, const char *user,
 }
 
 static void
+rate_touch_all(void *arg)
+{
+	brk_mesh *m = arg;
+
+	brk_ratelimit_touch_all(brk_node_ratelimit(m->node), pl_wall_ms());
+}
+
+static void
 on_rate_changed(void *arg)
 {
 	brk_mesh *m = arg;
@@ -335,7 +343,7 @@ static int
 start_ratesync(brk_mesh *m)
 {
 	brk_ratelimit *rl = brk_node_ratelimit(m->node);
-	clu_ratesync_ops ops = { rate_collect, rate_merge, m };
+	clu_ratesync_ops ops = { rate_collect, rate_touch_all, rate_merge, m };
 	int rc;
 
 	if ((rc = clu_ratesync_create(&m->rates, m->clu,

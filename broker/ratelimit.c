@@ -370,6 +370,24 @@ node_index(brk_ratelimit *rl, const char *node)
 	return (int)rl->nnodes++;
 }
 
+size_t
+brk_ratelimit_touch_all(brk_ratelimit *rl, uint64_t now_ms)
+{
+	uint64_t window = now_ms / rl->window_ms;
+	size_t n = 0;
+
+	for (size_t i = 0; i < rl->nslots; i++) {
+		for (struct entry *e = rl->slots[i]; e != NULL; e = e->next) {
+			if (e->window == window && e->count > 0 &&
+			    rl->notify != NULL) {
+				mark_dirty(rl, e);
+				n++;
+			}
+		}
+	}
+	return n;
+}
+
 int
 brk_ratelimit_merge(brk_ratelimit *rl, const char *node, const char *action,
     const char *user, uint64_t window, unsigned count, uint64_t now_ms)

@@ -65,6 +65,11 @@ size_t brk_ratelimit_take_changes(brk_ratelimit *rl,
 	unsigned count),
     void *arg);
 
+/* Marks every counter of the current window at now_ms with a count of
+ * this node's as changed, so the next take_changes hands them all (a node
+ * that has just joined learns them). Returns how many. */
+size_t brk_ratelimit_touch_all(brk_ratelimit *rl, uint64_t now_ms);
+
 /* node (1..64 printable bytes) counted `count` (its total, not a delta)
  * actions of (action, user) in `window`. Counts of another window than the
  * current one at now_ms are ignored. At most 64 distinct nodes are

@@ -129,11 +129,25 @@ on_message(
 	pro_ratecount_release(&m);
 }
 
+static void
+on_member_change(void *arg, const char *name, clu_status old, clu_status st)
+{
+	clu_ratesync *s = arg;
+
+	(void)name;
+	(void)old;
+	if (st == CLU_ALIVE && s->ops.touch_all != NULL) {
+		s->ops.touch_all(s->ops.arg);
+		clu_ratesync_flush(s);
+	}
+}
+
 static const clu_service_ops ratesync_ops = {
 	.name = "ratelimit",
 	.kind_first = CLU_KINDS_RATELIMIT,
 	.kind_count = 1,
 	.on_message = on_message,
+	.on_member_change = on_member_change,
 	.on_tick = on_tick,
 };
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Cluster-wide rate limits as a cluster service: each node's counts of
  * (action, user) in the current window travel to every other node as soon
- * as they change (one message per burst, proto/ratecount), and counts
- * received are merged into the local limiter. The limiter itself stays in
+ * as they change (one message per burst, proto/ratecount), and all of the
+ * current window's whenever a member turns alive (a new, restarted or
+ * healed node); counts received are merged into the local limiter. The limiter itself stays in
  * the broker; this service only carries counts, through two callbacks.
  * Loop thread only. */
 #ifndef PARLEY_CLUSTER_RATESYNC_H
@@ -21,6 +22,10 @@ typedef void (*clu_ratesync_emit_fn)(void *ctx, const char *action,
 typedef struct clu_ratesync_ops {
 	/* Hands every count changed since the last call to emit. */
 	void (*collect)(void *arg, clu_ratesync_emit_fn emit, void *ctx);
+	/* Makes the next collect hand every count of the current window
+	 * (a member has turned alive: it may know none of them). May be
+	 * NULL. */
+	void (*touch_all)(void *arg);
 	/* Another node's total for (action, user) in window. */
 	void (*merge)(void *arg, const char *from, const char *action,
 	    const char *user, uint64_t window, unsigned count);

@@ -79,6 +79,23 @@ describe('cluster-wide rate limit', () => {
     await stopAll(nodes, assert);
   });
 
+  it('a node that joins mid-window learns the counts already made (no fresh allowance after a restart)', async () => {
+    const n1 = await startNode({ host: '127.0.0.1', name: 'n1', args: ['--rate-limit', '30/60'] });
+    started.add(n1);
+    await insideWindow(60000, 20000);
+    const video = `rj${Date.now()}`;
+    const a = await channelOn(n1, 'early', video);
+    assert.equal((await fire(a.ch, 20, 'a')).filter((x) => x === 'ok').length, 20);
+    const n2 = await startNode({ host: '127.0.0.2', name: 'n2', join: [n1.bus], args: ['--rate-limit', '30/60'] });
+    started.add(n2);
+    await waitFor(async () => (await httpGet(`${n2.http}/readyz`)).status === 200, { what: 'n2 ready' });
+    const b = await channelOn(n2, 'early', video);
+    assert.equal((await fire(b.ch, 20, 'b')).filter((x) => x === 'ok').length, 10, 'n2 knew of the 20 made before it joined');
+    a.s.disconnect();
+    b.s.disconnect();
+    await stopAll([n1, n2], assert);
+  });
+
   it('a node with another window length is ignored and said so', async () => {
     const n1 = await startNode({ host: '127.0.0.1', name: 'n1', args: ['--rate-limit', '3/60'] });
     const n2 = await startNode({ host: '127.0.0.2', name: 'n2', join: [n1.bus], args: ['--rate-limit', '3/30'] });

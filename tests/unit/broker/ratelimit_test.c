@@ -326,7 +326,33 @@ test_take_changes(void)
 	brk_ratelimit_destroy(rl);
 }
 
+/* A member turning alive gets every count of ours in the current window,
+ * and only those: other windows, and users we only heard of, stay out. */
+static void
+test_touch_all(void)
+{
+	brk_ratelimit *rl;
+	uint64_t now = 5000;
+
+	ASSERT_OK(brk_ratelimit_create(&rl, 10, 1000));
+	nchanges = 0;
+	brk_ratelimit_on_change(rl, on_notify, NULL);
+	ASSERT_OK(brk_ratelimit_check(rl, "post", "old", now - 1000));
+	ASSERT_OK(brk_ratelimit_check(rl, "post", "alice", now));
+	ASSERT_OK(brk_ratelimit_check(rl, "post", "alice", now));
+	ASSERT_OK(brk_ratelimit_merge(rl, "n2", "post", "heard", 5, 3, now));
+	ASSERT_EQ(brk_ratelimit_take_changes(rl, on_take, NULL), 2);
+	nchanges = 0;
+	ASSERT_EQ(brk_ratelimit_touch_all(rl, now), 1);
+	ASSERT_EQ(brk_ratelimit_take_changes(rl, on_take, NULL), 1);
+	ASSERT_STREQ(changes[0].user, "alice");
+	ASSERT_EQ(changes[0].count, 2);
+	ASSERT_EQ(changes[0].window, 5);
+	brk_ratelimit_destroy(rl);
+}
+
 TEST_LIST{
+	TEST_ENTRY(test_touch_all),
 	TEST_ENTRY(test_merge_counts_remote),
 	TEST_ENTRY(test_take_changes),
 	TEST_ENTRY(test_limit_then_denied),
