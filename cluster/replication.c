@@ -71,6 +71,7 @@ typedef struct batch {
 typedef struct pullreq {
 	clu_replication *r;
 	origin *o;
+	int peer; /* index of the peer asked */
 	uint64_t after;
 	struct pullreq *next;
 } pullreq;
@@ -669,9 +670,17 @@ on_chunk_reply(void *arg, int status, const void *bytes, size_t len)
 	}
 	/* The chunk must be what we asked for: our origin's comments in
 	 * (after, through], ascending. */
-	ok = m.type == PRO_REPL_CHUNK && m.through >= q->after &&
-	    m.origin.len == strlen(o->name) &&
+	ok = m.type == PRO_REPL_CHUNK && m.origin.len == strlen(o->name) &&
 	    memcmp(m.origin.ptr, o->name, m.origin.len) == 0;
+	if (ok && m.through < q->after && m.ncomments == 0) {
+		/* The peer holds less than its last vector said (restored
+		 * from an older copy): believe it now, ask elsewhere. */
+		o->peer[q->peer].cw = m.through;
+		r->st.pull_failures++;
+		pro_repl_msg_release(&m);
+		goto out;
+	}
+	ok = ok && m.through >= q->after;
 	last = q->after;
 	for (size_t i = 0; ok && i < m.ncomments; i++) {
 		ok = m.comments[i].seq > last && m.comments[i].seq <= m.through;
@@ -713,6 +722,7 @@ start_pull(clu_replication *r, origin *o, int p)
 	}
 	q->r = r;
 	q->o = o;
+	q->peer = p;
 	q->after = after;
 	rc = clu_cluster_request(r->o.cluster, r->peers[p].name, REPL_PULL,
 	    r->buf.data, r->buf.len, r->o.pull_timeout_ms, on_chunk_reply, q);
@@ -858,7 +868,12 @@ on_member_change(void *arg, const char *name, clu_status old, clu_status st)
 	if (p >= 0) {
 		r->peers[p].alive = st == CLU_ALIVE || st == CLU_SUSPECT;
 		if (!r->peers[p].alive) {
+			/* It may come back with other data (a wiped or restored
+			 * disk): only its next vector says what it holds. */
 			r->peers[p].heard_vec = false;
+			for (size_t i = 0; i < r->n; i++) {
+				r->v[i]->peer[p].known = false;
+			}
 		}
 	}
 	if (st == CLU_ALIVE) {

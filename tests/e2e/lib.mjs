@@ -18,7 +18,12 @@ export const SECRET = 'e2e-test-secret-0123456789abcdef';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export function freePort(host = '127.0.0.1') {
+// Ports handed out by this process: the kernel may give the same free port
+// to two calls in a row (each closes it before returning), and a node
+// started with it twice (say --admin and --cluster-direct-listen) fails.
+const handedOut = new Set();
+
+function anyFreePort(host) {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
@@ -28,6 +33,16 @@ export function freePort(host = '127.0.0.1') {
       srv.close(() => resolve(port));
     });
   });
+}
+
+export async function freePort(host = '127.0.0.1') {
+  for (;;) {
+    const port = await anyFreePort(host);
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 const b64u = (buf) => Buffer.from(buf).toString('base64url');
