@@ -28,6 +28,7 @@ enum {
 #define SAVE_EVERY_MS 1000     /* cw marks are persisted this often */
 #define PROGRESS_EVERY_MS 5000 /* catch-up progress in the log */
 #define WM_PREFIX "cw:"
+#define CATCHUP_VECTOR_MS 250 /* vector period until caught up */
 
 typedef struct rpeer {
 	char name[PRO_WIRE_NAME_MAX + 1];
@@ -981,7 +982,13 @@ on_tick(void *arg, uint64_t now)
 		r->next_save = now + SAVE_EVERY_MS;
 	}
 	if (now >= r->next_vec) {
-		r->next_vec = now + r->o.vector_ms;
+		/* Until caught up, often: a peer answers our first vector
+		 * with its own, and ours may have gone out before the bus
+		 * had a pipe to it (it was alive through another's word). */
+		r->next_vec = now +
+		    (r->caught_up || r->o.vector_ms < CATCHUP_VECTOR_MS
+			    ? r->o.vector_ms
+			    : CATCHUP_VECTOR_MS);
 		send_vector(r);
 	}
 	if (now >= r->next_save) {

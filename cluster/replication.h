@@ -17,8 +17,9 @@
  *
  * Anti-entropy. Per origin each node knows cw, the contiguous mark (every
  * seq up to it is held here, or exists nowhere), and hw, the highest seq
- * held. Nodes send their vector of marks every vector_ms and when a member
- * turns alive. A node whose cw for an origin is below an alive peer's pulls
+ * held. Nodes send their vector of marks every vector_ms (every 250 ms
+ * until caught up), when a member turns alive, and in answer to a peer's
+ * first vector. A node whose cw for an origin is below an alive peer's pulls
  * the range from that peer over the cluster's addressed path, in chunks of
  * at most pull_limit comments and about 1 MiB, at most two chunks not yet
  * durable per origin and two origins at a time, so the loop never stalls.
