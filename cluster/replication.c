@@ -802,7 +802,12 @@ on_request(void *arg, const char *from, uint32_t kind, const void *bytes,
 		rc = PL_ENOMEM;
 	}
 	if (rc == PL_OK) {
-		for (; n < l->count && (n == 0 || used < CHUNK_BYTES); n++) {
+		/* Only what our contiguous mark covers: past it we may hold
+		 * comments beyond a hole, and vouching for them would make the
+		 * asker skip the hole for good. */
+		for (; n < l->count && l->items[n].seq <= o->cw &&
+		     (n == 0 || used < CHUNK_BYTES);
+		     n++) {
 			const sto_comment *s = &l->items[n];
 
 			c[n] = (pro_repl_comment){ s->seq, pro_wire_cstr(s->id),
@@ -812,7 +817,8 @@ on_request(void *arg, const char *from, uint32_t kind, const void *bytes,
 			used += strlen(s->content) + strlen(s->video_id) +
 			    strlen(s->user_id) + 48;
 		}
-		more = l->has_more || n < l->count;
+		more = n > 0 && c[n - 1].seq < o->cw &&
+		    (l->has_more || n < l->count);
 		/* What we vouch for: up to the last comment sent when more
 		 * follow, else everything our own mark covers. */
 		through =

@@ -366,4 +366,31 @@ describe('replication', () => {
     await converge(nodes, [video], { [video]: [...sorted(acks), ...sorted(later)].sort() }, 5000);
     await stopAll(nodes, assert);
   });
+
+  it('a node holding comments past a hole vouches only for what precedes it', async () => {
+    const nodes = await cluster(2);
+    const [n1, n2] = nodes;
+    const video = uniq('hole');
+    const r0 = await repl(n2);
+    // Live copies of origin holey~1 reach n1 only, with seq 3 lost: n1
+    // holds 1, 2 and 4, its contiguous mark is 2.
+    const c = await busConnect(n1);
+    const env = (seq, body) => mp([1, 5, 'holey', 1, 1, seq, null, [], 17, body]);
+    const t = Date.now();
+    const id = (k) => (t * 16 + k).toString(16).padStart(24, '0');
+    const copy = (seq) => [seq, id(seq), video, 'h', `seq ${seq}`, t + seq];
+    c.message(env(1, mp([1, 2, 'holey~1', false, [copy(1), copy(2), copy(4)]])));
+    await waitFor(async () => (await historyOf(n1, video)).length === 3, { what: 'n1 holds 1, 2 and 4' });
+    c.end();
+    // n2 pulls the origin from n1: it gets 1 and 2, never a chunk that
+    // vouches for the hole, and counts nothing malformed.
+    await waitFor(async () => (await historyOf(n2, video)).length === 2, { timeout: 10000, what: 'n2 holds 1 and 2' });
+    await sleep(500);
+    assert.deepEqual((await historyOf(n2, video)).map((x) => x.id), [id(1), id(2)]);
+    const r = await repl(n2);
+    assert.equal(r.counters.malformed, r0.counters.malformed, 'a chunk n2 could not accept');
+    const mine = r.origins.find((o) => o.origin === 'holey~1');
+    assert.equal(mine.cw, 2, JSON.stringify(mine));
+    await stopAll(nodes, assert);
+  });
 });
