@@ -4,6 +4,8 @@
  * pulls over the addressed path, and the catch-up gate. */
 #include "cluster/replication.h"
 
+#include "cluster/ackwait.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,15 +79,6 @@ typedef struct pullreq {
 	struct pullreq *next;
 } pullreq;
 
-typedef struct waiter {
-	uint64_t seq;
-	uint64_t deadline;
-	uint64_t ackers; /* bit per peer index */
-	unsigned count;  /* nodes holding it, us included */
-	clu_replication_done_fn done;
-	void *arg;
-} waiter;
-
 struct clu_replication {
 	clu_replication_opts o;
 	char *origin_name;
@@ -98,9 +91,8 @@ struct clu_replication {
 	batch *batches;
 	pullreq *pulls;
 	unsigned active_pulls;
-	size_t rr; /* where the next pull scan starts */
-	waiter *w; /* ascending seq */
-	size_t nw, capw;
+	size_t rr;         /* where the next pull scan starts */
+	clu_ackwait *acks; /* NULL unless ack_replicas > 1 */
 	pro_wire_buf buf;
 	uint64_t now, start, next_vec, next_save, next_progress;
 	bool caught_up;
@@ -456,75 +448,18 @@ on_comments(clu_replication *r, const char *from, const pro_repl_msg *m)
 	put_all(r, b, m);
 }
 
-static waiter *
-find_waiter(clu_replication *r, uint64_t seq)
-{
-	size_t lo = 0, hi = r->nw;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (r->w[mid].seq == seq) {
-			return &r->w[mid];
-		}
-		if (r->w[mid].seq < seq) {
-			lo = mid + 1;
-		} else {
-			hi = mid;
-		}
-	}
-	return NULL;
-}
-
-/* Drops the finished waiters (done == NULL) from the array. */
-static void
-compact_waiters(clu_replication *r)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i < r->nw; i++) {
-		if (r->w[i].done != NULL) {
-			r->w[k++] = r->w[i];
-		}
-	}
-	r->nw = k;
-	r->st.acks_pending = k;
-}
-
-static void
-finish_waiter(waiter *w, int status)
-{
-	clu_replication_done_fn done = w->done;
-
-	w->done = NULL;
-	done(w->arg, status);
-}
-
 static void
 on_ack(clu_replication *r, const char *from, const pro_repl_msg *m)
 {
 	int p = peer_idx(r, from, true);
-	bool any = false;
 
-	if (p < 0 || strlen(r->self->name) != m->origin.len ||
+	if (p < 0 || r->acks == NULL ||
+	    strlen(r->self->name) != m->origin.len ||
 	    memcmp(r->self->name, m->origin.ptr, m->origin.len) != 0) {
 		return;
 	}
-	for (size_t i = 0; i < m->nseqs; i++) {
-		waiter *w = find_waiter(r, m->seqs[i]);
-
-		if (w == NULL || w->done == NULL || (w->ackers & (1ull << p))) {
-			continue;
-		}
-		w->ackers |= 1ull << p;
-		if (++w->count >= r->o.ack_replicas) {
-			finish_waiter(w, PL_OK);
-			any = true;
-		}
-	}
-	if (any) {
-		compact_waiters(r);
-	}
+	clu_ackwait_ack(r->acks, (unsigned)p, m->seqs, m->nseqs);
+	r->st.acks_pending = clu_ackwait_pending(r->acks);
 }
 
 bool
@@ -569,42 +504,12 @@ clu_replication_publish(clu_replication *r, const sto_comment *c,
 	if (!ack) {
 		return PL_OK;
 	}
-	if (r->nw == r->capw) {
-		size_t cap = r->capw ? r->capw * 2 : 64;
-		waiter *p = realloc(r->w, cap * sizeof(*p));
-
-		if (p == NULL) {
-			return PL_ENOMEM;
-		}
-		r->w = p;
-		r->capw = cap;
+	if ((rc = clu_ackwait_add(r->acks, c->seq, pl_mono_ms(), done, arg)) !=
+	    PL_OK) {
+		return rc;
 	}
-	/* Seqs of one origin complete in order, so appending keeps the
-	 * array sorted. */
-	r->w[r->nw++] = (waiter){ .seq = c->seq,
-		.deadline = pl_mono_ms() + r->o.ack_timeout_ms,
-		.count = 1,
-		.done = done,
-		.arg = arg };
-	r->st.acks_pending = r->nw;
+	r->st.acks_pending = clu_ackwait_pending(r->acks);
 	return PL_OK;
-}
-
-static void
-expire_waiters(clu_replication *r)
-{
-	bool any = false;
-
-	for (size_t i = 0; i < r->nw; i++) {
-		if (r->w[i].done != NULL && r->now >= r->w[i].deadline) {
-			r->st.ack_timeouts++;
-			finish_waiter(&r->w[i], PL_EAGAIN);
-			any = true;
-		}
-	}
-	if (any) {
-		compact_waiters(r);
-	}
 }
 
 /* ---- anti-entropy ---- */
@@ -1011,7 +916,10 @@ on_tick(void *arg, uint64_t now)
 			o->behind_since = 0;
 		}
 	}
-	expire_waiters(r);
+	if (r->acks != NULL) {
+		r->st.ack_timeouts += clu_ackwait_expire(r->acks, now);
+		r->st.acks_pending = clu_ackwait_pending(r->acks);
+	}
 	schedule_pulls(r);
 	check_caught_up(r);
 }
@@ -1093,6 +1001,11 @@ clu_replication_create(clu_replication **out, const clu_replication_opts *o)
 	}
 	r->o.origin = r->origin_name;
 	r->o.node = r->node;
+	if (o->ack_replicas > 1 &&
+	    (rc = clu_ackwait_create(
+		 &r->acks, o->ack_replicas, r->o.ack_timeout_ms)) != PL_OK) {
+		goto fail;
+	}
 	if ((rc = load_marks(r)) != PL_OK) {
 		goto fail;
 	}
@@ -1119,11 +1032,7 @@ clu_replication_destroy(clu_replication *r)
 	if (r == NULL) {
 		return;
 	}
-	for (size_t i = 0; i < r->nw; i++) {
-		if (r->w[i].done != NULL) {
-			finish_waiter(&r->w[i], PL_ECLOSED);
-		}
-	}
+	clu_ackwait_destroy(r->acks);
 	/* Puts still queued in the store finish without us. */
 	for (batch *b = r->batches; b != NULL; b = b->next) {
 		b->r = NULL;
@@ -1139,7 +1048,6 @@ clu_replication_destroy(clu_replication *r)
 		free(r->v[i]);
 	}
 	free(r->v);
-	free(r->w);
 	pro_wire_buf_free(&r->buf);
 	free(r->origin_name);
 	free(r->node);

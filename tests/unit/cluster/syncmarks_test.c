@@ -4,27 +4,23 @@
  * max (never lowered); a node that joins late, or comes back from a
  * partition, gets everything at once; parked entries merge by their gen;
  * the leader is reported; a full parked table forgets DONE entries first. */
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cluster/cluster.h"
 #include "cluster/syncmarks.h"
 #include "common/clock.h"
 #include "common/err.h"
+#include "tests/unit/cluster/harness.h"
 #include "tests/unit/test.h"
 
 #define N 4
 
 typedef struct node {
-	clu_cluster *c;
 	clu_syncmarks *s;
-	char name[16];
 	int marks_heard, parked_heard;
 	char leader[PRO_WIRE_NAME_MAX + 1];
-	uint64_t last_tick;
 } node;
 
 static node nodes[N];
@@ -63,32 +59,24 @@ start(int i, const char *join)
 	clu_cluster_opts o;
 	clu_syncmarks_listener l = { heard_marks, heard_parked, heard_leader,
 		&nodes[i] };
-	node *nd = &nodes[i];
+	char name[16];
 
-	memset(nd, 0, sizeof(*nd));
-	snprintf(nd->name, sizeof(nd->name), "s%d", i);
-	clu_cluster_opts_init(&o);
-	o.node_name = nd->name;
-	o.listen_url = "tcp://127.0.0.1:0";
-	o.join = join;
-	o.heartbeat_ms = 150;
-	o.suspect_after_ms = 500;
-	o.dead_after_ms = 700;
-	o.reconnect_min_ms = 50;
+	memset(&nodes[i], 0, sizeof(nodes[i]));
+	snprintf(name, sizeof(name), "s%d", i);
+	th_opts(&o, name, join);
 	o.reconnect_max_ms = 300;
-	ASSERT_OK(clu_cluster_create(&nd->c, &o));
-	ASSERT_OK(clu_syncmarks_create(&nd->s, nd->c));
-	clu_syncmarks_set_listener(nd->s, &l);
+	ASSERT_OK(th_start(i, &o));
+	ASSERT_OK(clu_syncmarks_create(&nodes[i].s, th[i].c));
+	clu_syncmarks_set_listener(nodes[i].s, &l);
 }
 
 static void
 stop_all(void)
 {
 	for (int i = 0; i < N; i++) {
-		if (nodes[i].c != NULL) {
-			clu_cluster_destroy(nodes[i].c, true);
+		if (th[i].c != NULL) {
+			th_stop(i, true);
 			clu_syncmarks_destroy(nodes[i].s);
-			nodes[i].c = NULL;
 			nodes[i].s = NULL;
 		}
 	}
@@ -97,76 +85,13 @@ stop_all(void)
 static void
 run_once(void)
 {
-	struct pollfd p[N];
-	int idx[N], n = 0;
-	uint64_t t;
-
-	for (int i = 0; i < N; i++) {
-		if (nodes[i].c != NULL) {
-			p[n].fd = clu_cluster_fd(nodes[i].c);
-			p[n].events = POLLIN;
-			p[n].revents = 0;
-			idx[n++] = i;
-		}
-	}
-	poll(p, (nfds_t)n, 10);
-	t = pl_mono_ms();
-	for (int k = 0; k < n; k++) {
-		node *nd = &nodes[idx[k]];
-		if (p[k].revents & POLLIN) {
-			clu_cluster_poll(nd->c, t);
-		}
-		if (t - nd->last_tick >= CLU_CLUSTER_TICK_MS) {
-			clu_cluster_tick(nd->c, t);
-			nd->last_tick = t;
-		}
-	}
-}
-
-static bool
-run_until(bool (*cond)(void), int timeout_ms)
-{
-	uint64_t end = pl_mono_ms() + (uint64_t)timeout_ms;
-
-	while (pl_mono_ms() < end) {
-		if (cond()) {
-			return true;
-		}
-		run_once();
-	}
-	return cond();
-}
-
-static char seed[64];
-
-static const char *
-seed_of(int i)
-{
-	const char *url = clu_cluster_self_address(nodes[i].c);
-
-	snprintf(seed, sizeof(seed), "%s", url);
-	return seed;
+	th_run_once(10);
 }
 
 /* A member is alive once any peer vouches for it, before the bus has a
  * pipe to it: a change sent then misses it, and the whole state that
  * follows within CLU_SYNCMARKS_FULL_MS is what the service promises. */
 #define SPREAD_MS (CLU_SYNCMARKS_FULL_MS + 2000)
-
-static bool
-all_alive(void)
-{
-	for (int i = 0; i < N; i++) {
-		for (int j = 0; nodes[i].c && j < N; j++) {
-			if (nodes[j].c != NULL &&
-			    clu_cluster_member_status(
-				nodes[i].c, nodes[j].name) != CLU_ALIVE) {
-				return false;
-			}
-		}
-	}
-	return true;
-}
 
 static uint64_t want_synced, want_sent;
 static const char *want_origin;
@@ -176,7 +101,7 @@ all_have_marks(void)
 {
 	for (int i = 0; i < N; i++) {
 		uint64_t sy, se;
-		if (nodes[i].c == NULL) {
+		if (th[i].c == NULL) {
 			continue;
 		}
 		clu_syncmarks_get(nodes[i].s, want_origin, &sy, &se);
@@ -191,9 +116,9 @@ static void
 three(void)
 {
 	start(0, NULL);
-	start(1, seed_of(0));
-	start(2, seed_of(0));
-	ASSERT_TRUE(run_until(all_alive, 10000));
+	start(1, th_address(0));
+	start(2, th_address(0));
+	ASSERT_TRUE(th_run_until(th_all_alive, 10000));
 }
 
 static void
@@ -204,18 +129,18 @@ marks_reach_everyone_and_merge_by_max(void)
 	want_origin = "n1";
 	want_synced = 10;
 	want_sent = 20;
-	ASSERT_TRUE(run_until(all_have_marks, SPREAD_MS));
+	ASSERT_TRUE(th_run_until(all_have_marks, SPREAD_MS));
 	ASSERT_TRUE(nodes[1].marks_heard >= 1);
 	/* A lower raise elsewhere lowers nothing, anywhere. */
 	ASSERT_OK(clu_syncmarks_raise(nodes[2].s, "n1", 5, 25, true));
 	want_sent = 25;
-	ASSERT_TRUE(run_until(all_have_marks, SPREAD_MS));
+	ASSERT_TRUE(th_run_until(all_have_marks, SPREAD_MS));
 	/* Marks never lower: synced stays 10 on every node. */
 	ASSERT_TRUE(all_have_marks());
 	/* Sent is never below synced. */
 	ASSERT_OK(clu_syncmarks_raise(nodes[1].s, "n1", 30, 0, true));
 	want_synced = want_sent = 30;
-	ASSERT_TRUE(run_until(all_have_marks, SPREAD_MS));
+	ASSERT_TRUE(th_run_until(all_have_marks, SPREAD_MS));
 	ASSERT_EQ(clu_syncmarks_raise(nodes[1].s, "", 1, 1, true), PL_EINVAL);
 	stop_all();
 }
@@ -234,12 +159,12 @@ late_joiner_gets_everything_at_once(void)
 		run_once();
 	}
 	t0 = pl_mono_ms();
-	start(3, seed_of(1));
+	start(3, th_address(1));
 	want_origin = "n2~ab";
 	want_synced = 8;
 	want_sent = 9;
 	/* Well before the periodic full state (CLU_SYNCMARKS_FULL_MS). */
-	ASSERT_TRUE(run_until(all_have_marks, 3000));
+	ASSERT_TRUE(th_run_until(all_have_marks, 3000));
 	ASSERT_TRUE(pl_mono_ms() - t0 < CLU_SYNCMARKS_FULL_MS);
 	ASSERT_TRUE(clu_syncmarks_parked(nodes[3].s, "n1", 7) != NULL);
 	ASSERT_STREQ(clu_syncmarks_parked(nodes[3].s, "n1", 7)->reason, "bad");
@@ -253,7 +178,7 @@ all_in_state(void)
 {
 	for (int i = 0; i < N; i++) {
 		const pro_sync_parked *e;
-		if (nodes[i].c == NULL) {
+		if (th[i].c == NULL) {
 			continue;
 		}
 		e = clu_syncmarks_parked(nodes[i].s, "n1", 7);
@@ -272,12 +197,12 @@ parked_entries_merge_by_gen(void)
 	three();
 	ASSERT_OK(clu_syncmarks_put_parked(nodes[0].s, &p, true));
 	want_state = PRO_SYNC_PARKED;
-	ASSERT_TRUE(run_until(all_in_state, SPREAD_MS));
+	ASSERT_TRUE(th_run_until(all_in_state, SPREAD_MS));
 	p.gen = 2;
 	p.state = PRO_SYNC_RETRY;
 	ASSERT_OK(clu_syncmarks_put_parked(nodes[2].s, &p, true));
 	want_state = PRO_SYNC_RETRY;
-	ASSERT_TRUE(run_until(all_in_state, SPREAD_MS));
+	ASSERT_TRUE(th_run_until(all_in_state, SPREAD_MS));
 	/* A stale change (lower gen) changes nothing. */
 	p.gen = 1;
 	p.state = PRO_SYNC_PARKED;
@@ -299,7 +224,7 @@ static bool
 leaders_agree(void)
 {
 	for (int i = 0; i < N; i++) {
-		if (nodes[i].c != NULL &&
+		if (th[i].c != NULL &&
 		    (strcmp(nodes[i].leader, "s0") != 0 ||
 			clu_syncmarks_leader(nodes[i].s) == NULL ||
 			strcmp(clu_syncmarks_leader(nodes[i].s), "s0") != 0)) {
@@ -313,7 +238,7 @@ static void
 the_leader_is_reported(void)
 {
 	three();
-	ASSERT_TRUE(run_until(leaders_agree, 5000));
+	ASSERT_TRUE(th_run_until(leaders_agree, 5000));
 	stop_all();
 }
 
@@ -337,12 +262,10 @@ a_healed_partition_merges_both_sides(void)
 {
 	three();
 	for (int i = 1; i < 3; i++) {
-		ASSERT_OK(
-		    clu_cluster_set_blocked(nodes[0].c, nodes[i].name, true));
-		ASSERT_OK(
-		    clu_cluster_set_blocked(nodes[i].c, nodes[0].name, true));
+		ASSERT_OK(clu_cluster_set_blocked(th[0].c, th[i].name, true));
+		ASSERT_OK(clu_cluster_set_blocked(th[i].c, th[0].name, true));
 	}
-	run_until(all_alive, 2000); /* let the sides split */
+	th_run_until(th_all_alive, 2000); /* let the sides split */
 	ASSERT_OK(clu_syncmarks_raise(nodes[0].s, "left", 11, 11, true));
 	ASSERT_OK(clu_syncmarks_raise(nodes[1].s, "right", 22, 22, true));
 	for (int i = 0; i < 50; i++) {
@@ -350,10 +273,10 @@ a_healed_partition_merges_both_sides(void)
 	}
 	ASSERT_TRUE(!both_sides_merged());
 	for (int i = 1; i < 3; i++) {
-		clu_cluster_set_blocked(nodes[0].c, nodes[i].name, false);
-		clu_cluster_set_blocked(nodes[i].c, nodes[0].name, false);
+		clu_cluster_set_blocked(th[0].c, th[i].name, false);
+		clu_cluster_set_blocked(th[i].c, th[0].name, false);
 	}
-	ASSERT_TRUE(run_until(both_sides_merged, 8000));
+	ASSERT_TRUE(th_run_until(both_sides_merged, 8000));
 	stop_all();
 }
 
