@@ -42,6 +42,7 @@ struct brk_mesh {
 	clu_syncmarks *marks;   /* the Firebase sync state (broker/fbsync) */
 	clu_cluster_stats snap; /* refreshed for each /metrics render */
 	clu_replication_stats rsnap;
+	clu_ratesync_stats qsnap;
 	uint64_t lag_s, caught_up;
 	uint64_t members[4]; /* alive, suspect, dead, left */
 };
@@ -148,6 +149,7 @@ collect(void *arg)
 
 	clu_cluster_stats_get(m->clu, &m->snap);
 	clu_replication_stats_get(m->repl, &m->rsnap);
+	clu_ratesync_stats_get(m->rates, &m->qsnap);
 	m->lag_s = m->rsnap.lag_ms / 1000;
 	m->caught_up = m->rsnap.caught_up;
 	m->members[0] = m->snap.members_alive;
@@ -219,6 +221,29 @@ register_replication(brk_mesh *m, pl_metrics *r)
 }
 
 static int
+register_ratesync(brk_mesh *m, pl_metrics *r)
+{
+	clu_ratesync_stats *s = &m->qsnap;
+	const char *name = "parley_ratelimit_cluster_counts_total";
+	const char *help = "Rate-limit counts exchanged with other nodes: "
+			   "sent, received, refused (malformed or another "
+			   "--rate-limit window).";
+	int rc = 0;
+
+	rc |= pl_metrics_counter_ptr(
+	    r, name, help, &s->sent, "direction", "sent", NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, name, help, &s->received, "direction", "received", NULL);
+	rc |= pl_metrics_counter_ptr(
+	    r, name, help, &s->refused, "direction", "refused", NULL);
+	rc |=
+	    pl_metrics_counter_ptr(r, "parley_ratelimit_cluster_resends_total",
+		"Repeats of every current count after a member turned alive.",
+		&s->resends, NULL);
+	return rc;
+}
+
+static int
 register_metrics(brk_mesh *m)
 {
 	static const char *const status[] = { "alive", "suspect", "dead",
@@ -283,7 +308,9 @@ register_metrics(brk_mesh *m)
 	    "Bytes received on the addressed path (catch-up requests and "
 	    "chunks).",
 	    &s->direct_bytes_in, NULL);
-	return rc || register_replication(m, r) ? PL_ENOMEM : PL_OK;
+	return rc || register_replication(m, r) || register_ratesync(m, r)
+	    ? PL_ENOMEM
+	    : PL_OK;
 }
 
 /* Finer than the shared latency buckets: replication lag is a few ms. */

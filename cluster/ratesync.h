@@ -3,7 +3,8 @@
  * (action, user) in the current window travel to every other node as soon
  * as they change (one message per burst, proto/ratecount), and all of the
  * current window's whenever a member turns alive (a new, restarted or
- * healed node); counts received are merged into the local limiter. The limiter itself stays in
+ * healed node) and again 1 s and 5 s later (it may have had no pipe yet);
+ * counts received are merged into the local limiter. The limiter itself stays in
  * the broker; this service only carries counts, through two callbacks.
  * Loop thread only. */
 #ifndef PARLEY_CLUSTER_RATESYNC_H
@@ -48,6 +49,7 @@ void clu_ratesync_flush(clu_ratesync *s);
 typedef struct clu_ratesync_stats {
 	uint64_t sent, received; /* counts */
 	uint64_t refused;        /* malformed, or another window length */
+	uint64_t resends;        /* repeats of all counts after a join */
 } clu_ratesync_stats;
 
 void clu_ratesync_stats_get(const clu_ratesync *s, clu_ratesync_stats *out);

@@ -7,6 +7,10 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startNode, socket, join, push, connected, httpGet, waitFor, sleep } from './lib.mjs';
 import { stopAll } from './cluster_lib.mjs';
+import { parseExposition, sample } from './prom.mjs';
+
+const counts = async (node, direction) => sample(parseExposition((await httpGet(`${node.admin}/metrics`)).text),
+  'parley_ratelimit_cluster_counts_total', { direction });
 
 const started = new Set();
 const sockets = new Set();
@@ -91,6 +95,8 @@ describe('cluster-wide rate limit', () => {
     await waitFor(async () => (await httpGet(`${n2.http}/readyz`)).status === 200, { what: 'n2 ready' });
     const b = await channelOn(n2, 'early', video);
     assert.equal((await fire(b.ch, 20, 'b')).filter((x) => x === 'ok').length, 10, 'n2 knew of the 20 made before it joined');
+    assert.ok(await counts(n2, 'received') >= 1, 'n2 counted what it received');
+    assert.ok(await counts(n1, 'sent') >= 1, 'n1 counted what it sent');
     a.s.disconnect();
     b.s.disconnect();
     await stopAll([n1, n2], assert);
@@ -109,6 +115,8 @@ describe('cluster-wide rate limit', () => {
     await waitFor(() => n2.logs.includes('CLU-RATEWINDOW'), { what: 'the mismatch logged' });
     const b = await channelOn(n2, 'u', video);
     assert.deepEqual(await fire(b.ch, 3, 'b'), ['ok', 'ok', 'ok']);
+    assert.ok(await counts(n2, 'refused') >= 1, 'the refused counts are in /metrics');
+    assert.equal(await counts(n2, 'received'), 0);
     a.s.disconnect();
     b.s.disconnect();
     await stopAll([n1, n2], assert);
