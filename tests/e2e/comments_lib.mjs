@@ -9,7 +9,7 @@ export const uniq = (p) => `${p}${Date.now().toString(36)}${Math.floor(Math.rand
 // Posts `n` comments on a joined channel, keeping `inFlight` pushes
 // outstanding. content(i) gives the i-th text. Resolves with the acks
 // [{i, id, content}] in the order they arrived; rejects on the first error.
-export function postMany(channel, n, { inFlight = 20, content = (i) => `comment ${i}`, timeout = 10000 } = {}) {
+export function postMany(channel, n, { inFlight = 20, content = (i) => `comment ${i}`, timeout = 10000, onAck = null } = {}) {
   return new Promise((resolve, reject) => {
     const acks = [];
     let next = 0, done = 0, failed = false;
@@ -20,6 +20,7 @@ export function postMany(channel, n, { inFlight = 20, content = (i) => `comment 
       channel.push('new_comment', { content: text }, timeout)
         .receive('ok', (r) => {
           acks.push({ i, id: r.id, content: text });
+          if (onAck) onAck(acks[acks.length - 1]);
           if (++done === n) resolve(acks); else one();
         })
         .receive('error', (r) => { failed = true; reject(new Error(`comment ${i} refused: ${JSON.stringify(r)}`)); })

@@ -109,13 +109,13 @@ async function agreed(nodes, video, timeout) {
   return ids;
 }
 
-async function post(node, user, video, n, prefix) {
+async function post(node, user, video, n, prefix, onAck = null) {
   const s = socket(node, user);
   try {
     await connected(s);
     const ch = s.channel(`comments:${video}`);
     await join(ch);
-    return await postMany(ch, n, { inFlight: 10, content: (i) => `${prefix} ${i}`, timeout: 20000 });
+    return await postMany(ch, n, { inFlight: 10, content: (i) => `${prefix} ${i}`, timeout: 20000, onAck });
   } finally { s.disconnect(); }
 }
 
@@ -190,7 +190,8 @@ describe('replication', () => {
 
     // kill -9 n2 while n1 and n2 post.
     const posting = post(n1, 'a', video, 300, 'a');
-    const mine = post(n2, 'b', video, 1000, 'b').catch(() => null);
+    const acked2 = []; // what n2 acknowledged before it was killed
+    const mine = post(n2, 'b', video, 1000, 'b', (a) => acked2.push(a.id)).catch(() => null);
     await sleep(300);
     await n2.kill9();
     const acked1 = await posting;
@@ -200,12 +201,16 @@ describe('replication', () => {
     origins.add((await repl(n2b)).origin);
     await waitFor(async () => (await httpGet(`${n2b.http}/readyz`)).status === 200, { timeout: 20000, what: 'n2 ready' });
     // What n2 wrote before the kill is whatever reached a disk: its own
-    // (restarted) or a peer's. Live copies in flight at the kill may have
+    // (restarted) or a peer's, and at least all it acknowledged. Live
+    // copies in flight at the kill may have
     // reached n3 and not n1, so n1 may still pull some from n3: wait for
     // the three to agree, then hold them to it.
     const want = await agreed([n1, n2b, n3], video, 10000);
     assert.ok(want.length >= 300, 'n1\'s comments and n2\'s that reached a disk');
     for (const id of sorted(acked1)) { assert.ok(want.includes(id)); }
+    assert.ok(acked2.length > 0, 'n2 acknowledged some before the kill');
+    const kept = new Set(want);
+    assert.deepEqual(acked2.filter((id) => !kept.has(id)), [], 'every comment n2 acknowledged survived its kill -9');
     assert.equal(strictlyIncreasing(want), null);
 
     // A wiped disk: n3 comes back empty and refills.
