@@ -14,7 +14,7 @@
 
 #include "broker/config.h"
 #include "broker/conn_int.h"
-#include "broker/node.h"
+#include "common/clock.h"
 #include "broker/router.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -79,9 +79,9 @@ append_to(brk_conn **head, brk_conn **tail, brk_conn *c)
 static void
 touch(brk_conn *c)
 {
-	brk_conn_list *l = brk_node_conns(c->node);
+	brk_conn_list *l = c->list;
 
-	c->last_rx_ms = brk_node_now_ms(c->node);
+	c->last_rx_ms = pl_mono_ms();
 	if (l->tail != c) {
 		unlink_from(&l->head, &l->tail, c);
 		append_to(&l->head, &l->tail, c);
@@ -91,7 +91,7 @@ touch(brk_conn *c)
 void
 brk_conn_handshake_done(brk_conn *c)
 {
-	brk_conn_list *l = brk_node_conns(c->node);
+	brk_conn_list *l = c->list;
 
 	if (!c->in_handshake) {
 		return;
@@ -103,7 +103,7 @@ brk_conn_handshake_done(brk_conn *c)
 	c->slot = NULL;
 	if (c->state != S_DEAD) {
 		/* From now on the idle and linger timers apply. */
-		c->last_rx_ms = brk_node_now_ms(c->node);
+		c->last_rx_ms = pl_mono_ms();
 		append_to(&l->head, &l->tail, c);
 	}
 }
@@ -134,9 +134,9 @@ brk_conn_unref(brk_conn *c)
 static void
 leave_ws(brk_conn *c)
 {
-	brk_conn_list *l = brk_node_conns(c->node);
+	brk_conn_list *l = c->list;
 
-	brk_node_stats_of(c->node)->ws_conns--;
+	c->list->env.stats->ws_conns--;
 	brk_tally_release(l->users, c->slot);
 	c->slot = NULL;
 }
@@ -152,14 +152,14 @@ brk_conn_kill(brk_conn *c)
 	if (c->state == S_DEAD) {
 		return;
 	}
-	l = brk_node_conns(c->node);
-	st = brk_node_stats_of(c->node);
+	l = c->list;
+	st = c->list->env.stats;
 	if (c->state == S_WS) {
 		leave_ws(c);
 	}
 	c->state = S_DEAD;
 	brk_conn_handshake_done(c);
-	brk_router_conn_closed(brk_node_router(c->node), c);
+	brk_router_conn_closed(c->list->env.router, c);
 	event_del(&c->rev);
 	event_del(&c->wev);
 	close(c->fd);
@@ -180,18 +180,18 @@ brk_conn_queue_flush(brk_conn *c)
 	if (c->flush_queued || c->state == S_DEAD) {
 		return;
 	}
-	l = brk_node_conns(c->node);
+	l = c->list;
 	c->flush_queued = 1;
 	brk_conn_ref(c);
 	c->flush_next = l->flush_head;
 	l->flush_head = c;
-	brk_node_want_flush(c->node);
+	c->list->env.want_flush(c->list->env.arg);
 }
 
 static void
 check_cap(brk_conn *c)
 {
-	const brk_config *cfg = brk_node_config(c->node);
+	const brk_config *cfg = c->list->env.cfg;
 
 	if (brk_outq_bytes(c->out) > (size_t)cfg->max_out_bytes) {
 		c->slow = 1;
@@ -204,8 +204,7 @@ check_cap(brk_conn *c)
 static void
 enqueue_piece(brk_conn *c, pl_rcbuf *b, size_t off, size_t len)
 {
-	if (brk_outq_push(
-		&c->out, &brk_node_conns(c->node)->out, b, off, len) != PL_OK) {
+	if (brk_outq_push(&c->out, &c->list->out, b, off, len) != PL_OK) {
 		c->slow = 1;
 	}
 }
@@ -256,11 +255,10 @@ brk_conn_close(brk_conn *c, uint16_t code, const char *reason)
 {
 	if (c->state == S_WS) {
 		leave_ws(c);
-		brk_node_stats_of(c->node)
-		    ->closes_sent[brk_close_code_slot(code)]++;
+		c->list->env.stats->closes_sent[brk_close_code_slot(code)]++;
 		push_written(c, pro_ws_write_close, code, reason);
 		c->state = S_CLOSING;
-		brk_router_conn_closed(brk_node_router(c->node), c);
+		brk_router_conn_closed(c->list->env.router, c);
 	} else if (c->state == S_HTTP) {
 		c->state = S_CLOSING;
 		brk_conn_handshake_done(c);
@@ -283,7 +281,7 @@ brk_conn_send_text(brk_conn *c, const char *data, size_t len)
 		brk_conn_queue_flush(c);
 		return;
 	}
-	brk_node_stats_of(c->node)->frames_out++;
+	c->list->env.stats->frames_out++;
 	enqueue(c, f);
 	brk_frame_unref(f);
 }
@@ -294,7 +292,7 @@ brk_conn_send_frame(brk_conn *c, brk_frame *f)
 	if (c->state != S_WS) {
 		return;
 	}
-	brk_node_stats_of(c->node)->frames_out++;
+	c->list->env.stats->frames_out++;
 	enqueue(c, f);
 }
 
@@ -346,7 +344,7 @@ brk_conn_send_slices(brk_conn *c, const pl_slice *s, size_t n)
 	} else {
 		enqueue_copy(c, &copy);
 	}
-	brk_node_stats_of(c->node)->frames_out++;
+	c->list->env.stats->frames_out++;
 	check_cap(c);
 	brk_conn_queue_flush(c);
 }
@@ -371,14 +369,14 @@ brk_conn_flush(brk_conn *c)
 	if (c->state == S_DEAD) {
 		return;
 	}
-	l = brk_node_conns(c->node);
+	l = c->list;
 	if (c->slow) {
 		LOG_SUMMARY(PL_LOG_WARN, "BRK-SLOW",
 		    "closing slow consumer %s (user %s): more "
 		    "than %ld bytes unsent",
 		    brk_conn_peer(c), c->user ? c->user : "-",
-		    brk_node_config(c->node)->max_out_bytes);
-		brk_node_stats_of(c->node)->slow_closed++;
+		    c->list->env.cfg->max_out_bytes);
+		c->list->env.stats->slow_closed++;
 		brk_conn_kill(c);
 		return;
 	}
@@ -388,7 +386,7 @@ brk_conn_flush(brk_conn *c)
 		return;
 	}
 	if (n > 0) {
-		brk_node_stats_of(c->node)->bytes_out += (uint64_t)n;
+		c->list->env.stats->bytes_out += (uint64_t)n;
 	}
 	if (c->out != NULL) {
 		if (!c->write_armed) {
@@ -446,7 +444,7 @@ shed(brk_conn_list *l)
 		    "holds %zu",
 		    brk_conn_peer(c), c->user ? c->user : "-",
 		    brk_outq_bytes(c->out), l->out.bytes);
-		brk_node_stats_of(c->node)->budget_closed++;
+		c->list->env.stats->budget_closed++;
 		brk_conn_kill(c);
 	}
 	LOG_WARN("BRK-BUDGET",
@@ -497,7 +495,7 @@ handle_message(brk_conn *c, pro_ws_msg *msg)
 	const char *why = "invalid message";
 	brk_frame *f;
 
-	brk_node_stats_of(c->node)->frames_in++;
+	c->list->env.stats->frames_in++;
 	switch (msg->opcode) {
 	case PRO_WS_PING:
 		if ((f = brk_frame_ws(PRO_WS_PONG, msg->data, msg->len))) {
@@ -512,13 +510,13 @@ handle_message(brk_conn *c, pro_ws_msg *msg)
 	if (pro_phx_decode(c->vsn, msg->opcode == PRO_WS_BINARY, msg->data,
 		msg->len, &m, &why) != PL_OK) {
 		pro_phx_msg_clear(&m);
-		brk_node_stats_of(c->node)->protocol_errors++;
+		c->list->env.stats->protocol_errors++;
 		LOG_INFO("BRK-BADMSG", "closing %s (user %s): %s",
 		    brk_conn_peer(c), c->user, why);
 		brk_conn_close(c, PRO_WS_CLOSE_BAD_DATA, why);
 		return;
 	}
-	brk_router_dispatch(brk_node_router(c->node), c, &m);
+	brk_router_dispatch(c->list->env.router, c, &m);
 	pro_phx_msg_clear(&m);
 }
 
@@ -535,7 +533,7 @@ handle_ws(brk_conn *c)
 			return;
 		}
 		if (rc < 0) {
-			brk_node_stats_of(c->node)->protocol_errors++;
+			c->list->env.stats->protocol_errors++;
 			LOG_INFO("BRK-FRAME", "closing %s (user %s): %u %s",
 			    brk_conn_peer(c), c->user, msg.close_code,
 			    msg.reason ? msg.reason : "");
@@ -584,7 +582,7 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 		brk_conn_kill(c);
 		goto out;
 	}
-	brk_node_stats_of(c->node)->bytes_in += (uint64_t)n;
+	c->list->env.stats->bytes_in += (uint64_t)n;
 	/* A handshake's deadline runs from accept: what it sends does not
 	 * extend it (a slowloris trickles bytes to hold its slot). */
 	if (!c->in_handshake) {
@@ -612,10 +610,10 @@ out:
 /* ---- accept, sweep, shutdown ---- */
 
 int
-brk_conn_accept(brk_node *n, int fd, const struct sockaddr *sa, socklen_t salen)
+brk_conn_accept(
+    brk_conn_list *l, int fd, const struct sockaddr *sa, socklen_t salen)
 {
-	brk_conn_list *l = brk_node_conns(n);
-	brk_node_stats *st = brk_node_stats_of(n);
+	brk_node_stats *st = l->env.stats;
 	brk_tally_entry *slot;
 	uint8_t probe;
 	brk_conn *c;
@@ -634,23 +632,23 @@ brk_conn_accept(brk_node *n, int fd, const struct sockaddr *sa, socklen_t salen)
 	}
 	/* The listener accepts with SOCK_NONBLOCK already. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->node = n;
+	c->list = l;
 	c->fd = fd;
 	c->refs = 1;
 	c->id = next_conn_id++;
 	c->state = S_HTTP;
 	c->slot = slot;
 	c->probe = probe;
-	event_assign(&c->rev, brk_node_base(n), fd, EV_READ | EV_PERSIST,
-	    on_readable, c);
-	event_assign(&c->wev, brk_node_base(n), fd, EV_WRITE, on_writable, c);
+	event_assign(
+	    &c->rev, l->env.base, fd, EV_READ | EV_PERSIST, on_readable, c);
+	event_assign(&c->wev, l->env.base, fd, EV_WRITE, on_writable, c);
 	if (event_add(&c->rev, NULL) != 0) {
 		brk_tally_release(l->addrs, slot);
 		close(fd);
 		free(c);
 		return PL_EIO;
 	}
-	c->last_rx_ms = brk_node_now_ms(c->node);
+	c->last_rx_ms = pl_mono_ms();
 	c->in_handshake = 1;
 	append_to(&l->hs_head, &l->hs_tail, c);
 	l->handshakes++;
@@ -669,7 +667,7 @@ brk_conn_sweep(brk_conn_list *l, uint64_t now)
 	/* The handshake list is in accept order: an absolute deadline. */
 	while ((c = l->hs_head) != NULL &&
 	    now - c->last_rx_ms >= l->handshake_ms) {
-		brk_node_stats_of(c->node)->handshake_timeouts++;
+		c->list->env.stats->handshake_timeouts++;
 		brk_conn_kill(c);
 	}
 	for (c = l->head; c != NULL; c = next) {
@@ -681,9 +679,8 @@ brk_conn_sweep(brk_conn_list *l, uint64_t now)
 		if (c->state == S_CLOSING) {
 			brk_conn_kill(c);
 		} else if (c->state == S_WS &&
-		    age >= (uint64_t)brk_node_config(c->node)->idle_timeout *
-			    1000) {
-			brk_node_stats_of(c->node)->idle_closed++;
+		    age >= (uint64_t)c->list->env.cfg->idle_timeout * 1000) {
+			c->list->env.stats->idle_closed++;
 			LOG_INFO("BRK-IDLE",
 			    "closing %s (user %s): silent for %llu s",
 			    brk_conn_peer(c), c->user,
@@ -762,12 +759,6 @@ uint64_t
 brk_conn_id(const brk_conn *c)
 {
 	return c->id;
-}
-
-brk_node *
-brk_conn_node(brk_conn *c)
-{
-	return c->node;
 }
 
 brk_channel **

@@ -8,17 +8,41 @@
 #ifndef PARLEY_BROKER_CONN_H
 #define PARLEY_BROKER_CONN_H
 
+#include "broker/node_stats.h"
 #include "broker/outq.h"
 
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
-typedef struct brk_node brk_node;
+struct event_base;
 typedef struct brk_conn brk_conn;
 typedef struct brk_channel brk_channel;
 typedef struct brk_config brk_config;
 typedef struct brk_tally brk_tally;
+typedef struct brk_router brk_router;
+struct brk_key;
+
+/* What sockets need of their node, given once to brk_conn_list_init: the
+ * loop, flags, counters and router it is built with, and what can change
+ * while it runs, asked through the hooks (each gets arg). The pointers are
+ * borrowed and outlive the list. */
+typedef struct brk_conn_env {
+	struct event_base *base;
+	const brk_config *cfg;
+	brk_node_stats *stats;
+	brk_router *router; /* every Phoenix message goes here */
+	/* Asks for a flush pass of the queued sockets soon. */
+	void (*want_flush)(void *arg);
+	/* The JWT verification keys now (reloaded on SIGHUP). */
+	const struct brk_key *(*keys)(void *arg, size_t *count);
+	/* Whether upgrades are taken now, and if not whether for a drain. */
+	int (*accepting)(void *arg);
+	int (*draining)(void *arg);
+	/* /readyz's body and status, for the plain HTTP side. */
+	const char *(*readyz)(void *arg, int *status);
+	void *arg;
+} brk_conn_env;
 
 /* Health checks admitted while every --max-connections slot holds an
  * upgraded socket, so that probes still get their answer. */
@@ -30,6 +54,7 @@ typedef struct brk_tally brk_tally;
  * from accept, and the oldest is the first closed to make room. Links live
  * in the conns. Zeroed, then brk_conn_list_init. */
 typedef struct brk_conn_list {
+	brk_conn_env env;
 	brk_conn *head, *tail;
 	brk_conn *flush_head;
 	size_t count;                /* every open socket */
@@ -45,9 +70,10 @@ typedef struct brk_conn_list {
 	brk_tally *users; /* upgraded sockets per user */
 } brk_conn_list;
 
-/* Resolves the limits from cfg (defaults that depend on other flags or on
- * memory) and creates the tables. PL_OK or PL_ENOMEM. */
-int brk_conn_list_init(brk_conn_list *l, const brk_config *cfg);
+/* Keeps env (copied), resolves the limits from env->cfg (defaults that
+ * depend on other flags or on memory) and creates the tables. PL_OK or
+ * PL_ENOMEM. */
+int brk_conn_list_init(brk_conn_list *l, const brk_conn_env *env);
 /* Frees the tables; after brk_conn_free_all. */
 void brk_conn_list_fini(brk_conn_list *l);
 /* Handshakes past the grace that --max-handshakes holds (conn_admit.c):
@@ -67,7 +93,7 @@ void brk_conn_free_all(brk_conn_list *l);
 /* Takes ownership of fd, which must be non-blocking: on failure the fd is
  * closed. */
 int brk_conn_accept(
-    brk_node *n, int fd, const struct sockaddr *sa, socklen_t salen);
+    brk_conn_list *l, int fd, const struct sockaddr *sa, socklen_t salen);
 
 /* Queues a text message. The bytes are copied. */
 void brk_conn_send_text(brk_conn *c, const char *data, size_t len);
@@ -95,7 +121,6 @@ int brk_conn_vsn(const brk_conn *c);
 const char *brk_conn_user(const brk_conn *c);
 const char *brk_conn_peer(const brk_conn *c);
 uint64_t brk_conn_id(const brk_conn *c);
-brk_node *brk_conn_node(brk_conn *c);
 
 /* The socket's channel list head (owned by the router). */
 brk_channel **brk_conn_channels(brk_conn *c);

@@ -4,7 +4,7 @@
  * checks once every slot is upgraded). */
 #include "broker/config.h"
 #include "broker/conn_int.h"
-#include "broker/node.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -56,7 +56,7 @@ oldest_handshake(brk_conn_list *l, int probe)
 static void
 evict(brk_conn *c)
 {
-	brk_node_stats_of(c->node)->handshakes_evicted++;
+	c->list->env.stats->handshakes_evicted++;
 	brk_conn_kill(c);
 }
 
@@ -98,7 +98,7 @@ brk_conn_admit(brk_conn_list *l, const struct sockaddr *sa, socklen_t salen,
 	 * never more than HS_STORM_FACTOR times the cap, young or not. */
 	while (l->handshakes - l->probes >= l->max_handshakes &&
 	    (old = oldest_handshake(l, 0)) != NULL &&
-	    (brk_node_now_ms(old->node) - old->last_rx_ms >= HS_GRACE_MS ||
+	    (pl_mono_ms() - old->last_rx_ms >= HS_GRACE_MS ||
 		l->handshakes - l->probes >=
 		    l->max_handshakes * HS_STORM_FACTOR)) {
 		evict(old);
@@ -139,7 +139,7 @@ brk_conn_stale_handshakes(const brk_conn_list *l, uint64_t now_ms)
 int
 brk_conn_unprobe(brk_conn *c)
 {
-	brk_conn_list *l = brk_node_conns(c->node);
+	brk_conn_list *l = c->list;
 
 	/* Counted as an ordinary socket, would it fit now? */
 	if (l->count - (l->probes - 1) > l->max_conns) {
@@ -151,8 +151,11 @@ brk_conn_unprobe(brk_conn *c)
 }
 
 int
-brk_conn_list_init(brk_conn_list *l, const brk_config *cfg)
+brk_conn_list_init(brk_conn_list *l, const brk_conn_env *env)
 {
+	const brk_config *cfg = env->cfg;
+
+	l->env = *env;
 	l->max_conns = (size_t)cfg->max_connections;
 	l->max_handshakes = cfg->max_handshakes > 0
 	    ? (size_t)cfg->max_handshakes

@@ -5,7 +5,7 @@
  * list; a refused or answered socket closes once its answer is written. */
 #include "broker/auth.h"
 #include "broker/conn_int.h"
-#include "broker/node.h"
+#include "broker/config.h"
 #include "common/base64.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -47,8 +47,8 @@ static void
 refuse(brk_conn *c, int status, brk_refusal kind, const char *why,
     const char *body)
 {
-	brk_node_stats_of(c->node)->upgrade_refused++;
-	brk_node_stats_of(c->node)->refused_by[kind]++;
+	c->list->env.stats->upgrade_refused++;
+	c->list->env.stats->refused_by[kind]++;
 	LOG_SUMMARY(PL_LOG_INFO, "BRK-REFUSED",
 	    "upgrade from %s refused (%d): %s", brk_conn_peer(c), status, why);
 	answer(c, status, body);
@@ -148,14 +148,14 @@ upgrade_token(pro_http_req *req, const char **proto, const char **why)
 static int
 take_user_slot(brk_conn *c)
 {
-	brk_conn_list *l = brk_node_conns(c->node);
+	brk_conn_list *l = c->list;
 	char body[160];
 	int rc;
 
 	rc = brk_tally_take(
 	    l->users, c->user, strlen(c->user), l->max_per_user, &c->slot);
 	if (rc == PL_ELIMIT) {
-		brk_node_stats_of(c->node)->user_refused++;
+		c->list->env.stats->user_refused++;
 		snprintf(body, sizeof(body),
 		    "too many sockets for this user on this node "
 		    "(--max-sockets-per-user %u)\n",
@@ -174,13 +174,13 @@ take_user_slot(brk_conn *c)
 static void
 upgrade(brk_conn *c, pro_http_req *req)
 {
-	const brk_config *cfg = brk_node_config(c->node);
+	const brk_config *cfg = c->list->env.cfg;
 	struct evbuffer *b;
 	char *token, *vsn_s;
 	const char *proto = NULL;
 	const char *why = NULL;
 	size_t nkeys;
-	const brk_key *keys = brk_node_keys(c->node, &nkeys);
+	const brk_key *keys = c->list->env.keys(c->list->env.arg, &nkeys);
 	int st, vsn;
 
 	st = pro_ws_check_upgrade(req);
@@ -193,10 +193,11 @@ upgrade(brk_conn *c, pro_http_req *req)
 		refuse(c, 403, BRK_REFUSE_ORIGIN, "origin not allowed", NULL);
 		return;
 	}
-	if (!brk_node_accepting(c->node)) {
+	if (!c->list->env.accepting(c->list->env.arg)) {
 		refuse(c, 503, BRK_REFUSE_DRAINING,
-		    brk_node_draining(c->node) ? "node draining"
-					       : "node left the cluster",
+		    c->list->env.draining(c->list->env.arg)
+			? "node draining"
+			: "node left the cluster",
 		    NULL);
 		return;
 	}
@@ -240,8 +241,8 @@ upgrade(brk_conn *c, pro_http_req *req)
 	c->vsn = (uint8_t)vsn;
 	c->state = S_WS;
 	pro_ws_reader_init(&c->rd, (size_t)cfg->max_message_bytes);
-	brk_node_stats_of(c->node)->upgrades++;
-	brk_node_stats_of(c->node)->ws_conns++;
+	c->list->env.stats->upgrades++;
+	c->list->env.stats->ws_conns++;
 	brk_conn_queue_flush(c);
 }
 
@@ -268,7 +269,7 @@ brk_conn_handle_http(brk_conn *c)
 		answer(c, 200, "ok\n");
 	} else if (strcmp(req.path, "/readyz") == 0) {
 		int st;
-		const char *body = brk_node_readyz(c->node, &st);
+		const char *body = c->list->env.readyz(c->list->env.arg, &st);
 		answer(c, st, body);
 	} else if (strcmp(req.path, "/socket/websocket") == 0) {
 		upgrade(c, &req);

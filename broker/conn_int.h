@@ -5,7 +5,6 @@
 #define PARLEY_BROKER_CONN_INT_H
 
 #include "broker/conn.h"
-#include "broker/node.h"
 #include "broker/outq.h"
 #include "broker/tally.h"
 #include "proto/ws.h"
@@ -17,7 +16,7 @@ struct evbuffer;
 enum { S_HTTP, S_WS, S_CLOSING, S_DEAD };
 
 struct brk_conn {
-	brk_node *node;
+	brk_conn_list *list; /* its node's sockets, and their env */
 	int fd;
 	unsigned refs;
 	uint8_t state;

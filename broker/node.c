@@ -94,7 +94,7 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	brk_node *n = arg;
 
 	(void)l;
-	brk_conn_accept(n, fd, sa, (socklen_t)salen);
+	brk_conn_accept(&n->conns, fd, sa, (socklen_t)salen);
 }
 
 static void
@@ -628,6 +628,48 @@ make_channels(brk_node *n)
 	return brk_channels_create(&n->channels, &d);
 }
 
+/* ---- what sockets ask of the node ---- */
+
+static void
+conns_want_flush(void *arg)
+{
+	brk_node_want_flush(arg);
+}
+
+static const struct brk_key *
+conns_keys(void *arg, size_t *count)
+{
+	return brk_node_keys(arg, count);
+}
+
+static int
+conns_accepting(void *arg)
+{
+	return brk_node_accepting(arg);
+}
+
+static int
+conns_draining(void *arg)
+{
+	return brk_node_draining(arg);
+}
+
+static const char *
+conns_readyz(void *arg, int *status)
+{
+	return brk_node_readyz(arg, status);
+}
+
+static int
+make_conns(brk_node *n)
+{
+	brk_conn_env env = { n->base, n->cfg, &n->stats, n->router,
+		conns_want_flush, conns_keys, conns_accepting, conns_draining,
+		conns_readyz, n };
+
+	return brk_conn_list_init(&n->conns, &env);
+}
+
 /* Two priorities: timers (membership heartbeats, presence ticks, the
  * sweep) run at 0, socket and storage events at 1. A burst of socket work
  * yields every few milliseconds, so a heavy join storm cannot starve the
@@ -853,10 +895,6 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
 		    "--jwt-secret-file / --firebase-auth-file (or the "
 		    "PARLEY_* environment) instead");
 	}
-	if (brk_conn_list_init(&n->conns, cfg) != PL_OK) {
-		snprintf(err, errlen, "out of memory");
-		return PL_ENOMEM;
-	}
 	n->base = new_base();
 	if (n->base == NULL || make_timers(n) != PL_OK) {
 		snprintf(err, errlen, "cannot create the event loop");
@@ -870,7 +908,8 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
 	}
 	if (brk_router_create(&n->router, n->metrics,
 		(uint32_t)n->cfg->max_channels) != PL_OK ||
-	    make_presence(n) != PL_OK || make_channels(n) != PL_OK) {
+	    make_presence(n) != PL_OK || make_channels(n) != PL_OK ||
+	    make_conns(n) != PL_OK) {
 		snprintf(err, errlen, "out of memory");
 		return PL_ENOMEM;
 	}

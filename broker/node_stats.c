@@ -121,7 +121,8 @@ brk_node_stats_register(pl_metrics *r, brk_node_stats *st,
 	    "Unsent output of every socket, each shared frame counted once.",
 	    v->queued_bytes, v->arg, NULL);
 	rc |= pl_metrics_gauge_fn(r, "parley_queued_output_budget_bytes",
-	    "--max-queued-bytes as resolved at start.", v->queued_budget, v->arg, NULL);
+	    "--max-queued-bytes as resolved at start.", v->queued_budget,
+	    v->arg, NULL);
 	for (i = 0; i < sizeof(node_series) / sizeof(node_series[0]); i++) {
 		const stat_series *d = &node_series[i];
 		const uint64_t *p =
@@ -138,9 +139,8 @@ brk_node_stats_register(pl_metrics *r, brk_node_stats *st,
 	}
 	for (i = 0; i < BRK_CREFUSE_N; i++) {
 		rc |= pl_metrics_counter_ptr(r, "parley_comments_refused_total",
-		    "Comments refused, by reason.",
-		    &st->comments_refused_by[i], "reason",
-		    crefusal_names[i], NULL);
+		    "Comments refused, by reason.", &st->comments_refused_by[i],
+		    "reason", crefusal_names[i], NULL);
 	}
 	for (i = 0; i < BRK_CLOSE_N; i++) {
 		if (i + 1 < BRK_CLOSE_N) {
@@ -151,8 +151,7 @@ brk_node_stats_register(pl_metrics *r, brk_node_stats *st,
 		    &st->closes_sent[i], "code",
 		    i + 1 < BRK_CLOSE_N ? code : "other", NULL);
 	}
-	st->ack_seconds = pl_metrics_histogram(r,
-	    "parley_comment_ack_seconds",
+	st->ack_seconds = pl_metrics_histogram(r, "parley_comment_ack_seconds",
 	    "From a new_comment push to its ok reply (the comment is durable).",
 	    pl_metrics_latency_buckets, pl_metrics_latency_nbuckets, NULL);
 	st->delivery_seconds = pl_metrics_histogram(r,
@@ -164,10 +163,10 @@ brk_node_stats_register(pl_metrics *r, brk_node_stats *st,
 	    "How late a periodic timer runs on the event loop.",
 	    pl_metrics_latency_buckets, pl_metrics_latency_nbuckets, NULL);
 	rc |= pl_metrics_gauge_fn(r, "parley_storage_file_bytes",
-	    "Size of the LMDB data file on disk.", v->data_file_bytes, v->arg, NULL);
+	    "Size of the LMDB data file on disk.", v->data_file_bytes, v->arg,
+	    NULL);
 	rc |= pl_metrics_counter_fn(r, "parley_log_lines_suppressed_total",
 	    "Repeated log lines folded into per-second summaries.",
 	    suppressed_lines, NULL, NULL);
 	return rc ? PL_ENOMEM : PL_OK;
 }
-

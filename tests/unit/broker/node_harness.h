@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Test harness: one real node in the test process (see node_harness.c). */
+/* Test harness: one real node in the test process, or parts of one (see
+ * node_harness.c). */
 #ifndef PARLEY_TESTS_NODE_HARNESS_H
 #define PARLEY_TESTS_NODE_HARNESS_H
 
@@ -7,6 +8,9 @@
 #include <stddef.h>
 
 typedef struct brk_node brk_node;
+typedef struct brk_conn_list brk_conn_list;
+typedef struct brk_key brk_key;
+struct event_base;
 
 extern brk_node *nh_node;
 
@@ -14,6 +18,10 @@ extern brk_node *nh_node;
 void nh_start(const char *max_channels);
 /* Starts a node with extra flags (argv style) on a temp data dir. */
 void nh_start_flags(const char *const *extra, int nextra);
+/* Without a node: the client side drives sockets of conns on base (both
+ * built by the test) and signs its tokens with key. */
+void
+nh_attach(struct event_base *base, brk_conn_list *conns, const brk_key *key);
 /* Destroys the node and removes its data dir. */
 void nh_stop(void);
 /* Runs a few non-blocking loop passes. */
