@@ -519,3 +519,39 @@ brk_channels_set_replication(brk_channels *cs, clu_replication *r)
 {
 	cs->repl = r;
 }
+
+/* ---- the presence hub's outputs ---- */
+
+static void
+presence_push(void *arg, void *to, const pl_slice *payload, size_t n)
+{
+	(void)arg;
+	brk_channel_push_slices(to, "presence_state", payload, n);
+}
+
+static size_t
+presence_broadcast(
+    void *arg, const char *topic, const char *payload, size_t len)
+{
+	return brk_router_local_broadcast(
+	    arg, topic, "presence_diff", payload, len);
+}
+
+static void
+presence_close(void *arg, uint64_t owner, const char *event)
+{
+	brk_channel *ch = brk_router_find_channel(arg, owner);
+
+	if (ch) {
+		brk_channel_close(ch, event);
+	}
+}
+
+void
+brk_channels_presence_env(brk_presence_env *env, brk_router *r)
+{
+	env->push = presence_push;
+	env->broadcast = presence_broadcast;
+	env->close = presence_close;
+	env->arg = r;
+}

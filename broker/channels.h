@@ -7,6 +7,7 @@
 #define PARLEY_BROKER_CHANNELS_H
 
 #include "broker/node.h"
+#include "broker/presence.h"
 
 typedef struct brk_channels brk_channels;
 typedef struct brk_router brk_router;
@@ -31,6 +32,12 @@ typedef struct brk_channels_deps {
 int brk_channels_create(brk_channels **out, const brk_channels_deps *d);
 /* After the router is gone (its channels hold the modules). */
 void brk_channels_destroy(brk_channels *cs);
+
+/* Points the presence hub's outputs at router r's channels: push
+ * presence_state to a channel, presence_diff to a topic's local
+ * subscribers, close a channel by its id. Sets env's push, broadcast,
+ * close and arg; the rest is the caller's. */
+void brk_channels_presence_env(brk_presence_env *env, brk_router *r);
 
 /* The comment replication service once the cluster runs; NULL (the
  * default, and before the cluster goes) publishes nothing. Borrowed. */

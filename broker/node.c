@@ -570,34 +570,6 @@ open_storage(brk_node *n, char *err, size_t errlen)
 
 /* ---- presence hub ---- */
 
-static void
-presence_push(void *arg, void *to, const pl_slice *payload, size_t n)
-{
-	(void)arg;
-	brk_channel_push_slices(to, "presence_state", payload, n);
-}
-
-static size_t
-presence_broadcast(
-    void *arg, const char *topic, const char *payload, size_t len)
-{
-	brk_node *n = arg;
-
-	return brk_router_local_broadcast(
-	    n->router, topic, "presence_diff", payload, len);
-}
-
-static void
-presence_close(void *arg, uint64_t owner, const char *event)
-{
-	brk_node *n = arg;
-	brk_channel *ch = brk_router_find_channel(n->router, owner);
-
-	if (ch) {
-		brk_channel_close(ch, event);
-	}
-}
-
 static int
 make_presence(brk_node *n)
 {
@@ -611,10 +583,7 @@ make_presence(brk_node *n)
 	env.vsn = pl_wall_ns() / 1000;
 	env.tick_ms = n->cfg->presence_tick_ms;
 	env.max_devices = n->cfg->max_devices;
-	env.push = presence_push;
-	env.broadcast = presence_broadcast;
-	env.close = presence_close;
-	env.arg = n;
+	brk_channels_presence_env(&env, n->router);
 	return brk_presence_create(&n->presence, &env);
 }
 

@@ -1,84 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Sockets and the router without a node: the test builds the loop, the
- * flags, the counters, a router with one channel module of its own and
- * the conn list with its hooks, and links none of broker/node.c, storage
- * or the cluster. Real WebSocket clients over socketpairs: upgrade, join,
- * events, refusals while the node would be draining, /readyz and the
+/* Sockets and the router without a node (parts_harness.c builds the loop,
+ * the flags, the counters, a router and the socket list with its hooks),
+ * with one channel module of the test's own; links none of broker/node.c,
+ * storage or the cluster. Real WebSocket clients over socketpairs: upgrade,
+ * join, events, refusals while the node would be draining, /readyz and the
  * counters a node exports. */
-#include "broker/auth.h"
-#include "broker/config.h"
-#include "broker/conn.h"
 #include "broker/router.h"
-#include "common/log.h"
-#include "common/metrics.h"
 #include "tests/unit/broker/node_harness.h"
+#include "tests/unit/broker/parts_harness.h"
 #include "tests/unit/test.h"
 
-#include <event2/event.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-/* ---- the parts a node would own ---- */
-
-static struct event_base *base;
-static struct event *flush_ev;
-static brk_config cfg;
-static pl_metrics *metrics;
-static brk_router *router;
-static brk_node_stats stats;
-static brk_conn_list conns;
-static const uint8_t secret[] = "conn-test-secret";
-static const brk_key key = { secret, sizeof(secret) - 1, NULL };
-static int accepting = 1, draining, terminated;
-
-static void
-want_flush(void *arg)
-{
-	(void)arg;
-	event_active(flush_ev, EV_TIMEOUT, 0);
-}
-
-static void
-on_flush(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	brk_conn_flush_all(arg);
-}
-
-static const struct brk_key *
-keys(void *arg, size_t *count)
-{
-	(void)arg;
-	*count = 1;
-	return &key;
-}
-
-static int
-is_accepting(void *arg)
-{
-	(void)arg;
-	return accepting;
-}
-
-static int
-is_draining(void *arg)
-{
-	(void)arg;
-	return draining;
-}
-
-static const char *
-readyz(void *arg, int *status)
-{
-	(void)arg;
-	*status = accepting ? 200 : 503;
-	return accepting ? "ready\n" : "draining\n";
-}
+static int terminated;
 
 /* ---- a channel module: room:<name> ---- */
 
@@ -107,8 +43,8 @@ room_in(brk_channel *ch, const char *event, json_t *payload, brk_reply *r)
 	text = json_dumps(payload, JSON_COMPACT);
 	brk_reply_ok(r, text);
 	free(text);
-	brk_router_broadcast(router, brk_channel_topic(ch), "said", said,
-	    strlen(said));
+	brk_router_broadcast(
+	    ph.router, brk_channel_topic(ch), "said", said, strlen(said));
 }
 
 static void
@@ -128,69 +64,11 @@ static const brk_channel_ops room_ops = {
 static void
 start(void)
 {
-	char err[256];
-	char *argv[] = { "--max-channels", "2", "--log-level", "error" };
-	brk_conn_env env;
+	char *argv[] = { "--max-channels", "2" };
 
-	pl_log_level = PL_LOG_ERR;
-	signal(SIGPIPE, SIG_IGN); /* as the node does: peers vanish */
-	memset(&stats, 0, sizeof(stats));
-	memset(&conns, 0, sizeof(conns));
-	accepting = 1;
-	draining = terminated = 0;
-	ASSERT_OK(brk_config_load(&cfg, 4, argv, err, sizeof(err)));
-	ASSERT_TRUE((base = event_base_new()) != NULL);
-	ASSERT_TRUE(
-	    (flush_ev = event_new(base, -1, 0, on_flush, &conns)) != NULL);
-	ASSERT_OK(pl_metrics_create(&metrics));
-	ASSERT_OK(brk_router_create(&router, metrics, 2));
-	ASSERT_OK(brk_router_register(router, &room_ops, NULL));
-	env = (brk_conn_env){ base, &cfg, &stats, router, want_flush, keys,
-		is_accepting, is_draining, readyz, NULL };
-	ASSERT_OK(brk_conn_list_init(&conns, &env));
-	nh_attach(base, &conns, &key);
-}
-
-static void
-stop(void)
-{
-	brk_conn_close_all(&conns, 1001, "bye");
-	nh_pump();
-	brk_conn_free_all(&conns);
-	brk_conn_list_fini(&conns);
-	brk_router_destroy(router);
-	pl_metrics_destroy(metrics);
-	event_free(flush_ev);
-	event_base_free(base);
-	brk_config_fini(&cfg);
-}
-
-/* A plain HTTP request on a new socket; returns the status code and leaves
- * the body (up to cap bytes) in body. */
-static int
-http(const char *request, char *body, size_t cap)
-{
-	int sv[2], status = 0;
-	char head[2048];
-	size_t len = 0, n = 0;
-
-	ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv));
-	ASSERT_OK(brk_conn_accept(&conns, sv[0], NULL, 0));
-	ASSERT_EQ(write(sv[1], request, strlen(request)),
-	    (ssize_t)strlen(request));
-	nh_pump();
-	while (len < 4 || memcmp(head + len - 4, "\r\n\r\n", 4) != 0) {
-		ASSERT_OK(nh_read(sv[1], head + len, 1));
-		ASSERT_TRUE(++len < sizeof(head));
-	}
-	head[len] = '\0';
-	ASSERT_EQ(sscanf(head, "HTTP/1.1 %d", &status), 1);
-	while (n + 1 < cap && nh_read(sv[1], body + n, 1) == 0) {
-		n++;
-	}
-	body[n] = '\0';
-	close(sv[1]);
-	return status;
+	terminated = 0;
+	ph_start(2, argv);
+	ASSERT_OK(brk_router_register(ph.router, &room_ops, NULL));
 }
 
 /* ---- tests ---- */
@@ -226,7 +104,7 @@ join_echo_broadcast_leave(void)
 	m = nh_expect(a, "room:x", "phx_reply", "error");
 	ASSERT_STREQ(nh_reason(m), "unknown event");
 	json_decref(m);
-	ASSERT_EQ(brk_router_channel_count(router), 2);
+	ASSERT_EQ(brk_router_channel_count(ph.router), 2);
 	/* A socket that goes away ends its channels. */
 	close(b);
 	for (int i = 0; i < 50 && terminated == 0; i++) {
@@ -234,13 +112,13 @@ join_echo_broadcast_leave(void)
 		usleep(1000);
 	}
 	ASSERT_EQ(terminated, 1);
-	ASSERT_EQ(brk_router_channel_count(router), 1);
-	ASSERT_EQ(stats.upgrades, 2);
-	ASSERT_EQ(stats.accepted, 2);
-	ASSERT_TRUE(stats.frames_in >= 4);
-	ASSERT_TRUE(stats.bytes_out > 0);
+	ASSERT_EQ(brk_router_channel_count(ph.router), 1);
+	ASSERT_EQ(ph.stats.upgrades, 2);
+	ASSERT_EQ(ph.stats.accepted, 2);
+	ASSERT_TRUE(ph.stats.frames_in >= 4);
+	ASSERT_TRUE(ph.stats.bytes_out > 0);
 	close(a);
-	stop();
+	ph_stop();
 }
 
 static void
@@ -269,7 +147,7 @@ refused_joins_and_limits(void)
 	ASSERT_TRUE(nh_reason(m) != NULL);
 	json_decref(m);
 	close(a);
-	stop();
+	ph_stop();
 }
 
 static void
@@ -278,30 +156,30 @@ hooks_decide_upgrades_and_readyz(void)
 	char body[256];
 
 	start();
-	ASSERT_EQ(http("GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n", body,
+	ASSERT_EQ(ph_http("GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n", body,
 		      sizeof(body)),
 	    200);
 	ASSERT_TRUE(strstr(body, "ready") != NULL);
 	/* The node would be draining: upgrades are refused, and counted
 	 * under that reason; /readyz says so; /healthz still answers. */
-	accepting = 0;
-	draining = 1;
-	ASSERT_EQ(http("GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: "
-		       "t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-		       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-		       "Sec-WebSocket-Version: 13\r\n\r\n",
+	ph.accepting = 0;
+	ph.draining = 1;
+	ASSERT_EQ(ph_http("GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: "
+			  "t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			  "Sec-WebSocket-Version: 13\r\n\r\n",
 		      body, sizeof(body)),
 	    503);
-	ASSERT_EQ(stats.refused_by[BRK_REFUSE_DRAINING], 1);
-	ASSERT_EQ(http("GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n", body,
+	ASSERT_EQ(ph.stats.refused_by[BRK_REFUSE_DRAINING], 1);
+	ASSERT_EQ(ph_http("GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n", body,
 		      sizeof(body)),
 	    503);
 	ASSERT_TRUE(strstr(body, "draining") != NULL);
-	ASSERT_EQ(http("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", body,
+	ASSERT_EQ(ph_http("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", body,
 		      sizeof(body)),
 	    200);
-	ASSERT_EQ(stats.upgrades, 0);
-	stop();
+	ASSERT_EQ(ph.stats.upgrades, 0);
+	ph_stop();
 }
 
 TEST_LIST{

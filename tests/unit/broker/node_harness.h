@@ -34,7 +34,10 @@ int nh_client(const char *user, const char *vsn);
 void nh_send(int fd, const char *s);
 /* The next text message as JSON (caller decrefs), NULL after 2 s. */
 json_t *nh_recv(int fd);
-/* Asserts the next V2 message's topic, event and (for replies) status. */
+/* Asserts the next V2 message's topic, event and (for replies) status.
+ * With nh_skip_presence set, presence_diff and presence_state messages
+ * before it are passed by unless they are what is asked for. */
+extern int nh_skip_presence;
 json_t *
 nh_expect(int fd, const char *topic, const char *event, const char *status);
 /* The reason of an error reply. */
