@@ -721,19 +721,14 @@ register_metrics(brk_admin *a)
 
 /* ---- create / destroy ---- */
 
-int
-brk_admin_create(brk_admin **out, brk_node *n, char *err, size_t errlen)
+static int
+build(brk_admin *a, brk_node *n, char *err, size_t errlen)
 {
 	const brk_config *cfg = brk_node_config(n);
-	brk_admin *a = calloc(1, sizeof(*a));
 	brk_httpd_opts o;
 	char msg[400], *tok = NULL;
 	int rc;
 
-	*out = a;
-	if (a == NULL) {
-		return PL_ENOMEM;
-	}
 	a->node = n;
 	if ((rc = read_token(cfg, &tok, msg, sizeof(msg))) != PL_OK) {
 		snprintf(err, errlen, "--admin-token-file: %s", msg);
@@ -768,6 +763,25 @@ brk_admin_create(brk_admin **out, brk_node *n, char *err, size_t errlen)
 		    "admin API on %s without a token (loopback only)",
 		    cfg->admin);
 	}
+	return PL_OK;
+}
+
+int
+brk_admin_create(brk_admin **out, brk_node *n, char *err, size_t errlen)
+{
+	brk_admin *a = calloc(1, sizeof(*a));
+	int rc;
+
+	*out = NULL;
+	if (a == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return PL_ENOMEM;
+	}
+	if ((rc = build(a, n, err, errlen)) != PL_OK) {
+		brk_admin_destroy(a);
+		return rc;
+	}
+	*out = a;
 	return PL_OK;
 }
 

@@ -90,7 +90,6 @@ serve(int argc, char **argv)
 			fprintf(
 			    stderr, "parley serve: cannot start: %s\n", err);
 		}
-		brk_node_destroy(n);
 		pl_log_close();
 		brk_config_fini(&cfg);
 		return 1;

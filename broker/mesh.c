@@ -406,20 +406,15 @@ start_replication(brk_mesh *m, const brk_config *cfg)
 	return clu_replication_create(&m->repl, &o);
 }
 
-int
-brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
+static int
+build(brk_mesh *m, brk_node *n, char *err, size_t errlen)
 {
 	const brk_config *cfg = brk_node_config(n);
 	struct timeval tv = { 0, CLU_CLUSTER_TICK_MS * 1000 };
 	clu_cluster_opts o;
 	char fp[BRK_FINGERPRINT_LEN + 1];
-	brk_mesh *m = calloc(1, sizeof(*m));
 	int rc;
 
-	*out = m;
-	if (m == NULL) {
-		return PL_ENOMEM;
-	}
 	m->node = n;
 	clu_cluster_opts_init(&o);
 	o.node_name = brk_node_name(n);
@@ -460,14 +455,35 @@ brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot watch the cluster fd");
 		return PL_EIO;
 	}
-	brk_router_set_forward(brk_node_router(n), forward, m);
 	if (register_metrics(m) != PL_OK) {
 		snprintf(err, errlen, "out of memory");
 		return PL_ENOMEM;
 	}
+	/* Last: nothing after it fails, so the router never holds a mesh
+	 * that a failed start has freed. */
+	brk_router_set_forward(brk_node_router(n), forward, m);
 	LOG_NOTICE("BRK-CLUSTER", "cluster bus on %s, advertised as %s%s%s",
 	    cfg->cluster_listen, clu_cluster_self_address(m->clu),
 	    cfg->join ? ", joining " : "", cfg->join ? cfg->join : "");
+	return PL_OK;
+}
+
+int
+brk_mesh_create(brk_mesh **out, brk_node *n, char *err, size_t errlen)
+{
+	brk_mesh *m = calloc(1, sizeof(*m));
+	int rc;
+
+	*out = NULL;
+	if (m == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return PL_ENOMEM;
+	}
+	if ((rc = build(m, n, err, errlen)) != PL_OK) {
+		brk_mesh_destroy(m);
+		return rc;
+	}
+	*out = m;
 	return PL_OK;
 }
 

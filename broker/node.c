@@ -814,17 +814,11 @@ make_firebase_sync(brk_node *n, char *err, size_t errlen)
 	return PL_OK;
 }
 
-int
-brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
+static int
+build(brk_node *n, const brk_config *cfg, char *err, size_t errlen)
 {
-	brk_node *n = calloc(1, sizeof(*n));
 	unsigned limit, window_ms;
 
-	if (n == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return PL_ENOMEM;
-	}
-	*out = n;
 	n->cfg = cfg;
 	if (check_addresses(cfg, err, errlen) != PL_OK) {
 		return PL_EINVAL;
@@ -900,6 +894,25 @@ brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
 	    "node %s serving WebSocket on %s, admin on %s, "
 	    "data in %s",
 	    n->name, cfg->listen, cfg->admin, cfg->data);
+	return PL_OK;
+}
+
+int
+brk_node_create(brk_node **out, const brk_config *cfg, char *err, size_t errlen)
+{
+	brk_node *n = calloc(1, sizeof(*n));
+	int rc;
+
+	*out = NULL;
+	if (n == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return PL_ENOMEM;
+	}
+	if ((rc = build(n, cfg, err, errlen)) != PL_OK) {
+		brk_node_destroy(n);
+		return rc;
+	}
+	*out = n;
 	return PL_OK;
 }
 

@@ -339,10 +339,13 @@ clu_presence_create(clu_presence **out, const char *node, uint64_t vsn,
     clu_presence_diff_fn on_diff, void *arg)
 {
 	size_t len = node != NULL ? strlen(node) : 0;
+	clu_presence *p;
+
+	*out = NULL;
 	if (len == 0 || len > PRO_PRESENCE_MAX_NAME) {
 		return PL_EINVAL;
 	}
-	clu_presence *p = calloc(1, sizeof(*p));
+	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
 		return PL_ENOMEM;
 	}

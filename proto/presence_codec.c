@@ -85,10 +85,13 @@ grow(void **arr, size_t *cap, size_t n, size_t elem)
 int
 pro_presence_msg_create(pro_presence_msg **out, pro_presence_kind kind)
 {
+	pro_presence_msg *m;
+
+	*out = NULL;
 	if (kind < PRO_PRESENCE_DELTA || kind > PRO_PRESENCE_CLOCKS) {
 		return PL_EINVAL;
 	}
-	pro_presence_msg *m = calloc(1, sizeof(*m));
+	m = calloc(1, sizeof(*m));
 	if (m == NULL) {
 		return PL_ENOMEM;
 	}
