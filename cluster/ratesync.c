@@ -5,18 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/resend.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "proto/ratecount.h"
 
 enum { RATE_COUNTS = CLU_KINDS_RATELIMIT };
-
-/* A member turns alive once any peer vouches for it, possibly before the
- * bus has a pipe to it, so the counts sent at that moment may miss it:
- * they are sent again after these delays (ms), as long as no newer member
- * restarts the series. */
-static const uint64_t resend_after[] = { 1000, 4000 };
-#define RESENDS (sizeof(resend_after) / sizeof(resend_after[0]))
 
 struct clu_ratesync {
 	clu_cluster *clu;
@@ -26,9 +20,7 @@ struct clu_ratesync {
 	char **strs;          /* their strings (action, user pairs) */
 	size_t n, cap;
 	pro_wire_buf buf;
-	uint64_t now;       /* last tick */
-	uint64_t resend_at; /* next repeat of all counts */
-	size_t resends;     /* repeats done of the current series */
+	clu_resend resend; /* all counts again after a member turns alive */
 	clu_ratesync_stats st;
 };
 
@@ -106,13 +98,9 @@ on_tick(void *arg, uint64_t now)
 {
 	clu_ratesync *s = arg;
 
-	s->now = now;
-	if (s->resends < RESENDS && now >= s->resend_at) {
+	if (clu_resend_due(&s->resend, now)) {
 		s->st.resends++;
 		send_all(s);
-		if (++s->resends < RESENDS) {
-			s->resend_at = now + resend_after[s->resends];
-		}
 		return;
 	}
 	clu_ratesync_flush(s);
@@ -167,8 +155,7 @@ on_member_change(void *arg, const char *name, clu_status old, clu_status st)
 	(void)old;
 	if (st == CLU_ALIVE) {
 		send_all(s);
-		s->resends = 0;
-		s->resend_at = s->now + resend_after[0];
+		clu_resend_member_alive(&s->resend);
 	}
 }
 
@@ -199,7 +186,6 @@ clu_ratesync_create(clu_ratesync **out, clu_cluster *c, uint32_t window_ms,
 	s->clu = c;
 	s->window_ms = window_ms;
 	s->ops = *ops;
-	s->resends = RESENDS; /* no series until a member turns alive */
 	if ((rc = clu_cluster_add_service(c, &ratesync_ops, s)) != PL_OK) {
 		free(s);
 		return rc;

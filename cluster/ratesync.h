@@ -3,7 +3,8 @@
  * (action, user) in the current window travel to every other node as soon
  * as they change (one message per burst, proto/ratecount), and all of the
  * current window's whenever a member turns alive (a new, restarted or
- * healed node) and again 1 s and 5 s later (it may have had no pipe yet);
+ * healed node) and again 1 s and 5 s later (cluster/resend.h: it may have
+ * had no pipe yet);
  * counts received are merged into the local limiter. The limiter itself stays in
  * the broker; this service only carries counts, through two callbacks.
  * Loop thread only. */

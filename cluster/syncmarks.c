@@ -4,6 +4,7 @@
 #include "cluster/syncmarks.h"
 
 #include "cluster/cluster.h"
+#include "cluster/resend.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -34,6 +35,7 @@ struct clu_syncmarks {
 	char leader[PRO_WIRE_NAME_MAX + 1];
 	bool has_leader;
 	uint64_t last_full_ms, last_parked_ms;
+	clu_resend resend; /* everything again after a member turns alive */
 };
 
 static bool
@@ -379,6 +381,7 @@ on_member_change(void *arg, const char *name, clu_status old, clu_status st)
 		 * it. */
 		send_all_marks(s, name);
 		send_all_parked(s, name);
+		clu_resend_member_alive(&s->resend);
 	}
 }
 
@@ -399,6 +402,12 @@ on_tick(void *arg, uint64_t now_ms)
 {
 	clu_syncmarks *s = arg;
 
+	if (clu_resend_due(&s->resend, now_ms)) {
+		s->last_full_ms = s->last_parked_ms = now_ms;
+		send_all_marks(s, NULL);
+		send_all_parked(s, NULL);
+		return;
+	}
 	if (now_ms - s->last_full_ms >= CLU_SYNCMARKS_FULL_MS) {
 		s->last_full_ms = now_ms;
 		send_all_marks(s, NULL);

@@ -9,7 +9,8 @@
  * highest gen. The leader raises marks and parks; every change goes to every
  * peer at once, the whole state every CLU_SYNCMARKS_FULL_MS (parked entries
  * every CLU_SYNCMARKS_PARKED_MS) in case a message was lost, and to a member
- * that turns alive. So a new leader resumes from the marks the old one
+ * that turns alive, then to all 1 s and 5 s later (cluster/resend.h: it
+ * may have had no pipe yet). So a new leader resumes from the marks the old one
  * reached, re-sending at most what was in flight, and knows its parked
  * comments. This module keeps the state in memory and says what changed;
  * the broker persists it (broker/fbsync). Loop thread only. */
