@@ -14,8 +14,8 @@
 
 #include "broker/config.h"
 #include "broker/conn_int.h"
-#include "common/clock.h"
 #include "broker/router.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/sbuf.h"

@@ -16,9 +16,9 @@
 #define CLU_RESEND_SECOND_MS 5000u /* likewise */
 
 typedef struct clu_resend {
-	uint64_t now;   /* the caller's clock at its last tick */
-	uint64_t at;    /* next repeat due */
-	unsigned done;  /* repeats made of the current series */
+	uint64_t now;  /* the caller's clock at its last tick */
+	uint64_t at;   /* next repeat due */
+	unsigned done; /* repeats made of the current series */
 	bool active;
 } clu_resend;
 
